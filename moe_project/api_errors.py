@@ -1,0 +1,105 @@
+"""Every API error as ``{"error": {"code", "message", "fields"}}`` with a 4xx status.
+
+DRF's exceptions, Django's 404 and permission errors and oversized bodies all pass through
+:func:`exception_handler`; :func:`error_response` builds the same shape for errors a view
+raises itself.
+"""
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+_CODES = {
+    400: "invalid_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class APIError(exceptions.APIException):
+    """An error with an explicit code, message and per-field details."""
+
+    def __init__(self, code: str, message: str, fields: dict | None = None, status_code: int = 400):
+        self.status_code = status_code
+        self.code = code
+        self.fields = fields or {}
+        super().__init__(detail=message, code=code)
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def error_response(code: str, message: str, fields: dict | None = None, status_code: int = 400):
+    return Response(error_body(code, message, fields), status=status_code)
+
+
+def _flatten(detail) -> dict:
+    """DRF validation detail -> {"field.sub": ["message", ...]} with plain strings."""
+    out: dict = {}
+
+    def walk(value, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(sub, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(value, list) and value and all(isinstance(v, (dict, list)) for v in value):
+            for i, sub in enumerate(value):
+                if sub:
+                    walk(sub, f"{prefix}[{i}]")
+        elif isinstance(value, list):
+            out.setdefault(prefix or "non_field_errors", []).extend(str(v) for v in value)
+        else:
+            out.setdefault(prefix or "non_field_errors", []).append(str(value))
+
+    walk(detail, "")
+    return out
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, APIError):
+        return error_response(exc.code, str(exc.detail), exc.fields, exc.status_code)
+    if isinstance(exc, Http404):
+        return error_response("not_found", str(exc) or "Not found.", status_code=404)
+    if isinstance(exc, PermissionDenied):
+        return error_response("permission_denied", str(exc) or "Permission denied.", None, 403)
+    if isinstance(exc, RequestDataTooBig):
+        return error_response("payload_too_large", "Request body is too large.", None, 413)
+    if isinstance(exc, SuspiciousOperation):
+        return error_response("invalid_request", str(exc), None, 400)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first = next(iter(fields), "")
+        message = f"Invalid input: {first}: {fields[first][0]}" if first else "Invalid input."
+        return error_response("validation_error", message, fields, 400)
+    if isinstance(exc, exceptions.ParseError):
+        return error_response("invalid_json", str(exc.detail), {"body": [str(exc.detail)]}, 400)
+    if isinstance(exc, exceptions.APIException):
+        code = _CODES.get(exc.status_code, "error")
+        response = error_response(code, str(exc.detail), None, exc.status_code)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            response["Retry-After"] = str(int(exc.wait))
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            response["WWW-Authenticate"] = auth_header
+        return response
+    return None
+
+
+def json_not_found(request, exception=None):
+    """handler404: JSON for API paths, so a client never gets an HTML page."""
+    return JsonResponse(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)
+
+
+def json_server_error(request):
+    return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+
+
+def json_bad_request(request, exception=None):
+    return JsonResponse(error_body("invalid_request", "Bad request."), status=400)

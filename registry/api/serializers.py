@@ -1,0 +1,228 @@
+"""Serializers of the registry API: the register body, a service with its live state, errors.
+
+Input fields are strict about JSON types (DRF's defaults would turn ``123`` into ``"123"`` and
+``"5"`` into ``5``): a client sending the wrong type gets a 400 naming the field.
+"""
+
+import math
+from collections.abc import Mapping
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry import constants
+from registry.choices import ServiceHealth, ServiceStatus, ServiceType
+from registry.models import Service
+from registry.validators import (
+    validate_capability_name,
+    validate_endpoint,
+    validate_health_path,
+    validate_metadata,
+    validate_service_id,
+    validate_weight,
+)
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    default_error_messages = {"invalid": "Must be a finite number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+            self.fail("invalid")
+        return float(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.JSONField):
+    """Any JSON on the wire (validators restrict it); documented as an object."""
+
+
+class ServiceRegisterSerializer(serializers.Serializer):
+    """Body of ``POST /api/v1/services/register``; unknown fields are refused."""
+
+    service_id = StrictCharField(
+        max_length=constants.SERVICE_ID_MAX_LENGTH,
+        validators=[validate_service_id],
+        help_text="Slug identifying the service; registering an existing id updates it.",
+    )
+    service_type = StrictChoiceField(choices=ServiceType.choices)
+    endpoint = StrictCharField(
+        max_length=constants.ENDPOINT_MAX_LENGTH,
+        validators=[validate_endpoint],
+        help_text="http(s) base URL on a host in the endpoint allow-list.",
+    )
+    capabilities = serializers.ListField(
+        child=StrictCharField(
+            max_length=constants.CAPABILITY_NAME_MAX_LENGTH,
+            validators=[validate_capability_name],
+        ),
+        allow_empty=True,
+        max_length=constants.MAX_CAPABILITIES_PER_SERVICE,
+        help_text="Capability names (slugs); unknown ones are created.",
+    )
+    max_capacity = StrictIntegerField(min_value=1, max_value=constants.MAX_CAPACITY_LIMIT)
+    weight = StrictFloatField(
+        required=False,
+        validators=[validate_weight],
+        help_text="Relative share of traffic, > 0 (default 1.0; kept on update when omitted).",
+    )
+    health_path = StrictCharField(
+        required=False,
+        max_length=constants.HEALTH_PATH_MAX_LENGTH,
+        validators=[validate_health_path],
+        help_text='Path probed for health, starting with "/" (default "/health").',
+    )
+    metadata = JSONObjectField(
+        required=False,
+        validators=[validate_metadata],
+        help_text=f"A JSON object of at most {constants.METADATA_MAX_BYTES} bytes.",
+    )
+
+    def validate_empty_values(self, data):
+        if data is None:  # a JSON null body
+            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_capabilities(self, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
+class LiveStateSerializer(serializers.Serializer):
+    """A service's live state as the router sees it now (not stored in the database)."""
+
+    load = serializers.FloatField(help_text="in_flight / max_capacity")
+    in_flight = serializers.IntegerField()
+    ewma_latency_ms = serializers.FloatField()
+    error_rate = serializers.FloatField()
+    breaker_state = serializers.CharField()
+    anomaly = serializers.FloatField()
+
+
+IDLE_LIVE_STATE = {
+    "in_flight": 0,
+    "ewma_latency_ms": 0.0,
+    "error_rate": 0.0,
+    "breaker_state": "closed",
+    "anomaly": 0.0,
+}
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    """A registered service; ``live`` comes from the ``live_states`` context entry."""
+
+    capabilities = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    service_type = serializers.ChoiceField(choices=ServiceType.choices, read_only=True)
+    status = serializers.ChoiceField(choices=ServiceStatus.choices, read_only=True)
+    health = serializers.ChoiceField(choices=ServiceHealth.choices, read_only=True)
+    metadata = serializers.DictField(read_only=True)
+    live = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Service
+        fields = [
+            "service_id",
+            "service_type",
+            "endpoint",
+            "capabilities",
+            "max_capacity",
+            "weight",
+            "status",
+            "health",
+            "health_path",
+            "metadata",
+            "created_at",
+            "updated_at",
+            "last_seen",
+            "live",
+        ]
+        read_only_fields = fields
+
+    @staticmethod
+    def live_context(services) -> dict:
+        """Context with every service's live state, fetched in one call."""
+        from routing.runtime import live_states
+
+        return {"live_states": live_states([s.service_id for s in services])}
+
+    @extend_schema_field(LiveStateSerializer)
+    def get_live(self, service: Service) -> dict:
+        state = {
+            **IDLE_LIVE_STATE,
+            **self.context.get("live_states", {}).get(service.service_id, {}),
+        }
+        return {"load": state["in_flight"] / service.max_capacity, **state}
+
+
+class ServiceListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = ServiceSerializer(many=True)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Offending field name -> messages ('body' for the body as a whole).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error JSON every API error uses."""
+
+    error = ErrorDetailSerializer()
+
+
+class ServiceFilterSerializer(serializers.Serializer):
+    """Query parameters of ``GET /api/v1/services``."""
+
+    status = serializers.ChoiceField(choices=ServiceStatus.choices, required=False)
+    service_type = serializers.ChoiceField(choices=ServiceType.choices, required=False)
+    capability = serializers.CharField(
+        required=False, max_length=constants.CAPABILITY_NAME_MAX_LENGTH
+    )
+
+    def filter(self, queryset):
+        """Apply the validated filters to a Service queryset."""
+        data = self.validated_data
+        if "status" in data:
+            queryset = queryset.filter(status=data["status"])
+        if "service_type" in data:
+            queryset = queryset.filter(service_type=data["service_type"])
+        if "capability" in data:
+            queryset = queryset.filter(capabilities__name=data["capability"])
+        return queryset

@@ -1,0 +1,20 @@
+"""Routing API URLs (under /api/v1/)."""
+
+from django.urls import path
+
+from routing.api import views
+
+urlpatterns = [
+    path("route", views.RouteView.as_view(), name="route"),
+    path("route/batch", views.RouteBatchView.as_view(), name="route-batch"),
+    path("route/<str:request_id>/outcome", views.OutcomeView.as_view(), name="route-outcome"),
+    path("strategy/override", views.OverrideListView.as_view(), name="override-list"),
+    path(
+        "strategy/override/<int:override_id>",
+        views.OverrideDetailView.as_view(),
+        name="override-detail",
+    ),
+    path("metrics", views.MetricsView.as_view(), name="metrics-json"),
+    path("demo/smart_routing", views.DemoView.as_view(), name="demo-smart-routing"),
+    path("ping", views.ping, name="ping"),
+]

@@ -1,0 +1,187 @@
+"""Routing API views: thin; validation in routing.validation, work in routing.runtime."""
+
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+
+from moe_project.api_errors import APIError
+from registry.permissions import IsOperator
+from routing import services
+from routing.api.serializers import (
+    OutcomeSerializer,
+    OverrideCreateSerializer,
+    OverrideSerializer,
+)
+from routing.demo import run_demo
+from routing.forwarding import forward
+from routing.models import StrategyOverride
+from routing.runtime import Routed, get_router
+from routing.validation import parse_batch_body, parse_route_body
+
+# The hot endpoints trust the signed token's claims instead of loading the user row, so a
+# routed request costs no database query (a disabled user's token works until it expires).
+HOT_PATH_AUTH = [JWTStatelessUserAuthentication, SessionAuthentication]
+
+
+def route_response(routed: Routed, requested: str) -> dict:
+    d = routed.decision
+    body = {
+        "request_id": routed.request_id,
+        "selected_services": list(d.selected),
+        "routing_strategy": d.strategy,
+        "requested_strategy": requested,
+        "scores": {k: round(float(v), 6) for k, v in d.scores.items()},
+        "confidence": round(float(d.confidence), 6),
+        "reason": d.reason,
+        "latency_ms": round(d.latency_ms, 4),
+    }
+    if routed.override_id is not None:
+        body["override_id"] = routed.override_id
+    if d.no_eligible_service:
+        body["error"] = {
+            "code": "no_eligible_service",
+            "message": d.reason or "No service can take this request.",
+            "fields": {},
+        }
+    return body
+
+
+def _requested(strategy):
+    from django.conf import settings
+
+    return strategy or settings.MOE_DEFAULT_STRATEGY
+
+
+class RouteView(APIView):
+    """Route one request (optionally forwarding it to the chosen service)."""
+
+    authentication_classes = HOT_PATH_AUTH
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        inp = parse_route_body(request.data)
+        router = get_router()
+        routed = router.route(inp.request, inp.strategy, inp.top_k)
+        body = route_response(routed, _requested(inp.strategy))
+        if routed.decision.no_eligible_service:
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if inp.forward:
+            body["forwarded"] = forward(router, routed, inp.request.payload)
+        return Response(body)
+
+
+class RouteBatchView(APIView):
+    """Route many requests in one call (vectorised); the item limit is MOE_BATCH_MAX_ITEMS."""
+
+    authentication_classes = HOT_PATH_AUTH
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        inp = parse_batch_body(request.data)
+        routed = get_router().route_batch(inp.requests, inp.strategy, inp.top_k)
+        requested = _requested(inp.strategy)
+        results = [route_response(r, requested) for r in routed]
+        return Response({"results": results, "count": len(results)})
+
+
+class OutcomeView(APIView):
+    """The caller reports how the chosen service did."""
+
+    authentication_classes = HOT_PATH_AUTH
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=OutcomeSerializer, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request, request_id: str):
+        serializer = OutcomeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = get_router().report_outcome(
+            request_id,
+            data["service_id"],
+            data["success"],
+            data.get("latency_ms"),
+            data.get("status_code"),
+        )
+        return Response(result)
+
+
+class OverrideListView(APIView):
+    """GET: active overrides (any client). POST: pin a strategy (operators)."""
+
+    def get_permissions(self):
+        return [IsOperator()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(responses={200: OverrideSerializer(many=True)})
+    def get(self, request):
+        overrides = StrategyOverride.objects.active()
+        return Response({"results": OverrideSerializer(overrides, many=True).data})
+
+    @extend_schema(request=OverrideCreateSerializer, responses={201: OverrideSerializer})
+    def post(self, request):
+        serializer = OverrideCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        override = services.create_override(**serializer.validated_data, user=request.user)
+        get_router().mark_stale()
+        return Response(OverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+
+class OverrideDetailView(APIView):
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, override_id: int):
+        try:
+            services.end_override(override_id)
+        except StrategyOverride.DoesNotExist:
+            raise APIError(
+                "not_found", f"No active override with id {override_id}.", None, 404
+            ) from None
+        get_router().mark_stale()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MetricsView(APIView):
+    """Fleet-wide routing summary: totals, per strategy/service, latency, load balance."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        router = get_router()
+        snapshot = router.snapshot()
+        live = router.live_states(list(snapshot.service_ids))
+        summary = router.metrics.summary(snapshot, live)
+        summary["registry_version"] = snapshot.version
+        summary["gate_version"] = router.gate_version
+        return Response(summary)
+
+
+class DemoView(APIView):
+    """A sample workload through every strategy, compared side by side (nothing recorded)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("complexity", str, enum=["simple", "medium", "complex"]),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        complexity = request.query_params.get("complexity", "medium")
+        if complexity not in ("simple", "medium", "complex"):
+            raise APIError(
+                "validation_error",
+                "Invalid input: complexity: must be simple, medium or complex.",
+                {"complexity": ["Must be one of: simple, medium, complex."]},
+            )
+        return Response(run_demo(get_router(), complexity))
+
+
+def ping(request):
+    """A trivial JSON view: the HTTP benchmark's baseline on the same server."""
+    return JsonResponse({"ok": True})

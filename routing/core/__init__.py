@@ -1,0 +1,1 @@
+"""The routing core: pure Python + numpy + torch. No Django, no database, no network."""

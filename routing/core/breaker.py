@@ -1,0 +1,240 @@
+"""Circuit breaker: a pure, serialisable state machine (closed -> open -> half-open -> closed).
+
+Every transition is a pure function of ``(record, event, now, config)`` returning a new frozen
+:class:`BreakerRecord`, so the local state store and a Redis backend (which keeps the record as
+JSON next to the service's other live state) run exactly the same rules. The clock is always
+passed in; nothing here reads the time. Semantics and a comparison with resilience4j and Envoy
+outlier detection are in ``docs/BREAKER.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from routing.core.types import BreakerState
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """When a breaker opens, how long it stays open and how it probes its way back."""
+
+    # Open after this many failures in a row (Envoy consecutive_5xx defaults to 5).
+    consecutive_failures: int = 5
+    # Count-based sliding window of the last N results (resilience4j slidingWindowSize).
+    window_size: int = 20
+    # Open when failures / results in the window reaches this (resilience4j: 50%) ...
+    failure_rate_threshold: float = 0.5
+    # ... but only once the window holds at least this many results (minimumNumberOfCalls).
+    minimum_calls: int = 10
+    # First opening lasts base_open_s; each further opening in a row multiplies it, capped.
+    base_open_s: float = 5.0
+    backoff_multiplier: float = 2.0
+    max_open_s: float = 300.0
+    # Half-open: at most this many probes in flight; this many successes close the breaker.
+    half_open_max_probes: int = 3
+    successes_to_close: int = 2
+    # A probe whose outcome never arrives frees its slot after this long.
+    probe_timeout_s: float = 30.0
+    # After staying closed this long, the next opening starts again from base_open_s.
+    backoff_reset_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.consecutive_failures < 1 or self.window_size < 1 or self.minimum_calls < 1:
+            raise ValueError("breaker thresholds and window sizes must be >= 1")
+        if not 0.0 < self.failure_rate_threshold <= 1.0:
+            raise ValueError("failure_rate_threshold must be in (0, 1]")
+        if self.base_open_s <= 0 or self.max_open_s < self.base_open_s:
+            raise ValueError("need 0 < base_open_s <= max_open_s")
+        if self.backoff_multiplier < 1.0:
+            raise ValueError("backoff_multiplier must be >= 1")
+        if self.half_open_max_probes < 1 or self.successes_to_close < 1:
+            raise ValueError("half_open_max_probes and successes_to_close must be >= 1")
+
+    def open_duration(self, open_count: int) -> float:
+        """How long the ``open_count``-th opening in a row lasts."""
+        return min(self.max_open_s, self.base_open_s * self.backoff_multiplier ** (open_count - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerRecord:
+    """Everything a breaker remembers. JSON-safe through :meth:`to_dict` / :meth:`from_dict`.
+
+    ``window`` holds the last results while closed, oldest first (1 = failure, 0 = success).
+    """
+
+    state: BreakerState = BreakerState.CLOSED
+    consecutive_failures: int = 0
+    window: tuple[int, ...] = ()
+    open_count: int = 0  # openings in a row; drives the backoff
+    open_until: float = 0.0
+    closed_at: float = 0.0
+    probes_in_flight: int = 0
+    probe_successes: int = 0
+    last_probe_at: float = 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        return sum(self.window) / len(self.window) if self.window else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self.consecutive_failures,
+            "window": list(self.window),
+            "open_count": self.open_count,
+            "open_until": self.open_until,
+            "closed_at": self.closed_at,
+            "probes_in_flight": self.probes_in_flight,
+            "probe_successes": self.probe_successes,
+            "last_probe_at": self.last_probe_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BreakerRecord:
+        return cls(
+            state=BreakerState(data.get("state", BreakerState.CLOSED.value)),
+            consecutive_failures=int(data.get("consecutive_failures", 0)),
+            window=tuple(int(bool(v)) for v in data.get("window", ())),
+            open_count=int(data.get("open_count", 0)),
+            open_until=float(data.get("open_until", 0.0)),
+            closed_at=float(data.get("closed_at", 0.0)),
+            probes_in_flight=int(data.get("probes_in_flight", 0)),
+            probe_successes=int(data.get("probe_successes", 0)),
+            last_probe_at=float(data.get("last_probe_at", 0.0)),
+        )
+
+
+CLOSED_RECORD = BreakerRecord()
+
+
+def _open(record: BreakerRecord, now: float, config: BreakerConfig) -> BreakerRecord:
+    # Backoff grows only for openings "in a row": a long quiet spell closed resets it.
+    in_a_row = record.state is BreakerState.HALF_OPEN or (
+        now - record.closed_at < config.backoff_reset_s
+    )
+    open_count = record.open_count + 1 if in_a_row else 1
+    return BreakerRecord(
+        state=BreakerState.OPEN,
+        open_count=open_count,
+        open_until=now + config.open_duration(open_count),
+        closed_at=record.closed_at,
+    )
+
+
+def _close(record: BreakerRecord, now: float) -> BreakerRecord:
+    return BreakerRecord(state=BreakerState.CLOSED, open_count=record.open_count, closed_at=now)
+
+
+def on_result(
+    record: BreakerRecord, success: bool, now: float, config: BreakerConfig
+) -> BreakerRecord:
+    """A call to the service finished; returns the record after counting it."""
+    if record.state is BreakerState.CLOSED:
+        window = (*record.window, 0 if success else 1)[-config.window_size :]
+        consecutive = 0 if success else record.consecutive_failures + 1
+        failures = sum(window)
+        if consecutive >= config.consecutive_failures or (
+            len(window) >= config.minimum_calls
+            and failures >= config.failure_rate_threshold * len(window)
+        ):
+            return _open(record, now, config)
+        return replace(record, window=window, consecutive_failures=consecutive)
+    if record.state is BreakerState.HALF_OPEN:
+        if not success:
+            return _open(record, now, config)
+        successes = record.probe_successes + 1
+        if successes >= config.successes_to_close:
+            return _close(record, now)
+        return replace(
+            record,
+            probe_successes=successes,
+            probes_in_flight=max(0, record.probes_in_flight - 1),
+        )
+    # Open: a late result from a call routed before the breaker opened changes nothing.
+    return record
+
+
+def allows(record: BreakerRecord, now: float, config: BreakerConfig) -> bool:
+    """Whether a request may be routed to the service now."""
+    if record.state is BreakerState.CLOSED:
+        return True
+    if record.state is BreakerState.OPEN:
+        return now >= record.open_until
+    return (
+        record.probes_in_flight < config.half_open_max_probes
+        or now - record.last_probe_at >= config.probe_timeout_s
+    )
+
+
+def on_dispatch(record: BreakerRecord, now: float, config: BreakerConfig) -> BreakerRecord:
+    """A request was routed to the service. An open breaker past its deadline turns half-open
+    and this request is its first probe; in half-open every dispatch uses a probe slot."""
+    if record.state is BreakerState.CLOSED:
+        return record
+    if record.state is BreakerState.OPEN:
+        if now < record.open_until:
+            return record
+        return BreakerRecord(
+            state=BreakerState.HALF_OPEN,
+            open_count=record.open_count,
+            open_until=record.open_until,
+            closed_at=record.closed_at,
+            probes_in_flight=1,
+            last_probe_at=now,
+        )
+    stale = now - record.last_probe_at >= config.probe_timeout_s
+    in_flight = 1 if stale else record.probes_in_flight + 1
+    return replace(record, probes_in_flight=in_flight, last_probe_at=now)
+
+
+def force(record: BreakerRecord, state: BreakerState, now: float, config: BreakerConfig):
+    """Put a breaker into ``state`` by hand (operators, tests)."""
+    if state is BreakerState.CLOSED:
+        return _close(record, now)
+    if state is BreakerState.OPEN:
+        return _open(record, now, config)
+    return BreakerRecord(
+        state=BreakerState.HALF_OPEN,
+        open_count=record.open_count,
+        open_until=now,
+        closed_at=record.closed_at,
+        last_probe_at=now,
+    )
+
+
+class CircuitBreaker:
+    """Convenience wrapper: one mutable breaker over the pure functions, with its own clock.
+
+    Not thread-safe on its own; the state stores hold their lock around it.
+    """
+
+    def __init__(
+        self,
+        config: BreakerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        record: BreakerRecord = CLOSED_RECORD,
+    ) -> None:
+        self.config = config or BreakerConfig()
+        self.clock = clock
+        self.record = record
+
+    @property
+    def state(self) -> BreakerState:
+        return self.record.state
+
+    def allows(self) -> bool:
+        return allows(self.record, self.clock(), self.config)
+
+    def dispatch(self) -> BreakerState:
+        self.record = on_dispatch(self.record, self.clock(), self.config)
+        return self.record.state
+
+    def result(self, success: bool) -> BreakerState:
+        self.record = on_result(self.record, success, self.clock(), self.config)
+        return self.record.state
+
+    def force(self, state: BreakerState) -> None:
+        self.record = force(self.record, state, self.clock(), self.config)

@@ -1,0 +1,310 @@
+"""The routing engine: eligibility -> strategy -> Decision, for one request or a batch.
+
+The engine is pure: the caller brings the fleet snapshot and the live view, and records the
+decision (in-flight, history) itself. Per-snapshot work (hash ring, capability masks, the
+gate's service side) is cached on the snapshot instance, so a new registry version starts
+fresh and an unchanged one pays nothing.
+
+Eligibility (every strategy): status active, health not unhealthy, breaker allows, in-flight
+below max capacity, every required capability offered. With nothing eligible the Decision has
+``no_eligible_service=True`` and a reason that counts why; the engine never raises for that
+and never picks at random.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from routing.core.features import featurize
+from routing.core.fleet import PreparedFleet, memo
+from routing.core.gate import Gate, GateConfig, GateScorer, gate_from_bytes
+from routing.core.policy import StrategyPolicy, fleet_context, policy_from_bytes, rule_choice
+from routing.core.strategies import (
+    STRATEGIES,
+    BatchContext,
+    Choice,
+    RouteContext,
+    Strategy,
+    get_strategy,
+)
+from routing.core.types import (
+    Decision,
+    FleetSnapshot,
+    Health,
+    LiveView,
+    RouteRequest,
+    ServiceStatus,
+)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    default_top_k: int = 2
+    max_top_k: int = 8
+    # Switch capacity factor: a service may take this multiple of its fair share of the load.
+    capacity_factor: float = 1.25
+    # Bounded-load consistent hashing: no service above ceil((1 + eps) * average load).
+    hash_eps: float = 0.25
+    hash_vnodes: int = 100
+    # Seed of the power-of-two RNG; None seeds from the OS.
+    p2c_seed: int | None = None
+    device: str = "cpu"
+    # tda_aware: request anomaly at or above this gets redundancy (k >= 2); services at or
+    # above tda_avoid_threshold are avoided while any other is eligible.
+    tda_request_threshold: float = 0.5
+    tda_avoid_threshold: float = 0.8
+    tda_penalty: float = 2.0
+    # adaptive: below this policy confidence, the rules decide.
+    policy_confidence_threshold: float = 0.5
+    gate_config: GateConfig = field(default_factory=GateConfig)
+
+    def __post_init__(self) -> None:
+        if self.default_top_k < 1 or self.max_top_k < self.default_top_k:
+            raise ValueError("need 1 <= default_top_k <= max_top_k")
+        if self.capacity_factor < 1.0:
+            raise ValueError("capacity_factor must be >= 1")
+        if self.hash_eps <= 0:
+            raise ValueError("hash_eps must be > 0")
+
+
+class RoutingEngine:
+    """Routes requests over a fleet snapshot. Safe to share between threads."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        gate: Gate | None = None,
+        policy: StrategyPolicy | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.gate = gate if gate is not None else Gate(self.config.gate_config, self.config.device)
+        self.gate.eval()
+        self.gate_trained = gate is not None
+        self.policy = policy
+        # Set by the caller (the Django side) to the active model versions' ids.
+        self.gate_version: int | str | None = None
+        self.policy_version: int | str | None = None
+        self.rng = random.Random(self.config.p2c_seed)
+        self._strategies: dict[str, Strategy] = {n: cls(self) for n, cls in STRATEGIES.items()}
+
+    # -- models ----------------------------------------------------------------------------
+
+    def load_gate(self, blob: bytes, version: int | str | None = None) -> None:
+        self.set_gate(gate_from_bytes(blob, device=self.config.device), version)
+
+    def set_gate(self, gate: Gate, version: int | str | None = None) -> None:
+        gate.eval()
+        self.gate = gate  # scorers are cached per gate instance, so this swaps atomically
+        self.gate_trained = True
+        self.gate_version = version if version is not None else self.gate_version
+
+    def load_policy(self, blob: bytes, version: int | str | None = None) -> None:
+        self.set_policy(policy_from_bytes(blob, device=self.config.device), version)
+
+    def set_policy(self, policy: StrategyPolicy | None, version: int | str | None = None) -> None:
+        self.policy = policy
+        self.policy_version = version if version is not None else self.policy_version
+
+    def gate_scorer(self, fleet: PreparedFleet) -> GateScorer:
+        gate = self.gate
+        cached = memo(fleet.snapshot, ("gate", id(gate)), lambda: (gate, gate.scorer(fleet.snapshot)))
+        if cached[0] is not gate:  # an id reused by a new gate: rebuild
+            cached = (gate, gate.scorer(fleet.snapshot))
+            fleet.snapshot.__dict__["_core_memo"][("gate", id(gate))] = cached
+        return cached[1]
+
+    def strategy(self, name: str) -> Strategy:
+        try:
+            return self._strategies[name]
+        except KeyError:
+            get_strategy(name)  # raises the ValueError listing valid names
+            raise
+
+    def _top_k(self, top_k: int | None) -> int:
+        if top_k is None:
+            return self.config.default_top_k
+        return max(1, min(int(top_k), self.config.max_top_k))
+
+    def _prepare(self, snapshot: FleetSnapshot) -> PreparedFleet:
+        return PreparedFleet.of(snapshot, self.config.hash_vnodes)
+
+    # -- one request -----------------------------------------------------------------------
+
+    def route(
+        self,
+        request: RouteRequest,
+        snapshot: FleetSnapshot,
+        view: LiveView,
+        strategy: str,
+        top_k: int | None = None,
+    ) -> Decision:
+        start = time.perf_counter()
+        impl = self.strategy(strategy)
+        fleet = self._prepare(snapshot)
+        static = fleet.static_mask(request.capabilities)
+        if static is None or not fleet.n:
+            return self._none(
+                fleet, view, request.capabilities, strategy, (time.perf_counter() - start) * 1e3
+            )
+        eligible = static & view.breaker_allows & (view.in_flight < fleet.capacity)
+        idx = np.flatnonzero(eligible)
+        if not idx.size:
+            return self._none(
+                fleet, view, request.capabilities, strategy, (time.perf_counter() - start) * 1e3
+            )
+        ctx = RouteContext(fleet, view, eligible, idx, self._top_k(top_k))
+        choice = impl.route(request, ctx)
+        return self._decision(choice, fleet, strategy, (time.perf_counter() - start) * 1e3)
+
+    def _decision(
+        self, choice: Choice, fleet: PreparedFleet, requested: str, latency_ms: float
+    ) -> Decision:
+        ids = fleet.ids
+        selected = tuple(ids[i] for i in choice.selected)
+        return Decision(
+            selected=selected,
+            scores=dict(zip(selected, choice.scores, strict=True)),
+            confidence=choice.confidence,
+            strategy=choice.strategy,
+            requested_strategy=requested,
+            reason=choice.reason,
+            latency_ms=latency_ms,
+        )
+
+    def _none(self, fleet, view, capabilities, requested, latency_ms, reason=None) -> Decision:
+        return Decision(
+            selected=(),
+            scores={},
+            confidence=0.0,
+            strategy=requested,
+            requested_strategy=requested,
+            reason=reason or explain_no_eligible(fleet, view, capabilities),
+            no_eligible_service=True,
+            latency_ms=latency_ms,
+        )
+
+    # -- a batch ---------------------------------------------------------------------------
+
+    def route_batch(
+        self,
+        requests: Sequence[RouteRequest],
+        snapshot: FleetSnapshot,
+        view: LiveView,
+        strategy: str,
+        top_k: int | None = None,
+    ) -> list[Decision]:
+        """Route many requests at once, in order, never overfilling a service: each
+        assignment counts against the capacity seen by the requests after it. Each Decision's
+        ``latency_ms`` is the batch's time divided by its size."""
+        start = time.perf_counter()
+        impl = self.strategy(strategy)
+        fleet = self._prepare(snapshot)
+        n = len(requests)
+        if n == 0:
+            return []
+        k = self._top_k(top_k)
+        bctx = BatchContext(fleet, view, requests)
+        dynamic = view.breaker_allows & (view.in_flight < fleet.capacity)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(request.capabilities, []).append(i)
+        choices: list[Choice | None] = [None] * n
+        reasons: dict[int, str] = {}
+        for caps, positions in groups.items():
+            static = fleet.static_mask(caps)
+            mask = None if static is None or not fleet.n else static & dynamic
+            if mask is None or not mask.any():
+                reason = explain_no_eligible(fleet, view, caps)
+                for i in positions:
+                    reasons[i] = reason
+                continue
+            picked = impl.route_batch([requests[i] for i in positions], positions, mask, k, bctx)
+            for i, choice in zip(positions, picked, strict=True):
+                choices[i] = choice
+        # Time spent deciding, shared evenly; building the Decision objects is not counted.
+        per_request_ms = (time.perf_counter() - start) * 1e3 / n
+        out: list[Decision] = []
+        for i, choice in enumerate(choices):
+            if choice is None:
+                reason = reasons.get(i) or (
+                    "no eligible service left: every eligible service reached its capacity "
+                    "within this batch"
+                )
+                out.append(self._none(fleet, view, (), strategy, per_request_ms, reason))
+            else:
+                out.append(self._decision(choice, fleet, strategy, per_request_ms))
+        return out
+
+    # -- adaptive --------------------------------------------------------------------------
+
+    def choose_strategies(
+        self,
+        requests: Sequence[RouteRequest],
+        fleet: PreparedFleet,
+        view: LiveView,
+        eligible: np.ndarray,
+        features: np.ndarray | None = None,
+    ) -> list[tuple[str, str]]:
+        """The concrete strategy for each request and why (policy, or rules when unsure)."""
+        cfg = self.config
+        fleet_anomaly = float(view.anomaly[eligible].max()) if eligible.any() else 0.0
+        policy = self.policy
+        probs = None
+        if policy is not None:
+            x = featurize(requests) if features is None else features
+            context = fleet_context(
+                view.in_flight, fleet.capacity, view.anomaly, view.error_rate, eligible
+            )
+            probs = policy.probabilities(x, np.broadcast_to(context, (len(x), len(context))))
+        names = policy.config.strategies if policy is not None else ()
+        out: list[tuple[str, str]] = []
+        for row, request in enumerate(requests):
+            note = "no trained policy"
+            if probs is not None:
+                best = int(probs[row].argmax())
+                p = float(probs[row, best])
+                if p >= cfg.policy_confidence_threshold and names[best] in self._strategies:
+                    out.append((names[best], f"policy p={p:.2f}"))
+                    continue
+                note = f"policy unsure, p={p:.2f}"
+            name, why = rule_choice(
+                request, cfg.tda_request_threshold, fleet_anomaly, self.gate_trained
+            )
+            out.append((name, f"rules: {why}; {note}"))
+        return out
+
+
+def explain_no_eligible(
+    fleet: PreparedFleet, view: LiveView, capabilities: tuple[str, ...]
+) -> str:
+    """Why nothing is eligible, counted per cause (a service may count under several)."""
+    n = fleet.n
+    if n == 0:
+        return "no eligible service: the fleet is empty"
+    parts: list[str] = []
+    for cap in fleet.missing_capabilities(capabilities):
+        parts.append(f"no service offers capability {cap!r}")
+    for cap in capabilities:
+        lacking = int(fleet.lacking(cap).sum())
+        if lacking > 0 and cap not in fleet.missing_capabilities((cap,)):
+            parts.append(f"{lacking} lack capability {cap!r}")
+    services = fleet.snapshot.services
+    for status in (ServiceStatus.DISABLED, ServiceStatus.DRAINING):
+        count = sum(1 for s in services if s.status == status)
+        if count:
+            parts.append(f"{count} {status.value}")
+    unhealthy = sum(1 for s in services if s.health == Health.UNHEALTHY)
+    if unhealthy:
+        parts.append(f"{unhealthy} unhealthy")
+    open_breakers = int((~view.breaker_allows).sum())
+    if open_breakers:
+        parts.append(f"{open_breakers} breaker open")
+    at_capacity = int((view.in_flight >= fleet.capacity).sum())
+    if at_capacity:
+        parts.append(f"{at_capacity} at capacity")
+    return f"no eligible service among {n}: " + ", ".join(parts or ["unknown cause"])

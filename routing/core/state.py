@@ -1,0 +1,323 @@
+"""In-process live state: the local backend of :class:`~routing.core.types.LiveStateStore`.
+
+State is keyed by service id, not by snapshot position, so it survives registry changes
+(a new snapshot simply reads the same records in its own order). One lock guards everything.
+
+In-flight counts are per request id with a deadline: a request whose outcome is never reported
+stops counting after ``inflight_timeout_s``, so lost outcomes cannot leak capacity forever.
+
+``view(snapshot)`` is on the routing hot path. It keeps the last :class:`LiveView` per snapshot
+and, after a change, copies those arrays and rewrites only the services that changed since;
+with nothing changed it returns the cached view as is. The arrays of a returned view are
+read-only and never mutated afterwards, so callers may keep them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from routing.core import breaker as br
+from routing.core.types import BreakerState, FleetSnapshot, LiveView
+
+# Called as on_transition(service_id, old_state, new_state), outside the store's lock.
+TransitionCallback = Callable[[str, BreakerState, BreakerState], None]
+
+_VIEW_CACHE_SNAPSHOTS = 4
+
+
+@dataclass(slots=True)
+class _ServiceLive:
+    window: deque[int]
+    in_flight: int = 0
+    ewma_latency_ms: float = 0.0
+    failures_in_window: int = 0
+    anomaly: float = 0.0
+    breaker: br.BreakerRecord = br.CLOSED_RECORD
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures_in_window / len(self.window) if self.window else 0.0
+
+
+@dataclass(slots=True)
+class _ViewCache:
+    snapshot: FleetSnapshot
+    view: LiveView | None = None
+    # Service ids changed since ``view`` was built; None means rebuild everything.
+    dirty: set[str] | None = field(default_factory=set)
+
+
+class LocalStateStore:
+    """Live per-service state for one process. Thread-safe."""
+
+    def __init__(
+        self,
+        breaker_config: br.BreakerConfig | None = None,
+        ewma_alpha: float = 0.2,
+        inflight_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        error_window: int = 50,
+        on_transition: TransitionCallback | None = None,
+    ) -> None:
+        if not 0.0 < ewma_alpha <= 1.0:
+            raise ValueError("ewma_alpha must be in (0, 1]")
+        if inflight_timeout_s <= 0:
+            raise ValueError("inflight_timeout_s must be > 0")
+        self.breaker_config = breaker_config or br.BreakerConfig()
+        self.ewma_alpha = ewma_alpha
+        self.inflight_timeout_s = inflight_timeout_s
+        self.clock = clock
+        self.error_window = error_window
+        self.on_transition = on_transition
+        self._lock = threading.Lock()
+        self._services: dict[str, _ServiceLive] = {}
+        # request id -> (deadline, service ids still in flight for it)
+        self._requests: dict[str, tuple[float, list[str]]] = {}
+        self._expiry: list[tuple[float, str]] = []
+        # (time, service id): when a breaker's "allows" may flip without any event.
+        self._breaker_timers: list[tuple[float, str]] = []
+        self._caches: OrderedDict[int, _ViewCache] = OrderedDict()
+
+    # -- LiveStateStore -------------------------------------------------------------------
+
+    def view(self, snapshot: FleetSnapshot) -> LiveView:
+        with self._lock:
+            now = self.clock()
+            self._expire(now)
+            self._fire_breaker_timers(now)
+            cache = self._cache_for(snapshot)
+            if cache.view is not None and not cache.dirty:
+                return cache.view
+            cache.view = self._build_view(cache, now)
+            cache.dirty = set()
+            return cache.view
+
+    def record_routed(self, request_id: str, service_ids: Sequence[str]) -> None:
+        transitions: list[tuple[str, BreakerState, BreakerState]] = []
+        with self._lock:
+            now = self.clock()
+            self._expire(now)
+            deadline = now + self.inflight_timeout_s
+            entry = self._requests.get(request_id)
+            tracked = list(entry[1]) if entry else []
+            for service_id in service_ids:
+                live = self._live(service_id)
+                live.in_flight += 1
+                tracked.append(service_id)
+                old = live.breaker
+                live.breaker = br.on_dispatch(old, now, self.breaker_config)
+                if live.breaker is not old:
+                    self._breaker_changed(service_id, old, live.breaker, transitions)
+                self._mark_dirty(service_id)
+            self._requests[request_id] = (deadline, tracked)
+            heapq.heappush(self._expiry, (deadline, request_id))
+        self._notify(transitions)
+
+    def record_outcome(
+        self, request_id: str, service_id: str, success: bool, latency_ms: float | None
+    ) -> BreakerState | None:
+        """Release the request (if still tracked) and count the outcome.
+
+        An outcome for an unknown or expired request id (or a health probe) still feeds the
+        EWMA, the error window and the breaker; it just has nothing in flight to release.
+        """
+        transitions: list[tuple[str, BreakerState, BreakerState]] = []
+        with self._lock:
+            now = self.clock()
+            self._expire(now)
+            live = self._live(service_id)
+            self._release(request_id, service_id, live)
+            if latency_ms is not None and latency_ms >= 0:
+                if live.ewma_latency_ms == 0.0:
+                    live.ewma_latency_ms = float(latency_ms)
+                else:
+                    a = self.ewma_alpha
+                    live.ewma_latency_ms = a * float(latency_ms) + (1 - a) * live.ewma_latency_ms
+            if len(live.window) == live.window.maxlen:
+                live.failures_in_window -= live.window[0]
+            live.window.append(0 if success else 1)
+            live.failures_in_window += 0 if success else 1
+            old = live.breaker
+            live.breaker = br.on_result(old, success, now, self.breaker_config)
+            new_state = live.breaker.state if live.breaker.state is not old.state else None
+            if live.breaker is not old:
+                self._breaker_changed(service_id, old, live.breaker, transitions)
+            self._mark_dirty(service_id)
+        self._notify(transitions)
+        return new_state
+
+    def set_anomaly(self, service_id: str, score: float) -> None:
+        with self._lock:
+            self._live(service_id).anomaly = min(1.0, max(0.0, float(score)))
+            self._mark_dirty(service_id)
+
+    # -- operators, API, tests -------------------------------------------------------------
+
+    def breaker_record(self, service_id: str) -> br.BreakerRecord:
+        with self._lock:
+            live = self._services.get(service_id)
+            return live.breaker if live else br.CLOSED_RECORD
+
+    def force_breaker(self, service_id: str, state: BreakerState) -> None:
+        transitions: list[tuple[str, BreakerState, BreakerState]] = []
+        with self._lock:
+            live = self._live(service_id)
+            old = live.breaker
+            live.breaker = br.force(old, BreakerState(state), self.clock(), self.breaker_config)
+            self._breaker_changed(service_id, old, live.breaker, transitions)
+            self._mark_dirty(service_id)
+        self._notify(transitions)
+
+    def remove_service(self, service_id: str) -> None:
+        """Forget a deregistered service (its in-flight requests are dropped too)."""
+        with self._lock:
+            self._services.pop(service_id, None)
+            for request_id, (deadline, ids) in list(self._requests.items()):
+                if service_id in ids:
+                    rest = [s for s in ids if s != service_id]
+                    if rest:
+                        self._requests[request_id] = (deadline, rest)
+                    else:
+                        del self._requests[request_id]
+            self._mark_dirty(service_id)
+
+    def in_flight_requests(self) -> int:
+        with self._lock:
+            self._expire(self.clock())
+            return len(self._requests)
+
+    def snapshot_state(self) -> dict[str, dict[str, object]]:
+        """Live state of every known service, for the API and the dashboard."""
+        with self._lock:
+            now = self.clock()
+            self._expire(now)
+            return {
+                service_id: {
+                    "in_flight": live.in_flight,
+                    "ewma_latency_ms": live.ewma_latency_ms,
+                    "error_rate": live.error_rate,
+                    "breaker_state": live.breaker.state.value,
+                    "breaker_allows": br.allows(live.breaker, now, self.breaker_config),
+                    "anomaly": live.anomaly,
+                }
+                for service_id, live in self._services.items()
+            }
+
+    # -- internals (lock held) -------------------------------------------------------------
+
+    def _live(self, service_id: str) -> _ServiceLive:
+        live = self._services.get(service_id)
+        if live is None:
+            live = _ServiceLive(window=deque(maxlen=self.error_window))
+            self._services[service_id] = live
+        return live
+
+    def _release(self, request_id: str, service_id: str, live: _ServiceLive) -> None:
+        entry = self._requests.get(request_id)
+        if entry is None or service_id not in entry[1]:
+            return
+        entry[1].remove(service_id)
+        live.in_flight -= 1
+        if not entry[1]:
+            del self._requests[request_id]
+
+    def _expire(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            deadline, request_id = heapq.heappop(expiry)
+            entry = self._requests.get(request_id)
+            # A stale heap item: the request finished, or was re-routed with a later deadline.
+            if entry is None or entry[0] != deadline:
+                continue
+            for service_id in entry[1]:
+                live = self._services.get(service_id)
+                if live is not None:
+                    live.in_flight -= 1
+                    self._mark_dirty(service_id)
+            del self._requests[request_id]
+
+    def _fire_breaker_timers(self, now: float) -> None:
+        timers = self._breaker_timers
+        while timers and timers[0][0] <= now:
+            self._mark_dirty(heapq.heappop(timers)[1])
+
+    def _breaker_changed(self, service_id, old, new, transitions) -> None:
+        cfg = self.breaker_config
+        if new.state is BreakerState.OPEN:
+            heapq.heappush(self._breaker_timers, (new.open_until, service_id))
+        elif new.state is BreakerState.HALF_OPEN:
+            probe_expiry = new.last_probe_at + cfg.probe_timeout_s
+            heapq.heappush(self._breaker_timers, (probe_expiry, service_id))
+        if new.state is not old.state:
+            transitions.append((service_id, old.state, new.state))
+
+    def _mark_dirty(self, service_id: str) -> None:
+        for cache in self._caches.values():
+            if cache.dirty is not None:
+                cache.dirty.add(service_id)
+
+    def _cache_for(self, snapshot: FleetSnapshot) -> _ViewCache:
+        key = id(snapshot)
+        cache = self._caches.get(key)
+        if cache is None or cache.snapshot is not snapshot:
+            cache = _ViewCache(snapshot=snapshot, dirty=None)
+            self._caches[key] = cache
+            while len(self._caches) > _VIEW_CACHE_SNAPSHOTS:
+                self._caches.popitem(last=False)
+        else:
+            self._caches.move_to_end(key)
+        return cache
+
+    def _build_view(self, cache: _ViewCache, now: float) -> LiveView:
+        snapshot = cache.snapshot
+        cfg = self.breaker_config
+        if cache.view is None or cache.dirty is None:
+            n = len(snapshot)
+            arrays = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.ones(n, dtype=bool))
+            indices = range(n)
+        else:
+            old = cache.view
+            arrays = (
+                old.in_flight.copy(),
+                old.ewma_latency_ms.copy(),
+                old.error_rate.copy(),
+                old.anomaly.copy(),
+                old.breaker_allows.copy(),
+            )
+            index = snapshot.index
+            indices = [index[s] for s in cache.dirty if s in index]
+        in_flight, ewma, error_rate, anomaly, allows = arrays
+        services = snapshot.services
+        for i in indices:
+            live = self._services.get(services[i].service_id)
+            if live is None:
+                in_flight[i] = ewma[i] = error_rate[i] = anomaly[i] = 0.0
+                allows[i] = True
+                continue
+            in_flight[i] = max(live.in_flight, 0)
+            ewma[i] = live.ewma_latency_ms
+            error_rate[i] = live.error_rate
+            anomaly[i] = live.anomaly
+            allows[i] = br.allows(live.breaker, now, cfg)
+        for array in arrays:
+            array.flags.writeable = False
+        return LiveView(
+            in_flight=in_flight,
+            ewma_latency_ms=ewma,
+            error_rate=error_rate,
+            anomaly=anomaly,
+            breaker_allows=allows,
+        )
+
+    def _notify(self, transitions: list[tuple[str, BreakerState, BreakerState]]) -> None:
+        if self.on_transition is None:
+            return
+        for service_id, old, new in transitions:
+            self.on_transition(service_id, old, new)

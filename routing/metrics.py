@@ -1,0 +1,187 @@
+"""Routing metrics: Prometheus series per process, and a fleet-wide JSON summary.
+
+Prometheus (``GET /metrics``): ``moe_routing_total{strategy,outcome}``,
+``moe_expert_usage{service}``, ``moe_routing_latency_ms`` (decision time histogram) and
+``moe_load_balance_score``. Set ``PROMETHEUS_MULTIPROC_DIR`` to aggregate several workers.
+
+The JSON summary (``GET /api/v1/metrics``) must describe the whole fleet, not one worker: with
+Redis the counters live in Redis hashes updated on the route pipeline (no extra round trip);
+without Redis there is one web process and they live here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge, Histogram
+
+ROUTING_TOTAL = PromCounter("moe_routing_total", "Routed requests", ["strategy", "outcome"])
+EXPERT_USAGE = PromCounter("moe_expert_usage", "Requests sent to each service", ["service"])
+ROUTING_LATENCY = Histogram(
+    "moe_routing_latency_ms",
+    "Time to decide one request (ms)",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 50),
+)
+LOAD_BALANCE = Gauge("moe_load_balance_score", "Jain's index of utilisation over healthy services")
+OUTCOMES = PromCounter("moe_outcomes_total", "Reported outcomes", ["service", "success"])
+
+# Decision-latency histogram for percentiles in the JSON summary (upper bounds, ms).
+LATENCY_BOUNDS = np.array(
+    [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10, 1e9]
+)
+REDIS_KEY = "moe:metrics"
+
+
+def jain_index(values: np.ndarray) -> float:
+    """(sum x)^2 / (n * sum x^2) in [1/n, 1]; 1.0 for an empty or all-zero vector."""
+    if values.size == 0:
+        return 1.0
+    squares = float(np.dot(values, values))
+    if squares == 0.0:
+        return 1.0
+    return float(values.sum() ** 2 / (values.size * squares))
+
+
+def _percentile(counts: np.ndarray, q: float) -> float:
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    idx = int(np.searchsorted(np.cumsum(counts), q * total))
+    return float(LATENCY_BOUNDS[min(idx, len(LATENCY_BOUNDS) - 2)])
+
+
+class RoutingMetrics:
+    def __init__(self, redis_client=None) -> None:
+        self.redis = redis_client
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    @staticmethod
+    def _fields(routed: Sequence) -> Counter[str]:
+        fields: Counter[str] = Counter()
+        latencies = np.fromiter((r.decision.latency_ms for r in routed), float, len(routed))
+        buckets = np.searchsorted(LATENCY_BOUNDS, latencies)
+        for b, n in zip(*np.unique(buckets, return_counts=True), strict=True):
+            fields[f"lat:{int(b)}"] += int(n)
+        for r in routed:
+            d = r.decision
+            fields[f"strategy:{d.strategy}"] += 1
+            if d.no_eligible_service:
+                fields["total:no_eligible"] += 1
+            for sid in d.selected:
+                fields[f"service:{sid}"] += 1
+        fields["total:routed"] += len(routed)
+        return fields
+
+    def _prometheus(self, routed: Sequence, fields: Counter[str]) -> None:
+        for key, n in fields.items():
+            kind, _, name = key.partition(":")
+            if kind == "service":
+                EXPERT_USAGE.labels(name).inc(n)
+        by_strategy = Counter((r.decision.strategy, r.decision.no_eligible_service) for r in routed)
+        for (strategy, none), n in by_strategy.items():
+            ROUTING_TOTAL.labels(strategy, "no_eligible" if none else "routed").inc(n)
+        if len(routed) == 1:
+            ROUTING_LATENCY.observe(routed[0].decision.latency_ms)
+        else:
+            for r in routed:
+                ROUTING_LATENCY.observe(r.decision.latency_ms)
+
+    def queue(self, pipe, routed: Sequence) -> None:
+        """Count routed requests fleet-wide, queued on the caller's Redis pipeline."""
+        fields = self._fields(routed)
+        for key, n in fields.items():
+            pipe.hincrby(REDIS_KEY, key, n)
+        self._prometheus(routed, fields)
+
+    def record_local(self, routed: Sequence) -> None:
+        fields = self._fields(routed)
+        with self._lock:
+            self._counts.update(fields)
+        self._prometheus(routed, fields)
+
+    def record_outcome(self, service_id: str, success: bool) -> None:
+        OUTCOMES.labels(service_id, "true" if success else "false").inc()
+        key = "total:outcomes" if success else "total:failures"
+        if self.redis is not None:
+            import redis
+
+            try:
+                self.redis.hincrby(REDIS_KEY, key, 1)
+                if not success:
+                    self.redis.hincrby(REDIS_KEY, "total:outcomes", 1)
+                return
+            except redis.RedisError:
+                pass
+        with self._lock:
+            self._counts[key] += 1
+            if not success:
+                self._counts["total:outcomes"] += 1
+
+    def counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        if self.redis is not None:
+            import redis
+
+            try:
+                raw = self.redis.hgetall(REDIS_KEY)
+                counts.update({k.decode(): int(v) for k, v in raw.items()})
+            except redis.RedisError:
+                pass
+        with self._lock:
+            counts.update(self._counts)
+        return counts
+
+    def summary(self, snapshot, live: dict[str, dict]) -> dict:
+        counts = self.counts()
+        lat = np.zeros(len(LATENCY_BOUNDS))
+        per_strategy: dict[str, int] = {}
+        routed_to: dict[str, int] = {}
+        for key, n in counts.items():
+            kind, _, name = key.partition(":")
+            if kind == "lat":
+                lat[int(name)] += n
+            elif kind == "strategy":
+                per_strategy[name] = n
+            elif kind == "service":
+                routed_to[name] = n
+        per_service = {}
+        util = []
+        shares = []
+        for spec in snapshot.services:
+            in_flight = live.get(spec.service_id, {}).get("in_flight", 0)
+            utilisation = in_flight / spec.max_capacity
+            per_service[spec.service_id] = {
+                "routed": routed_to.get(spec.service_id, 0),
+                "in_flight": in_flight,
+                "utilisation": round(utilisation, 4),
+                "breaker_state": live.get(spec.service_id, {}).get("breaker_state", "closed"),
+                "health": spec.health.value,
+                "status": spec.status.value,
+            }
+            if spec.health.value != "unhealthy" and spec.status.value == "active":
+                util.append(utilisation)
+                shares.append(routed_to.get(spec.service_id, 0) / spec.max_capacity)
+        score = jain_index(np.array(util))
+        LOAD_BALANCE.set(score)
+        return {
+            "totals": {
+                "routed": counts.get("total:routed", 0),
+                "no_eligible": counts.get("total:no_eligible", 0),
+                "outcomes": counts.get("total:outcomes", 0),
+                "failures": counts.get("total:failures", 0),
+            },
+            "per_strategy": per_strategy,
+            "per_service": per_service,
+            "latency_ms": {
+                "p50": _percentile(lat, 0.5),
+                "p90": _percentile(lat, 0.9),
+                "p99": _percentile(lat, 0.99),
+            },
+            "load_balance_score": round(score, 4),
+            "routing_balance_score": round(jain_index(np.array(shares)), 4),
+        }

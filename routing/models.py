@@ -1,0 +1,113 @@
+"""Routing models: strategy overrides, routing history, gate versions."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from routing.choices import OverrideScope
+
+
+class StrategyOverrideQuerySet(models.QuerySet):
+    def active(self, now=None):
+        now = now or timezone.now()
+        return self.filter(ended_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class StrategyOverride(models.Model):
+    """An operator's pinned strategy, globally or for one request type; beats the request's."""
+
+    strategy = models.CharField(max_length=32)
+    scope = models.CharField(max_length=16, choices=OverrideScope.choices)
+    request_type = models.CharField(max_length=64, blank=True, default="")
+    top_k = models.PositiveSmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StrategyOverrideQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scope="global", request_type="")
+                | Q(scope="request_type") & ~Q(request_type=""),
+                name="override_scope_matches_request_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = "global" if self.scope == OverrideScope.GLOBAL else f"type={self.request_type}"
+        return f"{self.strategy} ({target})"
+
+    def is_active(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.ended_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class RoutingDecision(models.Model):
+    """One routed request: the decision, written by the history flush, and its later outcome."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    request_type = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    features = models.JSONField(default=dict, blank=True)
+    requested_strategy = models.CharField(max_length=32)
+    strategy = models.CharField(max_length=32, db_index=True)
+    override_id = models.BigIntegerField(null=True, blank=True)
+    selected_services = models.JSONField(default=list, blank=True)
+    primary_service = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    scores = models.JSONField(default=dict, blank=True)
+    confidence = models.FloatField(default=0.0)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    no_eligible_service = models.BooleanField(default=False)
+    decision_ms = models.FloatField(default=0.0)
+    decided_at = models.DateTimeField(db_index=True)
+    success = models.BooleanField(null=True, blank=True)
+    outcome_service = models.CharField(max_length=64, blank=True, default="")
+    latency_ms = models.FloatField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-decided_at"]
+        indexes = [models.Index(fields=["strategy", "decided_at"])]
+
+    def __str__(self) -> str:
+        target = ",".join(self.selected_services) or "no service"
+        return f"{self.request_id} -> {target} ({self.strategy})"
+
+
+class GateModel(models.Model):
+    """A trained version of the learned gate (and the adaptive policy), weights as bytes."""
+
+    version = models.PositiveIntegerField(unique=True)
+    weights = models.BinaryField()
+    policy_weights = models.BinaryField(null=True, blank=True)
+    training_metrics = models.JSONField(default=dict, blank=True)
+    validation_metrics = models.JSONField(default=dict, blank=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+    active = models.BooleanField(default=False, db_index=True)
+    notes = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["active"], condition=Q(active=True), name="one_active_gate_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"gate v{self.version}{' (active)' if self.active else ''}"

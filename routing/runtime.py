@@ -1,0 +1,436 @@
+"""The per-worker router: the Django side of the routing core.
+
+One :class:`Router` per process holds the cached fleet snapshot (rebuilt only when the
+registry version changes), the active overrides, the engine with the active gate version, the
+live-state store, the history buffer and the metrics. A routed request touches no ORM: the
+version row is polled at most every ``MOE_REGISTRY_POLL_SECONDS`` (and at once after a change
+made in this process), and with Redis a request's state update, history record, pending-outcome
+entry and metrics go out in one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from moe_project.api_errors import APIError
+from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
+from routing.history import (
+    RedisStreamBuffer,
+    SpoolBuffer,
+    decision_record,
+    outcome_record,
+)
+from routing.metrics import RoutingMetrics
+
+logger = logging.getLogger(__name__)
+
+PENDING_KEY = "moe:pending:"
+# Pending entries let an outcome find its decision before the history flush wrote it.
+PENDING_MAX_LOCAL = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveOverride:
+    id: int
+    strategy: str
+    scope: str
+    request_type: str
+    top_k: int | None
+    expires_at: float | None  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A decision plus what the API reports about it."""
+
+    request_id: str
+    decision: Decision
+    override_id: int | None
+    top_k: int | None
+
+
+class NotFound(APIError):
+    def __init__(self, message: str):
+        super().__init__("not_found", message, None, 404)
+
+
+_MARK_REPORTED = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+if string.sub(v, 1, 1) == '!' then return '!' end
+redis.call('SET', KEYS[1], '!' .. v, 'KEEPTTL')
+return v
+"""
+
+
+class Router:
+    def __init__(self) -> None:
+        self.engine = RoutingEngine(EngineConfig(default_top_k=settings.MOE_DEFAULT_TOP_K))
+        self.redis_client = None
+        if settings.REDIS_URL:
+            import redis
+
+            self.redis_client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            self._mark_reported = self.redis_client.register_script(_MARK_REPORTED)
+        self.store = self._create_store()
+        self.history_spool = SpoolBuffer()
+        self.history_stream = (
+            RedisStreamBuffer(self.redis_client, self.history_spool) if self.redis_client else None
+        )
+        self.metrics = RoutingMetrics(self.redis_client)
+        self._lock = threading.Lock()
+        self._snapshot = FleetSnapshot.build([])
+        self._version = -1
+        self._gate_version: int | None = None
+        self._overrides: tuple[ActiveOverride, ...] = ()
+        self._checked_at = 0.0
+        self._stale = True
+        self._pending: OrderedDict[str, tuple[tuple[str, ...], bool]] = OrderedDict()
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def _create_store(self):
+        from telemetry.state.factory import create_state_store
+
+        return create_state_store(on_transition=_publish_breaker_transition)
+
+    # -- fleet snapshot, overrides, gate -----------------------------------------------------
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def snapshot(self) -> FleetSnapshot:
+        now = time.monotonic()
+        if self._stale or now - self._checked_at >= settings.MOE_REGISTRY_POLL_SECONDS:
+            with self._lock:
+                if self._stale or now - self._checked_at >= settings.MOE_REGISTRY_POLL_SECONDS:
+                    self._refresh(now)
+        return self._snapshot
+
+    def _refresh(self, now: float) -> None:
+        from registry.services import current_registry_version
+
+        self._stale = False
+        self._checked_at = now
+        try:
+            version = current_registry_version()
+            if version == self._version:
+                return
+            self._reload(version)
+        except DatabaseError as exc:
+            # Keep routing on the last good snapshot; the health endpoint reports the DB.
+            logger.warning(
+                "router: registry refresh failed, keeping version %s: %s", self._version, exc
+            )
+
+    def _reload(self, version: int) -> None:
+        from registry.snapshot import build_fleet_snapshot
+        from routing.models import GateModel, StrategyOverride
+
+        snapshot = build_fleet_snapshot()
+        overrides = tuple(
+            ActiveOverride(
+                id=o.id,
+                strategy=o.strategy,
+                scope=o.scope,
+                request_type=o.request_type,
+                top_k=o.top_k,
+                expires_at=o.expires_at.timestamp() if o.expires_at else None,
+            )
+            for o in StrategyOverride.objects.active()
+        )
+        gate = GateModel.objects.filter(active=True).values_list("version", flat=True).first()
+        if gate != self._gate_version:
+            self._load_gate(gate)
+        self._snapshot = snapshot
+        self._overrides = overrides
+        self._version = version
+
+    def _load_gate(self, version: int | None) -> None:
+        from routing.models import GateModel
+
+        if version is None:
+            self.engine = RoutingEngine(self.engine.config)  # untrained default gate, rules
+        else:
+            row = GateModel.objects.get(version=version)
+            self.engine.load_gate(bytes(row.weights), version)
+            policy = bytes(row.policy_weights) if row.policy_weights else None
+            if policy:
+                self.engine.load_policy(policy, version)
+            else:
+                self.engine.set_policy(None, version)
+        self._gate_version = version
+        logger.info("router: gate version %s loaded", version)
+
+    @property
+    def gate_version(self) -> int | None:
+        return self._gate_version
+
+    def override_for(self, request_type: str) -> ActiveOverride | None:
+        if not self._overrides:
+            return None
+        now = time.time()
+        chosen = None
+        for o in self._overrides:
+            if o.expires_at is not None and o.expires_at <= now:
+                continue
+            if o.scope == "request_type" and o.request_type == request_type:
+                return o
+            if o.scope == "global" and chosen is None:
+                chosen = o
+        return chosen
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        return f"{self._prefix}{next(self._counter):010x}"
+
+    def _resolve(self, request_type: str, strategy: str | None, top_k: int | None):
+        override = self.override_for(request_type)
+        if override is not None:
+            return override.strategy, override.top_k or top_k, override.id
+        return strategy or settings.MOE_DEFAULT_STRATEGY, top_k, None
+
+    @staticmethod
+    def _check_top_k(top_k: int | None, snapshot: FleetSnapshot) -> None:
+        if top_k is not None and top_k > max(len(snapshot), 1):
+            raise APIError(
+                "validation_error",
+                f"Invalid input: top_k: exceeds the fleet size ({len(snapshot)}).",
+                {"top_k": [f"Must be at most the fleet size ({len(snapshot)})."]},
+            )
+
+    def route(self, request: RouteRequest, strategy: str | None, top_k: int | None) -> Routed:
+        snapshot = self.snapshot()
+        strategy, top_k, override_id = self._resolve(request.request_type, strategy, top_k)
+        self._check_top_k(top_k, snapshot)
+        view = self.store.view(snapshot)
+        decision = self.engine.route(request, snapshot, view, strategy, top_k)
+        routed = Routed(self._new_id(), decision, override_id, top_k)
+        self._commit([routed], [request])
+        return routed
+
+    def route_batch(
+        self, requests: Sequence[RouteRequest], strategy: str | None, top_k: int | None
+    ) -> list[Routed]:
+        snapshot = self.snapshot()
+        self._check_top_k(top_k, snapshot)
+        # Requests with the same effective strategy go through the engine together.
+        groups: dict[tuple[str, int | None, int | None], list[int]] = {}
+        for i, req in enumerate(requests):
+            groups.setdefault(self._resolve(req.request_type, strategy, top_k), []).append(i)
+        routed: list[Routed | None] = [None] * len(requests)
+        view = self.store.view(snapshot)
+        for (strat, k, override_id), idx in groups.items():
+            self._check_top_k(k, snapshot)
+            decisions = self.engine.route_batch(
+                [requests[i] for i in idx], snapshot, view, strat, k
+            )
+            for i, decision in zip(idx, decisions, strict=True):
+                routed[i] = Routed(self._new_id(), decision, override_id, k)
+        self._commit(routed, requests)
+        return routed
+
+    def _commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> None:
+        """State, pending entries, history and metrics for routed requests, in one go."""
+        records = [
+            decision_record(r.request_id, r.decision, req, r.override_id)
+            for r, req in zip(routed, requests, strict=True)
+        ]
+        live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
+        if self.redis_client is not None and not getattr(self.store, "degraded", False):
+            self._commit_redis(live, records, routed)
+        else:
+            self._commit_local(live, records, routed)
+        self._after_commit(routed)
+
+    def _commit_redis(self, live, records, routed) -> None:
+        import redis
+
+        pipe = self.redis_client.pipeline(transaction=False)
+        ttl = int(settings.MOE_PENDING_TTL_SECONDS)
+        self.store.record_routed_many(live, pipe=pipe)
+        for request_id, selected in live:
+            pipe.set(PENDING_KEY + request_id, ",".join(selected), ex=ttl)
+        self.history_stream.queue(pipe, records)
+        self.metrics.queue(pipe, routed)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("router: Redis commit failed, using local state: %s", exc)
+            self._commit_local(live, records, routed)
+
+    def _commit_local(self, live, records, routed) -> None:
+        for request_id, selected in live:
+            self.store.record_routed(request_id, selected)
+        with self._lock:
+            for request_id, selected in live:
+                self._pending[request_id] = (tuple(selected), False)
+            while len(self._pending) > PENDING_MAX_LOCAL:
+                self._pending.popitem(last=False)
+        self.history_spool.append(records)
+        self.metrics.record_local(routed)
+
+    def _after_commit(self, routed: Sequence[Routed]) -> None:
+        from telemetry.events import publish_routes
+
+        publish_routes(
+            [
+                {
+                    "request_id": r.request_id,
+                    "selected_services": list(r.decision.selected),
+                    "routing_strategy": r.decision.strategy,
+                    "latency_ms": round(r.decision.latency_ms, 4),
+                    "no_eligible_service": r.decision.no_eligible_service,
+                }
+                for r in routed
+            ]
+        )
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _claim_pending(self, request_id: str) -> tuple[str, ...] | None | str:
+        """Selected services of a not-yet-flushed decision; "dup" if already reported."""
+        if self.redis_client is not None:
+            import redis
+
+            try:
+                value = self._mark_reported(keys=[PENDING_KEY + request_id])
+            except redis.RedisError:
+                value = None
+            if value is not None:
+                value = value.decode() if isinstance(value, bytes) else value
+                return "dup" if value == "!" else tuple(value.split(","))
+        with self._lock:
+            entry = self._pending.get(request_id)
+            if entry is None:
+                return None
+            if entry[1]:
+                return "dup"
+            self._pending[request_id] = (entry[0], True)
+            return entry[0]
+
+    def report_outcome(
+        self,
+        request_id: str,
+        service_id: str,
+        success: bool,
+        latency_ms: float | None,
+        status_code: int | None,
+    ) -> dict:
+        from routing.models import RoutingDecision
+
+        selected = self._claim_pending(request_id)
+        flushed_row = None
+        if selected is None:
+            flushed_row = (
+                RoutingDecision.objects.filter(request_id=request_id)
+                .only("request_id", "selected_services", "reported_at")
+                .first()
+            )
+            if flushed_row is None:
+                raise NotFound(f"No routed request with id {request_id!r}.")
+            if flushed_row.reported_at is not None:
+                selected = "dup"
+            else:
+                selected = tuple(flushed_row.selected_services)
+        if selected == "dup":
+            raise APIError(
+                "outcome_already_reported",
+                f"An outcome for {request_id!r} was already reported.",
+                {"request_id": ["Outcome already reported."]},
+                409,
+            )
+        if service_id not in selected:
+            raise APIError(
+                "validation_error",
+                f"Invalid input: service_id: {service_id!r} was not selected for this request.",
+                {"service_id": [f"Not one of the selected services: {', '.join(selected)}."]},
+            )
+        new_state = self.store.record_outcome(request_id, service_id, success, latency_ms)
+        record = outcome_record(request_id, service_id, success, latency_ms, status_code)
+        if flushed_row is not None:
+            from routing.history import apply_records
+
+            apply_records([record])
+        elif self.history_stream is not None:
+            self.history_stream.append([record])
+        else:
+            self.history_spool.append([record])
+        self.metrics.record_outcome(service_id, success)
+        return {
+            "request_id": request_id,
+            "service_id": service_id,
+            "recorded": True,
+            "breaker_state": new_state.value if new_state else None,
+        }
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def live_states(self, service_ids: Sequence[str]) -> dict[str, dict]:
+        states = self.store.snapshot_state()
+        default = {
+            "in_flight": 0,
+            "ewma_latency_ms": 0.0,
+            "error_rate": 0.0,
+            "breaker_state": BreakerState.CLOSED.value,
+            "anomaly": 0.0,
+        }
+        out = {}
+        for sid in service_ids:
+            state = dict(default)
+            state.update(states.get(sid, {}))
+            if isinstance(state.get("breaker_state"), BreakerState):
+                state["breaker_state"] = state["breaker_state"].value
+            out[sid] = state
+        return out
+
+
+def _publish_breaker_transition(service_id: str, old: BreakerState, new: BreakerState) -> None:
+    from telemetry.events import publish_event
+
+    if new == BreakerState.OPEN:
+        publish_event("breaker_opened", {"service_id": service_id, "from": old.value})
+    elif new == BreakerState.CLOSED:
+        publish_event("breaker_closed", {"service_id": service_id, "from": old.value})
+
+
+_router: Router | None = None
+_router_pid: int | None = None
+_router_lock = threading.Lock()
+
+
+def get_router() -> Router:
+    """This process's router (a forked child builds its own)."""
+    global _router, _router_pid
+    if _router is None or _router_pid != os.getpid():
+        with _router_lock:
+            if _router is None or _router_pid != os.getpid():
+                _router = Router()
+                _router_pid = os.getpid()
+    return _router
+
+
+def reset_router() -> None:
+    """Drop this process's router (tests, settings changes)."""
+    global _router
+    with _router_lock:
+        _router = None
+
+
+def live_states(service_ids: list[str]) -> dict[str, dict]:
+    return get_router().live_states(service_ids)

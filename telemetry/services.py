@@ -1,0 +1,128 @@
+"""Fleet operations run by the Celery jobs: rebalance weights, probe health.
+
+Both read live state through the router's state store (shared through Redis when configured)
+and write the registry through bulk updates that bump the registry version once, so every web
+worker rebuilds its snapshot with the new weights or health.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry.choices import ServiceHealth, ServiceStatus
+from registry.models import Service
+from registry.services import bump_registry_version
+
+logger = logging.getLogger(__name__)
+
+# Weights move at most this fraction toward their target per run, so one noisy window
+# cannot swing traffic; and they stay within [MIN_WEIGHT, MAX_WEIGHT].
+REBALANCE_STEP = 0.5
+MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0
+# A weight change smaller than this is not written (avoids version churn).
+MIN_CHANGE = 0.01
+DEGRADED_LATENCY_MS = 1000.0
+
+
+def rebalance_weights() -> dict:
+    """Set each active service's weight from capacity, latency and errors.
+
+    target_i = capacity_i / mean(capacity) * latency_factor_i * (1 - error_rate_i), where
+    latency_factor = median EWMA latency / own EWMA latency (1 when not measured), clipped;
+    the weight moves REBALANCE_STEP of the way toward its target.
+    """
+    from routing.runtime import get_router
+
+    services = list(Service.objects.filter(status=ServiceStatus.ACTIVE).order_by("service_id"))
+    if not services:
+        return {"changed": {}, "services": 0}
+    live = get_router().live_states([s.service_id for s in services])
+    capacity = np.array([s.max_capacity for s in services], dtype=float)
+    latency = np.array([live[s.service_id]["ewma_latency_ms"] for s in services], dtype=float)
+    errors = np.array([live[s.service_id]["error_rate"] for s in services], dtype=float)
+    measured = latency > 0
+    median = float(np.median(latency[measured])) if measured.any() else 0.0
+    latency_factor = np.where(measured, median / np.maximum(latency, 1e-6), 1.0)
+    target = capacity / capacity.mean() * np.clip(latency_factor, 0.25, 4.0) * (1 - errors)
+    target = np.clip(target, MIN_WEIGHT, MAX_WEIGHT)
+    changed: dict[str, dict] = {}
+    updates = []
+    for service, goal in zip(services, target, strict=True):
+        new = round(service.weight + REBALANCE_STEP * (float(goal) - service.weight), 4)
+        new = min(max(new, MIN_WEIGHT), MAX_WEIGHT)
+        if abs(new - service.weight) >= MIN_CHANGE:
+            changed[service.service_id] = {"from": service.weight, "to": new}
+            service.weight = new
+            service.updated_at = timezone.now()
+            updates.append(service)
+    if updates:
+        with transaction.atomic():
+            Service.objects.bulk_update(updates, ["weight", "updated_at"])
+            version = bump_registry_version()
+    else:
+        version = None
+    result = {"changed": changed, "services": len(services), "registry_version": version}
+    from telemetry.events import publish_event
+
+    publish_event("rebalanced", result)
+    return result
+
+
+def probe_health(timeout_s: float | None = None) -> dict:
+    """GET every non-disabled service's health URL; update health, last_seen and the breaker."""
+    from routing.runtime import get_router
+
+    timeout_s = timeout_s or settings.MOE_HEALTH_PROBE_TIMEOUT_SECONDS
+    services = list(Service.objects.exclude(status=ServiceStatus.DISABLED))
+    store = get_router().store
+    results: dict[str, str] = {}
+    updates = []
+    now = timezone.now()
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        for service in services:
+            url = service.endpoint.rstrip("/") + service.health_path
+            started = time.perf_counter()
+            try:
+                response = client.get(url)
+                code = response.status_code
+            except httpx.HTTPError:
+                code = None
+            latency_ms = (time.perf_counter() - started) * 1000
+            if code is not None and 200 <= code < 300:
+                health = (
+                    ServiceHealth.DEGRADED
+                    if latency_ms > DEGRADED_LATENCY_MS
+                    else ServiceHealth.HEALTHY
+                )
+            else:
+                health = ServiceHealth.UNHEALTHY
+            store.record_outcome(
+                f"probe:{service.service_id}:{time.time_ns()}",
+                service.service_id,
+                health != ServiceHealth.UNHEALTHY,
+                latency_ms,
+            )
+            results[service.service_id] = health
+            changed = health != service.health
+            if code is not None:
+                service.last_seen = now
+            if changed or code is not None:
+                service.health = health
+                updates.append(service)
+            if changed:
+                logger.info("health: %s is now %s", service.service_id, health)
+    if updates:
+        with transaction.atomic():
+            pks = [s.pk for s in updates]
+            before = dict(Service.objects.filter(pk__in=pks).values_list("pk", "health"))
+            Service.objects.bulk_update(updates, ["health", "last_seen"])
+            if any(before.get(s.pk) != s.health for s in updates):
+                bump_registry_version()
+    return {"probed": len(services), "health": results}

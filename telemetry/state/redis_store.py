@@ -1,0 +1,673 @@
+"""Redis backend of :class:`~routing.core.types.LiveStateStore`: live state shared by workers.
+
+Every ASGI and Celery worker that points at the same Redis (and key prefix) sees one set of
+in-flight counts, EWMA latencies, error windows, anomaly scores and circuit breakers.
+
+- **Atomic**: every update is one Lua script (see :mod:`telemetry.state.scripts`), so
+  concurrent workers never lose an update and a half-open breaker hands out each probe slot
+  exactly once. The breaker rules are a port of ``routing/core/breaker.py``, checked against it
+  by a property test.
+- **One round trip per routed request**: ``record_routed`` / ``record_routed_many`` queue a
+  single ``EVALSHA`` (one per 500 requests) on the caller's pipeline when given one, so the
+  caller's history ``XADD`` rides along; run that pipeline with :meth:`RedisStateStore.execute`.
+  Scripts are invoked with ``EVALSHA`` directly rather than through ``Script.__call__`` on a
+  pipeline, because redis-py then sends ``SCRIPT EXISTS`` first: a second round trip on every
+  request. A missing script (Redis restarted) is loaded and retried on ``NOSCRIPT``.
+- **Fresh enough views**: ``view(snapshot)`` is served from a per-process cache at most
+  ``view_max_age_s`` old (20 ms); a refresh is one script call that returns every service's
+  state. A breaker transition caused by this process drops the cache at once, one caused by
+  another worker is seen on the next refresh, so it is honoured everywhere within
+  ``view_max_age_s`` + one round trip (tests require <= 50 ms). This process's own routed and
+  finished requests are applied to the cached in-flight counts immediately.
+- **Wall clock**: breaker deadlines are shared between processes (and hosts), so they come from
+  ``clock`` (``time.time`` by default), never ``time.monotonic``. Only process-local timers
+  (cache age, reconnect interval) use the monotonic clock.
+- **Degraded mode**: when Redis is unreachable (or answers with an error), the store switches to
+  an embedded :class:`~routing.core.state.LocalStateStore`, reports ``degraded`` in
+  :meth:`status`, never raises to its caller, and tries Redis again at most every
+  ``retry_interval_s``; once Redis answers it goes back to shared state. What happened locally
+  while degraded stays local (in-flight counts there expire on their own).
+
+Build clients with :func:`make_client`: short socket timeouts and at most one immediate retry,
+so an unreachable Redis costs milliseconds, not redis-py's default multi-second backoff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from routing.core import breaker as br
+from routing.core.state import LocalStateStore, TransitionCallback
+from routing.core.types import BreakerState, FleetSnapshot, LiveView
+from telemetry.state.scripts import STATE_CODES, build_scripts
+
+log = logging.getLogger(__name__)
+
+# Requests per routed-script call. Redis runs one script at a time, so a 10,000-request batch
+# is cut into calls of ~1 ms each (all still queued on one pipeline: one round trip).
+ROUTED_CHUNK = 500
+_VIEW_FIELDS = 6
+_VIEW_CACHE_SNAPSHOTS = 4
+_STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
+_BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
+# Anything that means "Redis cannot serve us now". ResponseError is included on purpose: the
+# caller must never see an error because of shared state; it is logged and we fall back.
+_UNAVAILABLE = (RedisError, OSError)
+
+Pipeline = Any  # redis.client.Pipeline; typed loosely so callers may pass any redis pipeline
+
+
+def make_client(
+    url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.1
+) -> redis.Redis:
+    """A Redis client suited to the state store: fails fast, retries a dead socket once.
+
+    The single retry (connection errors only, never timeouts, so a slow script is not run
+    twice) lets a pooled connection broken by a Redis restart reconnect transparently.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        health_check_interval=0,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _num(value: float) -> str:
+    # repr() round-trips every double; Lua and Redis parse it back exactly.
+    return repr(float(value))
+
+
+@dataclass(slots=True)
+class _CachedView:
+    snapshot: FleetSnapshot
+    keys: list[str]
+    view: LiveView | None = None
+    fetched_at: float = -math.inf  # time.monotonic() when the refresh started
+    # This process's in-flight changes since the refresh, by snapshot index.
+    pending: dict[int, int] = field(default_factory=dict)
+    version: int = 0
+    overlay: LiveView | None = None
+    overlay_version: int = -1
+
+
+@dataclass(slots=True)
+class _RoutedCall:
+    """One queued routed-script call: what is needed to read its reply."""
+
+    args: tuple  # the queued command's args, to recognise it in the pipeline's stack
+    service_ids: list[str]  # script service index i -> service_ids[i - 1]
+    pairs: list[tuple[str, str]]  # pair index j -> pairs[j - 1] = (request id, service id)
+
+
+class RedisStateStore:
+    """Live per-service state in Redis, shared by every worker. Thread-safe; never raises
+    because of Redis (see the module docstring for the fallback)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        breaker_config: br.BreakerConfig | None = None,
+        ewma_alpha: float = 0.2,
+        inflight_timeout_s: float = 30.0,
+        view_max_age_s: float = 0.02,
+        key_prefix: str = "moe:state:",
+        clock: Callable[[], float] = time.time,
+        error_window: int = 50,
+        retry_interval_s: float = 1.0,
+        on_transition: TransitionCallback | None = None,
+    ) -> None:
+        if not 0.0 < ewma_alpha <= 1.0:
+            raise ValueError("ewma_alpha must be in (0, 1]")
+        if inflight_timeout_s <= 0:
+            raise ValueError("inflight_timeout_s must be > 0")
+        if error_window < 1:
+            raise ValueError("error_window must be >= 1")
+        self.breaker_config = breaker_config or br.BreakerConfig()
+        self.ewma_alpha = ewma_alpha
+        self.inflight_timeout_s = inflight_timeout_s
+        self.view_max_age_s = view_max_age_s
+        self.key_prefix = key_prefix
+        self.clock = clock
+        self.error_window = error_window
+        self.retry_interval_s = retry_interval_s
+        self.on_transition = on_transition
+        self._client = client
+        self._local = LocalStateStore(
+            breaker_config=self.breaker_config,
+            ewma_alpha=ewma_alpha,
+            inflight_timeout_s=inflight_timeout_s,
+            clock=clock,
+            error_window=error_window,
+            on_transition=on_transition,
+        )
+        sources = build_scripts(self.breaker_config, ewma_alpha, error_window)
+        self._scripts = {name: client.register_script(src) for name, src in sources.items()}
+        self._services_key = f"{key_prefix}services"
+        self._lock = threading.Lock()  # caches and pending deltas
+        self._refresh_lock = threading.Lock()
+        self._recover_lock = threading.Lock()
+        self._caches: OrderedDict[int, _CachedView] = OrderedDict()
+        self._queued: weakref.WeakKeyDictionary[Any, list[_RoutedCall]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._degraded = False
+        self._degraded_since: float | None = None
+        self._retry_at = 0.0
+        self._fallbacks = 0
+        self._last_error: str | None = None
+
+    # -- LiveStateStore -------------------------------------------------------------------
+
+    def view(self, snapshot: FleetSnapshot) -> LiveView:
+        """Live state in snapshot order, from a cache at most ``view_max_age_s`` old."""
+        if not self._shared():
+            return self._local.view(snapshot)
+        cache = self._cache_for(snapshot)
+        if cache.view is not None and time.monotonic() - cache.fetched_at < self.view_max_age_s:
+            return self._with_pending(cache)
+        # One thread refreshes; the others keep serving the previous view meanwhile.
+        if not self._refresh_lock.acquire(blocking=cache.view is None):
+            return self._with_pending(cache)
+        try:
+            if cache.view is None or time.monotonic() - cache.fetched_at >= self.view_max_age_s:
+                self._refresh(cache)
+        except _UNAVAILABLE as exc:
+            self._fail(exc)
+            return self._local.view(snapshot)
+        finally:
+            self._refresh_lock.release()
+        return self._with_pending(cache)
+
+    def record_routed(
+        self, request_id: str, service_ids: Sequence[str], *, pipe: Pipeline | None = None
+    ) -> tuple[str, ...]:
+        """Count the request in flight on each service and take a breaker slot for it.
+
+        Returns the services whose breaker refused the dispatch (open, or half-open with every
+        probe slot taken): those are not counted, and the caller should route elsewhere.
+        With ``pipe``, the script is only queued on it (nothing is sent) and this returns
+        ``()``; :meth:`execute` runs the pipeline and reports refusals.
+        """
+        refused = self.record_routed_many([(request_id, service_ids)], pipe=pipe)
+        return tuple(service_id for _, service_id in refused)
+
+    def record_routed_many(
+        self,
+        items: Sequence[tuple[str, Sequence[str]]],
+        *,
+        pipe: Pipeline | None = None,
+    ) -> list[tuple[str, str]]:
+        """:meth:`record_routed` for many requests at once: one round trip in all.
+
+        Returns the refused ``(request_id, service_id)`` pairs (always ``[]`` with ``pipe``).
+        """
+        if not items:
+            return []
+        if not self._shared():
+            self._routed_locally(items)
+            return []
+        now = self.clock()
+        if pipe is not None:
+            self._queued.setdefault(pipe, []).extend(self._queue_routed(pipe, items, now))
+            return []
+        own = self._client.pipeline(transaction=False)
+        calls = self._queue_routed(own, items, now)
+        try:
+            replies = self._run_pipeline(own)
+        except _UNAVAILABLE as exc:
+            self._fail(exc)
+            self._routed_locally(items)
+            return []
+        refused: list[tuple[str, str]] = []
+        for call, reply in zip(calls, replies, strict=True):
+            refused.extend(self._absorb_routed(call, reply))
+        return refused
+
+    def record_outcome(
+        self, request_id: str, service_id: str, success: bool, latency_ms: float | None
+    ) -> BreakerState | None:
+        """Release the request on the service (if still in flight) and count the outcome in
+        the EWMA, the error window and the breaker, atomically. Returns the new breaker state
+        when this outcome changed it, else None."""
+        if self._shared():
+            try:
+                return self._outcome_shared(request_id, service_id, success, latency_ms)
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        return self._local.record_outcome(request_id, service_id, success, latency_ms)
+
+    def set_anomaly(self, service_id: str, score: float) -> None:
+        score = min(1.0, max(0.0, float(score)))
+        if self._shared():
+            try:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.hset(self._hash_key(service_id), "an", _num(score))
+                pipe.sadd(self._services_key, service_id)
+                pipe.execute()
+                self._invalidate()
+                return
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        self._local.set_anomaly(service_id, score)
+
+    # -- the caller's pipeline ---------------------------------------------------------------
+
+    def pipeline(self) -> Pipeline:
+        """A non-transactional pipeline on this store's client, for :meth:`execute`."""
+        return self._client.pipeline(transaction=False)
+
+    def execute(self, pipe: Pipeline) -> list[Any] | None:
+        """Run ``pipe`` (one round trip) and finish the routed calls queued on it.
+
+        The replies of this store's commands are replaced by their refused
+        ``(request_id, service_id)`` pairs; other replies are returned as Redis sent them
+        (errors as exception objects, never raised). If Redis is unreachable, the queued routed
+        requests are counted on the local fallback instead and this returns None, so the
+        caller can fall back for its own commands too.
+        """
+        calls = self._queued.pop(pipe, [])
+        stack = pipe.command_stack
+        positions: list[tuple[int, _RoutedCall]] = []
+        for call in calls:
+            # The pipeline may have been run elsewhere and reused since: match by identity.
+            pos = next((k for k, (args, _) in enumerate(stack) if args is call.args), None)
+            if pos is not None:
+                positions.append((pos, call))
+        try:
+            results = self._run_pipeline(pipe)
+        except _UNAVAILABLE as exc:
+            pipe.reset()
+            self._fail(exc)
+            for _, call in positions:
+                self._routed_locally(_group_pairs(call.pairs))
+            return None
+        for pos, call in positions:
+            results[pos] = self._absorb_routed(call, results[pos])
+        return results
+
+    # -- operators, API, tests (same as LocalStateStore) -----------------------------------
+
+    def breaker_record(self, service_id: str) -> br.BreakerRecord:
+        if self._shared():
+            try:
+                values = self._client.hmget(self._hash_key(service_id), _BREAKER_FIELDS)
+                return _breaker_record(values)
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        return self._local.breaker_record(service_id)
+
+    def force_breaker(self, service_id: str, state: BreakerState) -> None:
+        state = BreakerState(state)
+        if self._shared():
+            try:
+                keys = [self._hash_key(service_id), self._services_key]
+                old, new = self._eval("force", keys, [_num(self.clock()), state.value, service_id])
+                self._invalidate()
+                self._notify([(service_id, BreakerState(_text(old)), BreakerState(_text(new)))])
+                return
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        self._local.force_breaker(service_id, state)
+
+    def remove_service(self, service_id: str) -> None:
+        """Forget a deregistered service (its in-flight requests are dropped too)."""
+        if self._shared():
+            try:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.delete(self._inflight_key(service_id), self._hash_key(service_id))
+                pipe.srem(self._services_key, service_id)
+                pipe.execute()
+                self._invalidate()
+                return
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        self._local.remove_service(service_id)
+
+    def in_flight_requests(self) -> int:
+        """Distinct request ids in flight on any service."""
+        if self._shared():
+            try:
+                service_ids = self._known_services()
+                keys = [self._inflight_key(s) for s in service_ids]
+                return int(self._eval("inflight_requests", keys, [_num(self.clock())]))
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        return self._local.in_flight_requests()
+
+    def snapshot_state(self) -> dict[str, dict[str, object]]:
+        """Live state of every known service, for the API and the dashboard."""
+        if self._shared():
+            try:
+                service_ids = sorted(self._known_services())
+                rows = self._fetch(service_ids, self.clock())
+                return {
+                    service_id: {
+                        "in_flight": int(row[0]),
+                        "ewma_latency_ms": float(row[1]),
+                        "error_rate": float(row[2]),
+                        "breaker_state": _STATE_BY_CODE[int(row[5])].value,
+                        "breaker_allows": bool(row[4]),
+                        "anomaly": float(row[3]),
+                    }
+                    for service_id, row in zip(service_ids, rows, strict=True)
+                }
+            except _UNAVAILABLE as exc:
+                self._fail(exc)
+        return self._local.snapshot_state()
+
+    # -- health ----------------------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and the local fallback serves every call."""
+        return self._degraded
+
+    @property
+    def fallback(self) -> LocalStateStore:
+        """The embedded local store used while degraded."""
+        return self._local
+
+    def status(self) -> dict[str, object]:
+        """For ``/api/v1/health``."""
+        return {
+            "backend": "redis",
+            "status": "degraded" if self._degraded else "ok",
+            "degraded": self._degraded,
+            "shared": not self._degraded,
+            "degraded_since": self._degraded_since,
+            "fallbacks": self._fallbacks,
+            "last_error": self._last_error,
+            "retry_interval_s": self.retry_interval_s,
+            "key_prefix": self.key_prefix,
+        }
+
+    # -- shared / degraded switching ----------------------------------------------------------
+
+    def _shared(self) -> bool:
+        """Whether this call should go to Redis; probes Redis at most every retry interval."""
+        if not self._degraded:
+            return True
+        if time.monotonic() < self._retry_at or not self._recover_lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._degraded:
+                return True
+            try:
+                self._client.ping()
+                self._load_scripts()
+            except _UNAVAILABLE as exc:
+                self._retry_at = time.monotonic() + self.retry_interval_s
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                return False
+            self._invalidate()
+            self._degraded = False
+            self._degraded_since = None
+            log.warning("Redis reachable again: live state is shared again")
+            return True
+        finally:
+            self._recover_lock.release()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + self.retry_interval_s
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        if self._degraded:
+            return
+        self._degraded = True
+        self._degraded_since = self.clock()
+        self._fallbacks += 1
+        log.warning("Redis unavailable (%s): live state falls back to local", self._last_error)
+
+    # -- Redis calls ----------------------------------------------------------------------
+
+    def _inflight_key(self, service_id: str) -> str:
+        return f"{self.key_prefix}f:{service_id}"
+
+    def _hash_key(self, service_id: str) -> str:
+        return f"{self.key_prefix}h:{service_id}"
+
+    def _load_scripts(self) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for script in self._scripts.values():
+            pipe.script_load(script.script)
+        for script, sha in zip(self._scripts.values(), pipe.execute(), strict=True):
+            script.sha = _text(sha)
+
+    def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts[name]
+        try:
+            return self._client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._load_scripts()
+            return self._client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _run_pipeline(self, pipe: Pipeline) -> list[Any]:
+        """Execute once; commands that hit NOSCRIPT (Redis restarted) are re-run after loading
+        the scripts: NOSCRIPT means the command did nothing, so re-running is safe."""
+        stack = list(pipe.command_stack)
+        results = pipe.execute(raise_on_error=False)
+        missing = [k for k, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            self._load_scripts()
+            for k in missing:
+                args, options = stack[k]
+                results[k] = self._client.execute_command(*args, **options)
+        return results
+
+    def _queue_routed(
+        self, pipe: Pipeline, items: Sequence[tuple[str, Sequence[str]]], now: float
+    ) -> list[_RoutedCall]:
+        sha = self._scripts["routed"].sha
+        deadline = _num(now + self.inflight_timeout_s)
+        calls = []
+        for start in range(0, len(items), ROUTED_CHUNK):
+            index: dict[str, int] = {}
+            keys: list[str] = []
+            pair_args: list[Any] = []
+            pairs: list[tuple[str, str]] = []
+            for request_id, service_ids in items[start : start + ROUTED_CHUNK]:
+                for service_id in service_ids:
+                    i = index.get(service_id)
+                    if i is None:
+                        i = index[service_id] = len(index) + 1
+                        keys += (self._inflight_key(service_id), self._hash_key(service_id))
+                    pair_args += (request_id, i)
+                    pairs.append((request_id, service_id))
+            if not pairs:
+                continue
+            keys.append(self._services_key)
+            args = (sha, len(keys), *keys, _num(now), deadline, len(index), *index)
+            args = (*args, len(pairs), *pair_args)
+            pipe.evalsha(*args)
+            calls.append(_RoutedCall(pipe.command_stack[-1][0], list(index), pairs))
+        return calls
+
+    def _absorb_routed(self, call: _RoutedCall, reply: Any) -> list[tuple[str, str]]:
+        """Read a routed-script reply: apply own in-flight deltas, report transitions."""
+        if isinstance(reply, Exception):
+            # Not a connection problem (those raise); a script error. Count nothing.
+            log.error("routed script failed: %s", reply)
+            return []
+        refused: list[tuple[str, str]] = []
+        transitions = []
+        for entry in reply:
+            kind, *fields = _text(entry).split(":")
+            if kind == "r":
+                refused.append(call.pairs[int(fields[0]) - 1])
+            else:
+                service_id = call.service_ids[int(fields[0]) - 1]
+                transitions.append((service_id, BreakerState(fields[1]), BreakerState(fields[2])))
+        counted = call.pairs
+        if refused:
+            dropped = set(refused)
+            counted = [pair for pair in call.pairs if pair not in dropped]
+        self._add_pending([service_id for _, service_id in counted], +1)
+        if transitions:
+            self._invalidate()
+            self._notify(transitions)
+        return refused
+
+    def _outcome_shared(
+        self, request_id: str, service_id: str, success: bool, latency_ms: float | None
+    ) -> BreakerState | None:
+        latency = ""
+        if latency_ms is not None and float(latency_ms) >= 0:
+            latency = _num(latency_ms)
+        keys = [self._inflight_key(service_id), self._hash_key(service_id), self._services_key]
+        args = [_num(self.clock()), request_id, "1" if success else "0", latency, service_id]
+        released, old, new = self._eval("outcome", keys, args)
+        if int(released):
+            self._add_pending([service_id], -1)
+        old, new = BreakerState(_text(old)), BreakerState(_text(new))
+        if new is old:
+            return None
+        self._invalidate()
+        self._notify([(service_id, old, new)])
+        return new
+
+    def _known_services(self) -> list[str]:
+        return [_text(s) for s in self._client.smembers(self._services_key)]
+
+    def _fetch(self, service_ids: Sequence[str], now: float) -> np.ndarray:
+        """One view-script call: a (n, 6) float array, rows in ``service_ids`` order."""
+        keys: list[str] = []
+        for service_id in service_ids:
+            keys += (self._inflight_key(service_id), self._hash_key(service_id))
+        return self._fetch_keys(keys, now)
+
+    def _fetch_keys(self, keys: Sequence[str], now: float) -> np.ndarray:
+        n = len(keys) // 2
+        if n == 0:
+            return np.zeros((0, _VIEW_FIELDS))
+        reply = _text(self._eval("view", keys, [_num(now)]))
+        return np.array(reply.split(","), dtype=np.float64).reshape(n, _VIEW_FIELDS)
+
+    # -- view cache -------------------------------------------------------------------------
+
+    def _cache_for(self, snapshot: FleetSnapshot) -> _CachedView:
+        key = id(snapshot)
+        with self._lock:
+            cache = self._caches.get(key)
+            if cache is None or cache.snapshot is not snapshot:
+                keys: list[str] = []
+                for service_id in snapshot.service_ids:
+                    keys += (self._inflight_key(service_id), self._hash_key(service_id))
+                cache = _CachedView(snapshot=snapshot, keys=keys)
+                self._caches[key] = cache
+                while len(self._caches) > _VIEW_CACHE_SNAPSHOTS:
+                    self._caches.popitem(last=False)
+            else:
+                self._caches.move_to_end(key)
+            return cache
+
+    def _refresh(self, cache: _CachedView) -> None:
+        started = time.monotonic()
+        with self._lock:
+            taken, cache.pending = cache.pending, {}
+            cache.version += 1
+        try:
+            rows = self._fetch_keys(cache.keys, self.clock())
+        except BaseException:
+            with self._lock:  # the deltas are still unseen by any view: keep them
+                for i, delta in taken.items():
+                    cache.pending[i] = cache.pending.get(i, 0) + delta
+                cache.version += 1
+            raise
+        arrays = (rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(), rows[:, 3].copy())
+        allows = rows[:, 4] != 0
+        for array in (*arrays, allows):
+            array.flags.writeable = False
+        view = LiveView(*arrays, breaker_allows=allows)
+        with self._lock:
+            cache.view = view
+            cache.fetched_at = started
+            cache.version += 1
+
+    def _with_pending(self, cache: _CachedView) -> LiveView:
+        with self._lock:
+            view = cache.view
+            if not cache.pending:
+                return view
+            if cache.overlay_version == cache.version and cache.overlay is not None:
+                return cache.overlay
+            in_flight = view.in_flight.copy()
+            for i, delta in cache.pending.items():
+                in_flight[i] = max(0.0, in_flight[i] + delta)
+            in_flight.flags.writeable = False
+            cache.overlay = dataclasses.replace(view, in_flight=in_flight)
+            cache.overlay_version = cache.version
+            return cache.overlay
+
+    def _add_pending(self, service_ids: Sequence[str], delta: int) -> None:
+        if not service_ids:
+            return
+        with self._lock:
+            for cache in self._caches.values():
+                index = cache.snapshot.index
+                for service_id in service_ids:
+                    i = index.get(service_id)
+                    if i is not None:
+                        cache.pending[i] = cache.pending.get(i, 0) + delta
+                cache.version += 1
+
+    def _invalidate(self) -> None:
+        """Make every cached view stale, so the next view() reads Redis."""
+        with self._lock:
+            for cache in self._caches.values():
+                cache.fetched_at = -math.inf
+
+    # -- local fallback -------------------------------------------------------------------
+
+    def _routed_locally(self, items: Sequence[tuple[str, Sequence[str]]]) -> None:
+        for request_id, service_ids in items:
+            self._local.record_routed(request_id, service_ids)
+
+    def _notify(self, transitions: list[tuple[str, BreakerState, BreakerState]]) -> None:
+        if self.on_transition is None:
+            return
+        for service_id, old, new in transitions:
+            if new is not old:
+                self.on_transition(service_id, old, new)
+
+
+def _group_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    grouped: dict[str, list[str]] = {}
+    for request_id, service_id in pairs:
+        grouped.setdefault(request_id, []).append(service_id)
+    return list(grouped.items())
+
+
+def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:
+    st, cf, bw, oc, ou, ca, pi, ps, lp = (None if v is None else _text(v) for v in values)
+    return br.BreakerRecord(
+        state=BreakerState(st or BreakerState.CLOSED.value),
+        consecutive_failures=int(float(cf or 0)),
+        window=tuple(int(c) for c in (bw or "")),
+        open_count=int(float(oc or 0)),
+        open_until=float(ou or 0.0),
+        closed_at=float(ca or 0.0),
+        probes_in_flight=int(float(pi or 0)),
+        probe_successes=int(float(ps or 0)),
+        last_probe_at=float(lp or 0.0),
+    )

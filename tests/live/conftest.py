@@ -1,0 +1,131 @@
+"""Fixtures for the live feed: WebSocket communicators with credentials, and requirements.
+
+Under ``CI=true`` a missing Redis or Chromium fails the test that needs it; elsewhere it is
+skipped with the reason.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import uuid
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from moe_project.ws_urls import websocket_application
+
+CHROMIUM = "/usr/bin/chromium"
+FEED_PATH = "/ws/routing"
+# Same origin as the communicator's Host header: what a browser on the dashboard sends.
+SAME_ORIGIN = "http://testserver"
+
+
+def missing(reason: str) -> None:
+    """Fail under CI (the requirement is part of the test setup), skip elsewhere."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"required for this test under CI: {reason}")
+    pytest.skip(reason)
+
+
+def redis_available() -> bool:
+    import redis
+
+    url = settings.REDIS_URL or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_timeout=0.5).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+@pytest.fixture
+def require_chromium() -> str:
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        missing(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+
+
+@pytest.fixture
+def require_redis() -> None:
+    if not redis_available():
+        missing("Redis is not reachable")
+
+
+def feed_communicator(
+    *,
+    origin: str | None = SAME_ORIGIN,
+    host: str = "testserver",
+    session: str | None = None,
+    bearer: str | None = None,
+    subprotocols: list[str] | None = None,
+) -> WebsocketCommunicator:
+    headers = [(b"host", host.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    if session is not None:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode()))
+    if bearer is not None:
+        headers.append((b"authorization", f"Bearer {bearer}".encode()))
+    return WebsocketCommunicator(
+        websocket_application(), FEED_PATH, headers=headers, subprotocols=subprotocols
+    )
+
+
+def session_for(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def access_token_for(user) -> str:
+    return str(RefreshToken.for_user(user).access_token)
+
+
+async def receive_json(communicator, timeout: float = 2.0) -> dict:
+    return json.loads(await communicator.receive_from(timeout))
+
+
+async def collect(communicator, until, timeout: float = 3.0) -> list[dict]:
+    """Messages received until ``until(messages)`` is true; fails after ``timeout`` seconds.
+
+    Under Redis other test processes may publish to the same group, so callers look for their
+    own messages rather than assume nothing else arrives.
+    """
+    messages: list[dict] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not until(messages):
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"timed out; got {len(messages)} messages: {messages[-3:]}")
+        try:
+            messages.append(await receive_json(communicator, timeout=left))
+        except TimeoutError:
+            continue
+    return messages
+
+
+async def connected(communicator) -> dict:
+    """Connect, assert acceptance, return the hello message."""
+    accepted, detail = await communicator.connect()
+    assert accepted, f"refused with {detail}"
+    hello = await receive_json(communicator)
+    assert hello["type"] == "hello"
+    return hello
+
+
+@pytest.fixture
+def staff_session(staff) -> str:
+    # Staff rather than the operators group: transactional tests flush the database, and the
+    # group (created by a data migration) is gone after the first of them.
+    return session_for(staff)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A per-test prefix, so a test only counts its own events."""
+    return uuid.uuid4().hex[:10]
