@@ -71,7 +71,9 @@ def validate_capability_name(value: str) -> None:
 
 
 def validate_weight(value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("Enter a finite number.", code="invalid_weight")
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError("Enter a finite number.", code="invalid_weight")
     if not 0 < value <= constants.MAX_WEIGHT:
         raise ValidationError(

@@ -12,8 +12,11 @@ from celery import shared_task
 )
 def flush_history() -> dict:
     from routing.history import flush_history as flush
+    from telemetry.heartbeat import beat
 
-    return flush().as_dict()
+    result = flush().as_dict()
+    beat("flush_history")
+    return result
 
 
 @shared_task(

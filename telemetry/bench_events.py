@@ -132,7 +132,6 @@ def measure(consumers: int, seconds: float, batch: int) -> dict:
         batch_seconds = time.perf_counter() - started
 
         time.sleep(publisher.interval * 4)  # let the last flushes arrive
-        print("DEBUG", publisher.stats, server.messages)
         server.run(server.disconnect())
     finally:
         publisher.close()

@@ -57,6 +57,9 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 SUBPROTOCOL = "moe.routing.v1"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
 DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+# channels-redis forgets group members after ``group_expiry`` (a day by default) and never
+# tells the consumer; a dashboard stays open for longer, so it re-joins now and then.
+GROUP_REFRESH_SECONDS = 600
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -157,12 +160,14 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
         self.loop = asyncio.get_running_loop()
         events.attach_listener_loop(self.loop)
         self.joined = True
+        self.refresher = self.loop.create_task(self._keep_membership())
         await self.accept(subprotocol)
         await self._send_json(await self._hello(user))
 
     async def disconnect(self, code) -> None:
         if getattr(self, "joined", False):
             self.joined = False
+            self.refresher.cancel()
             events.detach_listener_loop(self.loop)
             await self.channel_layer.group_discard(events.FEED_GROUP, self.channel_name)
 
@@ -185,6 +190,14 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
         if token is not None:
             return await user_for_token(token)
         return self.scope.get("user")
+
+    async def _keep_membership(self) -> None:
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            try:
+                await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
+            except Exception:  # Redis away for a moment: try again at the next refresh
+                logger.warning("live feed: could not refresh group membership", exc_info=True)
 
     async def _refuse(self, code: int, subprotocol: str | None) -> None:
         await self.accept(subprotocol)

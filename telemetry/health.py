@@ -32,11 +32,50 @@ def check_redis() -> dict:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
+# The flush job runs every 5 s by default; three missed runs means the worker or beat is gone.
+CELERY_STALE_AFTER_S = 30.0
+
+
+def check_celery() -> dict:
+    from telemetry.heartbeat import last_beat
+
+    stamp = last_beat("flush_history")
+    if stamp is None:
+        return {"status": "unknown", "detail": "no job has run yet"}
+    age = time.time() - stamp
+    status = "ok" if age <= CELERY_STALE_AFTER_S else "stale"
+    return {"status": status, "last_job_age_s": round(age, 1)}
+
+
+def check_router() -> dict:
+    from routing.runtime import get_router
+
+    router = get_router()
+    snapshot = router.snapshot()
+    store = router.store
+    degraded = bool(getattr(store, "degraded", False))
+    report = {
+        "status": "degraded" if degraded else "ok",
+        "state_backend": type(store).__name__,
+        "services": len(snapshot),
+        "registry_version": snapshot.version,
+        "gate_version": router.gate_version,
+    }
+    if hasattr(store, "status"):
+        report["state"] = store.status()
+    return report
+
+
 def check_all() -> dict:
-    checks = {"database": check_database(), "redis": check_redis()}
+    checks = {
+        "database": check_database(),
+        "redis": check_redis(),
+        "celery": check_celery(),
+        "router": check_router(),
+    }
     if checks["database"]["status"] == "down":
         overall = "down"
-    elif checks["redis"]["status"] == "down":
+    elif any(c["status"] in ("down", "degraded", "stale") for c in checks.values()):
         overall = "degraded"
     else:
         overall = "ok"

@@ -17,6 +17,29 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def _clear_redis() -> None:
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter("moe:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def fresh_router(settings, tmp_path):
+    """Each test gets a new router, an empty history spool and no shared state left over."""
+    from routing.runtime import reset_router
+
+    settings.MOE_HISTORY_DIR = str(tmp_path / "history")
+    _clear_redis()
+    reset_router()
+    yield
+    reset_router()
+    _clear_redis()
+
+
 def _api_client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:
@@ -27,10 +50,11 @@ def _api_client_for(user) -> APIClient:
 
 @pytest.fixture
 def operator(django_user_model):
-    from django.contrib.auth.models import Group
+    from registry.permissions import ensure_operator_group
 
     user = django_user_model.objects.create_user("op", password="op-pass-1234")
-    user.groups.add(Group.objects.get(name=settings.MOE_OPERATOR_GROUP))
+    # A transaction=True test flushes the group the data migration made; recreate it.
+    user.groups.add(ensure_operator_group())
     return user
 
 

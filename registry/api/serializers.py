@@ -46,9 +46,15 @@ class StrictFloatField(serializers.FloatField):
     default_error_messages = {"invalid": "Must be a finite number."}
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
-        return float(data)
+        try:
+            number = float(data)  # an int beyond 1e308 overflows here
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(number):
+            self.fail("invalid")
+        return number
 
 
 class StrictChoiceField(serializers.ChoiceField):

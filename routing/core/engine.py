@@ -112,7 +112,9 @@ class RoutingEngine:
 
     def gate_scorer(self, fleet: PreparedFleet) -> GateScorer:
         gate = self.gate
-        cached = memo(fleet.snapshot, ("gate", id(gate)), lambda: (gate, gate.scorer(fleet.snapshot)))
+        cached = memo(
+            fleet.snapshot, ("gate", id(gate)), lambda: (gate, gate.scorer(fleet.snapshot))
+        )
         if cached[0] is not gate:  # an id reused by a new gate: rebuild
             cached = (gate, gate.scorer(fleet.snapshot))
             fleet.snapshot.__dict__["_core_memo"][("gate", id(gate))] = cached
@@ -279,9 +281,7 @@ class RoutingEngine:
         return out
 
 
-def explain_no_eligible(
-    fleet: PreparedFleet, view: LiveView, capabilities: tuple[str, ...]
-) -> str:
+def explain_no_eligible(fleet: PreparedFleet, view: LiveView, capabilities: tuple[str, ...]) -> str:
     """Why nothing is eligible, counted per cause (a service may count under several)."""
     n = fleet.n
     if n == 0:

@@ -65,14 +65,16 @@ class GateConfig:
     seed: int = 0
     # Scale of the random initial weights of the bilinear part (small: priors dominate).
     init_scale: float = 0.05
-    type_affinity_init: float = 1.0
+    # Priors of an untrained gate. Weight is a mild prior only: the capacity factor already
+    # shares load by capacity, and a strong weight term would pile load on big services.
+    type_affinity_init: float = 0.5
     capability_affinity_init: float = 1.0
-    weight_affinity_init: float = 1.0
+    weight_affinity_init: float = 0.25
     # Training-only noise: multiplicative input jitter (Switch) and logit noise (noisy top-k).
     jitter_eps: float = 0.01
     logit_noise_std: float = 0.1
     # At routing time, logits lose headroom_coef * (in-flight / capacity).
-    headroom_coef: float = 2.0
+    headroom_coef: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +228,12 @@ def switch_aux_loss(logits: torch.Tensor, mask: torch.Tensor | None = None) -> t
     probs = torch.softmax(logits, dim=-1)
     n = logits.shape[-1] if mask is None else mask.any(dim=0).sum().clamp_min(1)
     top1 = probs.argmax(dim=-1)
-    f = torch.zeros(logits.shape[-1], device=logits.device).index_add_(
-        0, top1, torch.ones_like(top1, dtype=probs.dtype)
-    ) / logits.shape[0]
+    f = (
+        torch.zeros(logits.shape[-1], device=logits.device).index_add_(
+            0, top1, torch.ones_like(top1, dtype=probs.dtype)
+        )
+        / logits.shape[0]
+    )
     return n * torch.sum(f * probs.mean(dim=0))
 
 
@@ -349,8 +354,12 @@ def _train_gate(gate, examples, snapshot, cfg: TrainConfig) -> dict[str, Any]:
             total, task, aux, z, _ = _losses(
                 gate, x[idx], target[idx], reward[idx], feats, buckets, cfg
             )
-        return {"loss": total.item(), "task_loss": task.item(), "aux_loss": aux.item(),
-                "z_loss": z.item()}
+        return {
+            "loss": total.item(),
+            "task_loss": task.item(),
+            "aux_loss": aux.item(),
+            "z_loss": z.item(),
+        }
 
     before = evaluate(t_idx)
     val_before = evaluate(v_idx) if n_val else {}
@@ -388,9 +397,12 @@ def _train_gate(gate, examples, snapshot, cfg: TrainConfig) -> dict[str, Any]:
         metrics.update(
             val_loss_initial=val_before["task_loss"],
             val_loss=val_after["task_loss"],
-            **{f"val_{k}": v for k, v in _decision_quality(
-                gate, x_np[val_idx], target_np[val_idx], reward_np[val_idx], snapshot
-            ).items()},
+            **{
+                f"val_{k}": v
+                for k, v in _decision_quality(
+                    gate, x_np[val_idx], target_np[val_idx], reward_np[val_idx], snapshot
+                ).items()
+            },
         )
     gate.metadata = {**gate.metadata, "metrics": metrics}
     return metrics
@@ -407,7 +419,9 @@ def _decision_quality(gate, x, target, reward, snapshot) -> dict[str, float]:
 
 
 def evaluate_gate(
-    gate: Gate, examples: Sequence[GateExample], snapshot: FleetSnapshot,
+    gate: Gate,
+    examples: Sequence[GateExample],
+    snapshot: FleetSnapshot,
     latency_scale_ms: float | None = None,
 ) -> dict[str, float]:
     """Validation metrics of a gate on held-out history (lower ``loss`` is better)."""
@@ -423,8 +437,11 @@ def evaluate_gate(
         loss = nn.functional.binary_cross_entropy_with_logits(
             chosen.squeeze(1), torch.from_numpy(reward_np).to(gate.device)
         ).item()
-    return {"examples": len(target_np), "loss": loss,
-            **_decision_quality(gate, x_np, target_np, reward_np, snapshot)}
+    return {
+        "examples": len(target_np),
+        "loss": loss,
+        **_decision_quality(gate, x_np, target_np, reward_np, snapshot),
+    }
 
 
 # -- persistence ------------------------------------------------------------------------------

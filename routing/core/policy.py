@@ -34,7 +34,12 @@ CONCRETE_STRATEGIES = (
     "power_of_two",
 )
 CONTEXT_DIM = 4
+# Context assumed for history recorded without one: an idle, fully eligible, healthy fleet.
+DEFAULT_CONTEXT = (0.0, 1.0, 0.0, 0.0)
 FORMAT_VERSION = 1
+# Initial output bias: a strategy never tried in the training history keeps a pessimistic
+# score, so the policy does not grow confident in what it has no evidence for.
+_INITIAL_BIAS = -2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class PolicyConfig:
     hidden_dim: int = 32
     strategies: tuple[str, ...] = CONCRETE_STRATEGIES
     seed: int = 0
+    # Confidence is softmax(logits / temperature); logits are log-odds of a good outcome,
+    # whose gaps are modest, so a temperature below 1 sharpens the preference.
+    temperature: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ class PolicyExample:
     """One routed request from history: the concrete strategy used and how it went.
 
     ``context`` is the fleet context at decision time (see :func:`fleet_context`) when it was
-    recorded; zeros otherwise.
+    recorded; ``DEFAULT_CONTEXT`` otherwise.
     """
 
     request: RouteRequest
@@ -70,10 +78,8 @@ class StrategyPolicy(nn.Module):
         d_in = cfg.feature_dim + cfg.context_dim
         self.w1 = nn.Parameter(torch.randn(d_in, cfg.hidden_dim, generator=g) / math.sqrt(d_in))
         self.b1 = nn.Parameter(torch.zeros(cfg.hidden_dim))
-        self.w2 = nn.Parameter(
-            torch.randn(cfg.hidden_dim, len(cfg.strategies), generator=g) * 0.01
-        )
-        self.b2 = nn.Parameter(torch.zeros(len(cfg.strategies)))
+        self.w2 = nn.Parameter(torch.randn(cfg.hidden_dim, len(cfg.strategies), generator=g) * 0.01)
+        self.b2 = nn.Parameter(torch.full((len(cfg.strategies),), _INITIAL_BIAS))
         self.to(device)
         self._numpy: tuple[np.ndarray, ...] | None = None
 
@@ -92,6 +98,7 @@ class StrategyPolicy(nn.Module):
         """Softmax over strategies, ``(n, n_strategies)``, for features and contexts."""
         w1, b1, w2, b2 = self.numpy_weights()
         z = np.tanh(np.concatenate([x, context], axis=1) @ w1 + b1) @ w2 + b2
+        z = z / self.config.temperature
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -149,8 +156,15 @@ def train_policy(
     """Fit ``policy`` in place on history; returns metrics (losses before/after, validation)."""
     with torch_threads(num_threads):
         return _train_policy(
-            policy, examples, epochs, batch_size, lr, weight_decay, latency_scale_ms,
-            val_fraction, seed,
+            policy,
+            examples,
+            epochs,
+            batch_size,
+            lr,
+            weight_decay,
+            latency_scale_ms,
+            val_fraction,
+            seed,
         )
 
 
@@ -166,7 +180,7 @@ def _train_policy(
         [
             ft.featurize([ex.request for ex in kept]),
             np.array(
-                [ex.context or (0.0,) * policy.config.context_dim for ex in kept],
+                [ex.context or DEFAULT_CONTEXT for ex in kept],
                 dtype=np.float32,
             ),
         ],

@@ -160,7 +160,9 @@ class _GatedStrategy(Strategy):
         k = min(self.k_for(ctx.top_k), len(idx))
         a = self._adjusted(featurize((request,)), fleet, ctx.view.in_flight)[0, idx]
         load = ctx.view.in_flight[idx]
-        bound = capacity_factor_bound(load.sum() + k, fleet.capacity[idx], self.config.capacity_factor)
+        bound = capacity_factor_bound(
+            load.sum() + k, fleet.capacity[idx], self.config.capacity_factor
+        )
         room = load < bound
         p = _softmax(a)
         if k == 1:
@@ -215,7 +217,7 @@ class _GatedStrategy(Strategy):
             if missing.size:
                 # Every service is at its capacity-factor bound for these rows: fall back to
                 # the hard capacity (never above max_capacity).
-                hard_left = (hard_room - used - np.bincount(col[col >= 0], minlength=len(cap)))
+                hard_left = hard_room - used - np.bincount(col[col >= 0], minlength=len(cap))
                 col[missing] = assign_in_order(work[missing], hard_left.clip(min=0))
             ok = col >= 0
             chosen[ok, r] = col[ok]
@@ -390,8 +392,11 @@ class TdaAware(Strategy):
                     heapq.heappush(heap, (static_cost[i] + loads[i] / cap_safe[i], i))
             scores = [1.0 / (1.0 + c) for c, _ in picked]
             out[j] = Choice(
-                [i for _, i in picked], scores, scores[0],
-                self._reason(k, request, n_avoided), self.name,
+                [i for _, i in picked],
+                scores,
+                scores[0],
+                self._reason(k, request, n_avoided),
+                self.name,
             )
         load[:] = loads
         return out
@@ -535,9 +540,7 @@ class Adaptive(Strategy):
     description = "a learned policy picks the strategy from the request's context"
 
     def route(self, request, ctx):
-        name, why = self.engine.choose_strategies(
-            (request,), ctx.fleet, ctx.view, ctx.eligible
-        )[0]
+        name, why = self.engine.choose_strategies((request,), ctx.fleet, ctx.view, ctx.eligible)[0]
         choice = self.engine.strategy(name).route(request, ctx)
         choice.reason = f"adaptive chose {name} ({why}): {choice.reason}"
         return choice

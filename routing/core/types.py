@@ -84,7 +84,10 @@ class FleetSnapshot:
             capacity=np.array([s.max_capacity for s in services], dtype=np.float64),
             weight=np.array([s.weight for s in services], dtype=np.float64),
             routable=np.array(
-                [s.status == ServiceStatus.ACTIVE and s.health != Health.UNHEALTHY for s in services],
+                [
+                    s.status == ServiceStatus.ACTIVE and s.health != Health.UNHEALTHY
+                    for s in services
+                ],
                 dtype=bool,
             ),
             capability_names=caps,

@@ -54,17 +54,17 @@ from redis.retry import Retry
 from routing.core import breaker as br
 from routing.core.state import LocalStateStore, TransitionCallback
 from routing.core.types import BreakerState, FleetSnapshot, LiveView
-from telemetry.state.scripts import STATE_CODES, build_scripts
+from telemetry.state.scripts import STATE_CODES, VIEW_FIELDS, build_scripts
 
 log = logging.getLogger(__name__)
 
 # Requests per routed-script call. Redis runs one script at a time, so a 10,000-request batch
 # is cut into calls of ~1 ms each (all still queued on one pipeline: one round trip).
 ROUTED_CHUNK = 500
-_VIEW_FIELDS = 6
 _VIEW_CACHE_SNAPSHOTS = 4
 _STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
 _BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
+_EMPTY_ROWS = np.zeros((0, 6))
 # Anything that means "Redis cannot serve us now". ResponseError is included on purpose: the
 # caller must never see an error because of shared state; it is logged and we fall back.
 _UNAVAILABLE = (RedisError, OSError)
@@ -101,7 +101,7 @@ def _num(value: float) -> str:
 @dataclass(slots=True)
 class _CachedView:
     snapshot: FleetSnapshot
-    keys: list[str]
+    service_ids: list[str]
     view: LiveView | None = None
     fetched_at: float = -math.inf  # time.monotonic() when the refresh started
     # This process's in-flight changes since the refresh, by snapshot index.
@@ -164,7 +164,8 @@ class RedisStateStore:
         )
         sources = build_scripts(self.breaker_config, ewma_alpha, error_window)
         self._scripts = {name: client.register_script(src) for name, src in sources.items()}
-        self._services_key = f"{key_prefix}services"
+        # live (hash of every service's state), count, inflight, services: see scripts.py.
+        self._keys = [f"{key_prefix}{name}" for name in ("live", "count", "inflight", "services")]
         self._lock = threading.Lock()  # caches and pending deltas
         self._refresh_lock = threading.Lock()
         self._recover_lock = threading.Lock()
@@ -177,6 +178,10 @@ class RedisStateStore:
         self._retry_at = 0.0
         self._fallbacks = 0
         self._last_error: str | None = None
+        try:  # so the hot path never meets NOSCRIPT; a Redis that is down starts us degraded
+            self._load_scripts()
+        except _UNAVAILABLE as exc:
+            self._fail(exc)
 
     # -- LiveStateStore -------------------------------------------------------------------
 
@@ -263,8 +268,8 @@ class RedisStateStore:
         if self._shared():
             try:
                 pipe = self._client.pipeline(transaction=True)
-                pipe.hset(self._hash_key(service_id), "an", _num(score))
-                pipe.sadd(self._services_key, service_id)
+                pipe.hset(self._keys[0], f"{service_id}|an", _num(score))
+                pipe.sadd(self._keys[3], service_id)
                 pipe.execute()
                 self._invalidate()
                 return
@@ -312,7 +317,8 @@ class RedisStateStore:
     def breaker_record(self, service_id: str) -> br.BreakerRecord:
         if self._shared():
             try:
-                values = self._client.hmget(self._hash_key(service_id), _BREAKER_FIELDS)
+                fields = [f"{service_id}|{name}" for name in _BREAKER_FIELDS]
+                values = self._client.hmget(self._keys[0], fields)
                 return _breaker_record(values)
             except _UNAVAILABLE as exc:
                 self._fail(exc)
@@ -322,8 +328,8 @@ class RedisStateStore:
         state = BreakerState(state)
         if self._shared():
             try:
-                keys = [self._hash_key(service_id), self._services_key]
-                old, new = self._eval("force", keys, [_num(self.clock()), state.value, service_id])
+                args = [_num(self.clock()), state.value, service_id]
+                old, new = self._eval("force", self._keys, args)
                 self._invalidate()
                 self._notify([(service_id, BreakerState(_text(old)), BreakerState(_text(new)))])
                 return
@@ -335,10 +341,7 @@ class RedisStateStore:
         """Forget a deregistered service (its in-flight requests are dropped too)."""
         if self._shared():
             try:
-                pipe = self._client.pipeline(transaction=True)
-                pipe.delete(self._inflight_key(service_id), self._hash_key(service_id))
-                pipe.srem(self._services_key, service_id)
-                pipe.execute()
+                self._eval("remove", self._keys, [service_id])
                 self._invalidate()
                 return
             except _UNAVAILABLE as exc:
@@ -349,9 +352,7 @@ class RedisStateStore:
         """Distinct request ids in flight on any service."""
         if self._shared():
             try:
-                service_ids = self._known_services()
-                keys = [self._inflight_key(s) for s in service_ids]
-                return int(self._eval("inflight_requests", keys, [_num(self.clock())]))
+                return int(self._eval("inflight_requests", self._keys, [_num(self.clock())]))
             except _UNAVAILABLE as exc:
                 self._fail(exc)
         return self._local.in_flight_requests()
@@ -360,8 +361,9 @@ class RedisStateStore:
         """Live state of every known service, for the API and the dashboard."""
         if self._shared():
             try:
-                service_ids = sorted(self._known_services())
-                rows = self._fetch(service_ids, self.clock())
+                reply = self._eval("snapshot", self._keys, [_num(self.clock())])
+                service_ids = [_text(s) for s in reply[1:]]
+                rows = _rows(reply[0], len(service_ids))
                 return {
                     service_id: {
                         "in_flight": int(row[0]),
@@ -441,12 +443,6 @@ class RedisStateStore:
 
     # -- Redis calls ----------------------------------------------------------------------
 
-    def _inflight_key(self, service_id: str) -> str:
-        return f"{self.key_prefix}f:{service_id}"
-
-    def _hash_key(self, service_id: str) -> str:
-        return f"{self.key_prefix}h:{service_id}"
-
     def _load_scripts(self) -> None:
         pipe = self._client.pipeline(transaction=False)
         for script in self._scripts.values():
@@ -483,7 +479,6 @@ class RedisStateStore:
         calls = []
         for start in range(0, len(items), ROUTED_CHUNK):
             index: dict[str, int] = {}
-            keys: list[str] = []
             pair_args: list[Any] = []
             pairs: list[tuple[str, str]] = []
             for request_id, service_ids in items[start : start + ROUTED_CHUNK]:
@@ -491,13 +486,11 @@ class RedisStateStore:
                     i = index.get(service_id)
                     if i is None:
                         i = index[service_id] = len(index) + 1
-                        keys += (self._inflight_key(service_id), self._hash_key(service_id))
                     pair_args += (request_id, i)
                     pairs.append((request_id, service_id))
             if not pairs:
                 continue
-            keys.append(self._services_key)
-            args = (sha, len(keys), *keys, _num(now), deadline, len(index), *index)
+            args = (sha, 4, *self._keys, _num(now), deadline, len(index), *index)
             args = (*args, len(pairs), *pair_args)
             pipe.evalsha(*args)
             calls.append(_RoutedCall(pipe.command_stack[-1][0], list(index), pairs))
@@ -534,9 +527,8 @@ class RedisStateStore:
         latency = ""
         if latency_ms is not None and float(latency_ms) >= 0:
             latency = _num(latency_ms)
-        keys = [self._inflight_key(service_id), self._hash_key(service_id), self._services_key]
         args = [_num(self.clock()), request_id, "1" if success else "0", latency, service_id]
-        released, old, new = self._eval("outcome", keys, args)
+        released, old, new = self._eval("outcome", self._keys, args)
         if int(released):
             self._add_pending([service_id], -1)
         old, new = BreakerState(_text(old)), BreakerState(_text(new))
@@ -546,22 +538,13 @@ class RedisStateStore:
         self._notify([(service_id, old, new)])
         return new
 
-    def _known_services(self) -> list[str]:
-        return [_text(s) for s in self._client.smembers(self._services_key)]
-
     def _fetch(self, service_ids: Sequence[str], now: float) -> np.ndarray:
-        """One view-script call: a (n, 6) float array, rows in ``service_ids`` order."""
-        keys: list[str] = []
-        for service_id in service_ids:
-            keys += (self._inflight_key(service_id), self._hash_key(service_id))
-        return self._fetch_keys(keys, now)
-
-    def _fetch_keys(self, keys: Sequence[str], now: float) -> np.ndarray:
-        n = len(keys) // 2
-        if n == 0:
-            return np.zeros((0, _VIEW_FIELDS))
-        reply = _text(self._eval("view", keys, [_num(now)]))
-        return np.array(reply.split(","), dtype=np.float64).reshape(n, _VIEW_FIELDS)
+        """One view-script call for all the services: rows of in flight, EWMA, error rate,
+        anomaly, breaker allows (1/0), breaker state code, in ``service_ids`` order."""
+        if not service_ids:
+            return _EMPTY_ROWS
+        reply = self._eval("view", self._keys, [_num(now), *service_ids])
+        return _rows(reply, len(service_ids))
 
     # -- view cache -------------------------------------------------------------------------
 
@@ -570,10 +553,7 @@ class RedisStateStore:
         with self._lock:
             cache = self._caches.get(key)
             if cache is None or cache.snapshot is not snapshot:
-                keys: list[str] = []
-                for service_id in snapshot.service_ids:
-                    keys += (self._inflight_key(service_id), self._hash_key(service_id))
-                cache = _CachedView(snapshot=snapshot, keys=keys)
+                cache = _CachedView(snapshot=snapshot, service_ids=list(snapshot.service_ids))
                 self._caches[key] = cache
                 while len(self._caches) > _VIEW_CACHE_SNAPSHOTS:
                     self._caches.popitem(last=False)
@@ -587,7 +567,7 @@ class RedisStateStore:
             taken, cache.pending = cache.pending, {}
             cache.version += 1
         try:
-            rows = self._fetch_keys(cache.keys, self.clock())
+            rows = self._fetch(cache.service_ids, self.clock())
         except BaseException:
             with self._lock:  # the deltas are still unseen by any view: keep them
                 for i, delta in taken.items():
@@ -656,6 +636,17 @@ def _group_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]
     for request_id, service_id in pairs:
         grouped.setdefault(request_id, []).append(service_id)
     return list(grouped.items())
+
+
+def _rows(reply: Any, n: int) -> np.ndarray:
+    """Parse the view script's numbers; the error rate is failures / outcomes, computed here
+    exactly as the local store computes it."""
+    if n == 0:
+        return _EMPTY_ROWS
+    raw = np.array(_text(reply).split(","), dtype=np.float64).reshape(n, VIEW_FIELDS)
+    outcomes = raw[:, 3]
+    rate = np.divide(raw[:, 2], outcomes, out=np.zeros(n), where=outcomes > 0)
+    return np.column_stack((raw[:, 0], raw[:, 1], rate, raw[:, 4], raw[:, 5], raw[:, 6]))
 
 
 def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:

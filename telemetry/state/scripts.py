@@ -17,15 +17,19 @@ Numbers: Lua numbers are IEEE doubles like Python floats and the arithmetic is w
 same order, so results agree bit for bit. Floats are stored with ``%.17g`` (round-trips every
 double); Redis turns Lua numbers into integers in replies, so floats leave scripts as strings.
 
-Layout (``P`` = key prefix, ``S`` = service id):
+Layout (``P`` = key prefix, ``S`` = service id). Every script gets the same four keys, so a
+view of 64 services is three Redis calls inside one script, not two per service:
 
-- ``P f:S``: sorted set of request ids in flight on S, scored by deadline (wall clock).
-  Members with a deadline <= now are expired: never counted, pruned on the next write.
-- ``P h:S``: hash. ``ew`` EWMA latency, ``ws`` error window as a string of ``0``/``1``
-  (oldest first), ``wf`` failures in it, ``an`` anomaly score, and the breaker record:
-  ``st`` state, ``cf`` consecutive failures, ``bw`` breaker window, ``oc`` open count,
-  ``ou`` open until, ``ca`` closed at, ``pi`` probes in flight, ``ps`` probe successes,
-  ``lp`` last probe at. A missing field is the default (closed breaker, zeros).
+- ``P live``: hash of every service's scalar state, fields ``S|name``: ``ew`` EWMA latency,
+  ``ws`` error window as a string of ``0``/``1`` (oldest first), ``wf`` failures in it, ``wn``
+  its length, ``an`` anomaly score, and the breaker record: ``st`` state, ``cf`` consecutive
+  failures, ``bw`` breaker window, ``oc`` open count, ``ou`` open until, ``ca`` closed at,
+  ``pi`` probes in flight, ``ps`` probe successes, ``lp`` last probe at. A missing field is
+  the default (closed breaker, zeros). ``S`` is everything before the last ``|``.
+- ``P inflight``: sorted set of (service, request) pairs in flight, scored by deadline (wall
+  clock); member ``<len(S)>:<S><request id>``. A member whose deadline <= now is expired.
+- ``P count``: hash ``S`` -> live members of ``P inflight`` for S. Every script first prunes
+  expired members (decrementing their counts), so counts are exact whenever read.
 - ``P services``: set of every service id that has state, for listings.
 """
 
@@ -35,6 +39,8 @@ from routing.core.breaker import BreakerConfig
 
 # Breaker state <-> small code in view replies.
 STATE_CODES = {"closed": 0, "open": 1, "half_open": 2}
+# Numbers per service in a VIEW reply.
+VIEW_FIELDS = 7
 
 _PRELUDE = """
 local CF_LIMIT = {consecutive_failures}
@@ -51,19 +57,47 @@ local BACKOFF_RESET = {backoff_reset_s}
 local ALPHA = {ewma_alpha}
 local ERROR_WINDOW = {error_window}
 
+local LIVE, COUNT, INFLIGHT, SERVICES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local B_FIELDS = {{'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp'}}
+local S_FIELDS = {{'ew', 'ws', 'wf', 'wn', 'an', 'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps',
+                  'lp'}}
+
 local function fmt(x) return string.format('%.17g', x) end
 
-local function b_load(key)
-  local v = redis.call('HMGET', key, 'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp')
+local function member(sid, rid) return #sid .. ':' .. sid .. rid end
+
+local function member_service(m)
+  local colon = string.find(m, ':', 1, true)
+  local n = tonumber(string.sub(m, 1, colon - 1))
+  return string.sub(m, colon + 1, colon + n), string.sub(m, colon + n + 1)
+end
+
+local function release(sid)
+  if redis.call('HINCRBY', COUNT, sid, -1) <= 0 then redis.call('HDEL', COUNT, sid) end
+end
+
+-- Forget every in-flight pair whose deadline <= now.
+local function prune(now_text)
+  local expired = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', now_text)
+  if #expired == 0 then return end
+  for _, m in ipairs(expired) do release((member_service(m))) end
+  redis.call('ZREMRANGEBYSCORE', INFLIGHT, '-inf', now_text)
+end
+
+local function b_load(sid)
+  local f = sid .. '|'
+  local v = redis.call('HMGET', LIVE, f .. 'st', f .. 'cf', f .. 'bw', f .. 'oc', f .. 'ou',
+                       f .. 'ca', f .. 'pi', f .. 'ps', f .. 'lp')
   return {{st = v[1] or 'closed', cf = tonumber(v[2]) or 0, bw = v[3] or '',
           oc = tonumber(v[4]) or 0, ou = tonumber(v[5]) or 0, ca = tonumber(v[6]) or 0,
           pi = tonumber(v[7]) or 0, ps = tonumber(v[8]) or 0, lp = tonumber(v[9]) or 0}}
 end
 
-local function b_save(key, b)
-  redis.call('HSET', key, 'st', b.st, 'cf', fmt(b.cf), 'bw', b.bw, 'oc', fmt(b.oc),
-             'ou', fmt(b.ou), 'ca', fmt(b.ca), 'pi', fmt(b.pi), 'ps', fmt(b.ps),
-             'lp', fmt(b.lp))
+local function b_save(sid, b)
+  local f = sid .. '|'
+  redis.call('HSET', LIVE, f .. 'st', b.st, f .. 'cf', fmt(b.cf), f .. 'bw', b.bw,
+             f .. 'oc', fmt(b.oc), f .. 'ou', fmt(b.ou), f .. 'ca', fmt(b.ca),
+             f .. 'pi', fmt(b.pi), f .. 'ps', fmt(b.ps), f .. 'lp', fmt(b.lp))
 end
 
 -- breaker._open
@@ -133,9 +167,55 @@ local function b_force(b, state, now)
   return {{st = 'half_open', cf = 0, bw = '', oc = b.oc, ou = now, ca = b.ca,
           pi = 0, ps = 0, lp = now}}
 end
+
+-- VIEW_FIELDS numbers per service, comma-separated, in sids order: in flight, EWMA latency,
+-- failures in the error window, outcomes in it, anomaly, breaker allows (1/0), state code.
+-- Read in chunks: HMGET's arguments go through Lua's C stack (8000 slots).
+local V_FIELDS = {{'ew', 'wf', 'wn', 'an', 'st', 'ou', 'pi', 'lp'}}
+local CODES = {{closed = '0', open = '1', half_open = '2'}}
+local function rows(sids, now)
+  local out = {{}}
+  local k = 0
+  for first = 1, #sids, 500 do
+    local last = math.min(#sids, first + 499)
+    local names = {{}}
+    for i = first, last do
+      local f = sids[i] .. '|'
+      for _, name in ipairs(V_FIELDS) do names[#names + 1] = f .. name end
+    end
+    local counts = redis.call('HMGET', COUNT, unpack(sids, first, last))
+    local v = redis.call('HMGET', LIVE, unpack(names))
+    for i = 0, last - first do
+      local o = 8 * i
+      local st = v[o + 5] or 'closed'
+      local allows = '1'
+      if st ~= 'closed' then
+        local b = {{st = st, ou = tonumber(v[o + 6]) or 0, pi = tonumber(v[o + 7]) or 0,
+                   lp = tonumber(v[o + 8]) or 0}}
+        if not b_allows(b, now) then allows = '0' end
+      end
+      out[k + 1] = counts[i + 1] or '0'
+      out[k + 2] = v[o + 1] or '0'
+      out[k + 3] = v[o + 2] or '0'
+      out[k + 4] = v[o + 3] or '0'
+      out[k + 5] = v[o + 4] or '0'
+      out[k + 6] = allows
+      out[k + 7] = CODES[st]
+      k = k + 7
+    end
+  end
+  return table.concat(out, ',')
+end
+
+local function add_services(sids)
+  for first = 1, #sids, 500 do
+    redis.call('SADD', SERVICES, unpack(sids, first, math.min(#sids, first + 499)))
+  end
+end
 """
 
-# KEYS: f:S1, h:S1, ..., f:Sn, h:Sn, services.
+# Every script: KEYS = live, count, inflight, services.
+
 # ARGV: now, deadline, n, S1..Sn, m, then m pairs (request id, service index 1..n).
 # Every dispatch atomically asks the breaker (allows) and takes a probe slot (on_dispatch);
 # a dispatch the breaker refuses is not counted in flight and is reported back.
@@ -145,11 +225,10 @@ ROUTED = """
 local now = tonumber(ARGV[1])
 local deadline = ARGV[2]
 local n = tonumber(ARGV[3])
-local services = KEYS[2 * n + 1]
-for i = 1, n do
-  redis.call('ZREMRANGEBYSCORE', KEYS[2 * i - 1], '-inf', ARGV[1])
-  redis.call('SADD', services, ARGV[3 + i])
-end
+prune(ARGV[1])
+local sids = {}
+for i = 1, n do sids[i] = ARGV[3 + i] end
+add_services(sids)
 local base = 4 + n
 local m = tonumber(ARGV[base])
 local states = {}
@@ -157,19 +236,19 @@ local out = {}
 for j = 1, m do
   local rid = ARGV[base + 2 * j - 1]
   local i = tonumber(ARGV[base + 2 * j])
-  local hkey = KEYS[2 * i]
+  local sid = sids[i]
   local st = states[i]
   if st == nil then
-    st = redis.call('HGET', hkey, 'st') or 'closed'
+    st = redis.call('HGET', LIVE, sid .. '|st') or 'closed'
     states[i] = st
   end
   local accepted = true
   if st ~= 'closed' then
-    local b = b_load(hkey)
+    local b = b_load(sid)
     if b_allows(b, now) then
       local old = b.st
       local nb = b_dispatch(b, now)
-      b_save(hkey, nb)
+      b_save(sid, nb)
       states[i] = nb.st
       if nb.st ~= old then out[#out + 1] = 't:' .. i .. ':' .. old .. ':' .. nb.st end
     else
@@ -177,93 +256,110 @@ for j = 1, m do
       out[#out + 1] = 'r:' .. j .. ':' .. i
     end
   end
-  if accepted then redis.call('ZADD', KEYS[2 * i - 1], deadline, rid) end
+  if accepted and redis.call('ZADD', INFLIGHT, deadline, member(sid, rid)) == 1 then
+    redis.call('HINCRBY', COUNT, sid, 1)
+  end
 end
 return out
 """
 
-# KEYS: f:S, h:S, services. ARGV: now, request id, success (1/0), latency ('' = none), S.
+# ARGV: now, request id, success (1/0), latency ('' = none), S.
 # Reply: {released (0/1), old breaker state, new breaker state}.
 OUTCOME = """
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local released = redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[5])
+local sid = ARGV[5]
+local f = sid .. '|'
+prune(ARGV[1])
+local released = redis.call('ZREM', INFLIGHT, member(sid, ARGV[2]))
+if released == 1 then release(sid) end
+redis.call('SADD', SERVICES, sid)
 local success = ARGV[3] == '1'
-local h = KEYS[2]
-local v = redis.call('HMGET', h, 'ew', 'ws')
+local v = redis.call('HMGET', LIVE, f .. 'ew', f .. 'ws')
 if ARGV[4] ~= '' then
   local latency = tonumber(ARGV[4])
   local ew = tonumber(v[1]) or 0
   if ew == 0 then ew = latency else ew = ALPHA * latency + (1 - ALPHA) * ew end
-  redis.call('HSET', h, 'ew', fmt(ew))
+  redis.call('HSET', LIVE, f .. 'ew', fmt(ew))
 end
 local ws = (v[2] or '') .. (success and '0' or '1')
 if #ws > ERROR_WINDOW then ws = string.sub(ws, #ws - ERROR_WINDOW + 1) end
 local _, wf = string.gsub(ws, '1', '1')
-redis.call('HSET', h, 'ws', ws, 'wf', wf)
-local b = b_load(h)
+redis.call('HSET', LIVE, f .. 'ws', ws, f .. 'wf', wf, f .. 'wn', #ws)
+local b = b_load(sid)
 local old = b.st
 local nb = b_result(b, success, now)
-b_save(h, nb)
+b_save(sid, nb)
 return {released, old, nb.st}
 """
 
-# KEYS: f:S1, h:S1, ..., f:Sn, h:Sn. ARGV: now.
-# Reply: one string, 6 comma-separated numbers per service in KEYS order: in flight, EWMA
-# latency, error rate, anomaly, breaker allows (1/0), breaker state code (STATE_CODES).
+# ARGV: now, S1..Sn. Reply: rows() for S1..Sn.
 VIEW = """
-local now = tonumber(ARGV[1])
-local live = '(' .. ARGV[1]
-local codes = {closed = 0, open = 1, half_open = 2}
-local parts = {}
-for i = 1, #KEYS / 2 do
-  local count = redis.call('ZCOUNT', KEYS[2 * i - 1], live, '+inf')
-  local v = redis.call('HMGET', KEYS[2 * i], 'ew', 'ws', 'wf', 'an', 'st', 'ou', 'pi', 'lp')
-  local rate = '0'
-  if v[2] and #v[2] > 0 then rate = fmt((tonumber(v[3]) or 0) / #v[2]) end
-  local b = {st = v[5] or 'closed', ou = tonumber(v[6]) or 0, pi = tonumber(v[7]) or 0,
-             lp = tonumber(v[8]) or 0}
-  local allows = '0'
-  if b_allows(b, now) then allows = '1' end
-  parts[#parts + 1] = count .. ',' .. (v[1] or '0') .. ',' .. rate .. ',' .. (v[4] or '0')
-    .. ',' .. allows .. ',' .. codes[b.st]
-end
-return table.concat(parts, ',')
+prune(ARGV[1])
+local sids = {}
+for i = 2, #ARGV do sids[i - 1] = ARGV[i] end
+return rows(sids, tonumber(ARGV[1]))
 """
 
-# KEYS: h:S, services. ARGV: now, target state, S. Reply: {old state, new state}.
+# ARGV: now. Reply: {rows() for every known service, S1, S2, ...}.
+SNAPSHOT = """
+prune(ARGV[1])
+local sids = redis.call('SMEMBERS', SERVICES)
+table.sort(sids)
+local reply = {rows(sids, tonumber(ARGV[1]))}
+for i = 1, #sids do reply[i + 1] = sids[i] end
+return reply
+"""
+
+# ARGV: now, target state, S. Reply: {old state, new state}.
 FORCE = """
 local now = tonumber(ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[3])
-local b = b_load(KEYS[1])
+redis.call('SADD', SERVICES, ARGV[3])
+local b = b_load(ARGV[3])
 local nb = b_force(b, ARGV[2], now)
-b_save(KEYS[1], nb)
+b_save(ARGV[3], nb)
 return {b.st, nb.st}
 """
 
-# KEYS: f:S1, ..., f:Sn. ARGV: now. Reply: distinct request ids in flight on any of them.
+# ARGV: now. Reply: distinct request ids in flight on any service.
 INFLIGHT_REQUESTS = """
-local live = '(' .. ARGV[1]
+prune(ARGV[1])
 local seen = {}
 local count = 0
-for i = 1, #KEYS do
-  for _, rid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], live, '+inf')) do
-    if not seen[rid] then
-      seen[rid] = true
-      count = count + 1
-    end
+for _, m in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
+  local _, rid = member_service(m)
+  if not seen[rid] then
+    seen[rid] = true
+    count = count + 1
   end
 end
 return count
+"""
+
+# ARGV: S. Forget the service: its state, its count and its in-flight pairs.
+REMOVE = """
+local sid = ARGV[1]
+local names = {}
+for _, name in ipairs(S_FIELDS) do names[#names + 1] = sid .. '|' .. name end
+redis.call('HDEL', LIVE, unpack(names))
+redis.call('HDEL', COUNT, sid)
+redis.call('SREM', SERVICES, sid)
+local prefix = #sid .. ':' .. sid
+for _, m in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
+  if string.sub(m, 1, #prefix) == prefix and (member_service(m)) == sid then
+    redis.call('ZREM', INFLIGHT, m)
+  end
+end
+return 1
 """
 
 SCRIPTS = {
     "routed": ROUTED,
     "outcome": OUTCOME,
     "view": VIEW,
+    "snapshot": SNAPSHOT,
     "force": FORCE,
     "inflight_requests": INFLIGHT_REQUESTS,
+    "remove": REMOVE,
 }
 
 

@@ -42,7 +42,10 @@ def service(
 
 def uniform_fleet(n: int, capacity: int = 100, prefix: str = "svc") -> FleetSnapshot:
     return FleetSnapshot.build(
-        [service(f"{prefix}-{i:03d}", TYPES[i % len(TYPES)], max_capacity=capacity) for i in range(n)]
+        [
+            service(f"{prefix}-{i:03d}", TYPES[i % len(TYPES)], max_capacity=capacity)
+            for i in range(n)
+        ]
     )
 
 
@@ -85,7 +88,9 @@ def requests(n: int, seed: int = 0, with_capabilities: bool = False) -> list[Rou
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        caps = tuple(rng.sample(CAPABILITIES, 1)) if with_capabilities and rng.random() < 0.3 else ()
+        caps = (
+            tuple(rng.sample(CAPABILITIES, 1)) if with_capabilities and rng.random() < 0.3 else ()
+        )
         out.append(
             RouteRequest(
                 request_type=rng.choice(TYPES),

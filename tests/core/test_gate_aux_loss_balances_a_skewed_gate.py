@@ -31,8 +31,14 @@ def test_aux_loss_training_spreads_the_router_probabilities():
     # when it trains on the auxiliary loss only
     history = [GateExample(r, "svc-0", True, 10.0) for r in requests]
     metrics = train_gate(
-        gate, history, snapshot, epochs=20, lr=1e-2,
-        task_loss_coef=0.0, aux_loss_coef=1.0, z_loss_coef=0.0,
+        gate,
+        history,
+        snapshot,
+        epochs=20,
+        lr=1e-2,
+        task_loss_coef=0.0,
+        aux_loss_coef=1.0,
+        z_loss_coef=0.0,
     )
 
     # then the probabilities move toward uniform and the loss toward its balanced value 1

@@ -36,7 +36,9 @@ def test_a_reloaded_gate_routes_every_request_identically(trained_gate):
         assert summary(first.route_batch(batch, snapshot, live, strategy)) == summary(
             second.route_batch(batch, snapshot, live, strategy)
         )
-        singles = [[e.route(r, snapshot, live, strategy) for r in batch[:50]] for e in (first, second)]
+        singles = [
+            [e.route(r, snapshot, live, strategy) for r in batch[:50]] for e in (first, second)
+        ]
         assert summary(singles[0]) == summary(singles[1])
 
 

@@ -30,9 +30,7 @@ service_specs = st.lists(
 route_requests = st.builds(
     RouteRequest,
     request_type=st.sampled_from(["", "inference", "analysis"]),
-    capabilities=st.lists(st.sampled_from(CAPS + ("unknown",)), max_size=2, unique=True).map(
-        tuple
-    ),
+    capabilities=st.lists(st.sampled_from(CAPS + ("unknown",)), max_size=2, unique=True).map(tuple),
     key=st.one_of(st.none(), st.sampled_from(["a", "b", "user-1"])),
     anomaly_score=st.one_of(st.none(), st.sampled_from([0.1, 0.9])),
 )
@@ -92,8 +90,10 @@ def test_no_strategy_selects_an_ineligible_service(engine_name, strategy, specs,
         assert set(decision.selected) <= allowed
         assert len(set(decision.selected)) == len(decision.selected)
         assert decision.requested_strategy == strategy
-        assert decision.strategy in STRATEGY_NAMES and decision.strategy != "adaptive" or (
-            decision.no_eligible_service
+        assert (
+            decision.strategy in STRATEGY_NAMES
+            and decision.strategy != "adaptive"
+            or (decision.no_eligible_service)
         )
         assert decision.reason
 

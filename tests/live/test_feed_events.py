@@ -239,3 +239,31 @@ async def test_the_hello_counts_the_fleet(staff_session, unique):
         "by_health": {"unknown": 1},
     }
     await client.disconnect()
+
+
+async def test_a_long_lived_connection_rejoins_the_group_it_was_dropped_from(
+    staff_session, unique, monkeypatch
+):
+    from channels.layers import get_channel_layer
+
+    from telemetry import consumers
+
+    monkeypatch.setattr(consumers, "GROUP_REFRESH_SECONDS", 0.05)
+    client = feed_communicator(session=staff_session)
+    await connected(client)
+    layer = get_channel_layer()
+
+    # given: the layer forgot the membership (channels-redis does after group_expiry)
+    if hasattr(layer, "groups"):
+        layer.groups.pop(events.FEED_GROUP, None)
+    else:
+        connection = layer.connection(layer.consistent_hash(events.FEED_GROUP))
+        await connection.delete(layer._group_key(events.FEED_GROUP))
+    await asyncio.sleep(0.2)
+
+    # when
+    publish_event("model_updated", {"version": unique})
+
+    # then
+    await collect(client, lambda ms: any(m.get("version") == unique for m in ms))
+    await client.disconnect()

@@ -118,6 +118,12 @@ def test_a_body_that_is_not_an_object_is_a_400(operator_api, raw):
     assert_error(post_raw(operator_api, raw), 400, "body")
 
 
+@pytest.mark.parametrize("field", ["weight", "max_capacity"])
+def test_a_number_too_large_for_a_float_is_a_400(operator_api, field):
+    raw = json.dumps({**BODY, field: "HUGE"}).replace('"HUGE"', "1" + "0" * 400)
+    assert_error(post_raw(operator_api, raw), 400)
+
+
 def test_a_deeply_nested_body_is_a_400_not_a_500(operator_api):
     raw = '{"metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = post_raw(operator_api, raw)

@@ -45,7 +45,7 @@ def test_it_refuses_a_capacity_out_of_range(capacity):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("weight", [-1.0, 0.0, float("nan"), float("inf"), 2_000_000.0])
+@pytest.mark.parametrize("weight", [-1.0, 0.0, float("nan"), float("inf"), 2_000_000.0, "heavy"])
 def test_it_refuses_a_weight_that_is_not_positive_and_finite(weight):
     assert "weight" in errors_of(valid_service(weight=weight))
 

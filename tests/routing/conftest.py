@@ -1,29 +1,6 @@
-"""Fixtures for the routing API: a fresh router per test, its own history spool, a fleet."""
+"""Fixtures for the routing API tests: a small fleet."""
 
 import pytest
-from django.conf import settings
-
-from routing.runtime import reset_router
-
-
-def _clear_redis() -> None:
-    if settings.REDIS_URL:
-        import redis
-
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter("moe:*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-@pytest.fixture(autouse=True)
-def fresh_router(settings, tmp_path):
-    settings.MOE_HISTORY_DIR = str(tmp_path / "history")
-    _clear_redis()
-    reset_router()
-    yield
-    reset_router()
-    _clear_redis()
 
 
 FLEET = [

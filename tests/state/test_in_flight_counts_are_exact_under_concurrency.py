@@ -2,6 +2,7 @@
 
 import multiprocessing
 import threading
+import time
 
 from tests.state.conftest import fleet
 from tests.state.workers import route_and_finish
@@ -43,7 +44,12 @@ def test_many_threads_on_two_workers_lose_no_update(make_store):
     ]
     reader = make_store(view_max_age_s=0.0)
     assert reader.view(snapshot).in_flight.tolist() == expected
-    assert reader.in_flight_requests() == threads * (per_thread - sum(1 for i in even if i % 3 == 0))
+    finished_everywhere = sum(1 for i in even if i % 3 == 0)
+    assert reader.in_flight_requests() == threads * (per_thread - finished_everywhere)
+    # The workers' own cached views (with their local deltas) settle on the same numbers.
+    time.sleep(0.03)
+    for store in workers:
+        assert store.view(snapshot).in_flight.tolist() == expected
 
 
 def test_several_processes_routing_at_once_give_exact_counts(make_store, redis_url, key_prefix):

@@ -1,9 +1,11 @@
 """The Lua port of the breaker makes exactly the decisions of routing/core/breaker.py.
 
 Random configs and random event sequences (results, dispatches, forced states, time steps,
-including steps that land exactly on a deadline or the backoff reset) are replayed through RedisStateStore and
-through the pure Python functions; after every event the stored record must equal the Python
-record field for field (floats bit for bit), and the view must agree with ``allows``.
+including steps that land exactly on a deadline or the backoff reset) are replayed through
+RedisStateStore and through the pure Python functions; after every event the stored record
+must equal the Python record field for field (floats bit for bit), and the view must agree
+with ``allows``. A dispatch in Python is ``allows`` then ``on_dispatch``: the store takes a
+slot only when the breaker allows one, and reports the dispatch as refused otherwise.
 """
 
 import uuid

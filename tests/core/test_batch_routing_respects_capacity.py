@@ -1,0 +1,43 @@
+"""A batch never overfills a service that one-by-one routing would have spilled."""
+
+import numpy as np
+import pytest
+
+from routing.core.engine import RoutingEngine
+from routing.core.strategies import STRATEGY_NAMES
+from routing.core.types import RouteRequest
+from tests.core.fleets import requests, uniform_fleet, view
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_a_batch_larger_than_the_room_left_fills_up_then_reports_no_eligible(strategy):
+    snapshot = uniform_fleet(3, capacity=5)
+    live = view(3, in_flight=[1, 0, 2])  # room for 4 + 5 + 3 = 12
+    batch = [RouteRequest(key=f"k{i % 3}", request_type="inference") for i in range(20)]
+
+    decisions = RoutingEngine().route_batch(batch, snapshot, live, strategy, top_k=1)
+
+    counts = np.zeros(3)
+    for d in decisions:
+        for service_id in d.selected:
+            counts[snapshot.index[service_id]] += 1
+    assert (counts + live.in_flight <= snapshot.capacity).all()
+    assert sum(not d.no_eligible_service for d in decisions) == 12
+    assert all(d.no_eligible_service for d in decisions[12:])
+    assert "within this batch" in decisions[-1].reason
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_batch_and_single_routing_agree_on_eligibility(strategy):
+    snapshot = uniform_fleet(6, capacity=1000)
+    live = view(6, allows=[True, False, True, True, True, True])
+    decisions = RoutingEngine().route_batch(requests(200, seed=1), snapshot, live, strategy)
+    assert not any(d.no_eligible_service for d in decisions)
+    assert all(snapshot.service_ids[1] not in d.selected for d in decisions)
+
+
+def test_each_batch_decision_reports_its_share_of_the_batch_time():
+    snapshot = uniform_fleet(4)
+    decisions = RoutingEngine().route_batch(requests(50), snapshot, view(4), "power_of_two")
+    assert len({d.latency_ms for d in decisions}) == 1
+    assert decisions[0].latency_ms > 0

@@ -1,0 +1,77 @@
+"""rebalance_weights moves weights toward capacity x speed x reliability, and says what changed."""
+
+import pytest
+
+from registry.models import Service
+from registry.services import current_registry_version, register_service
+from routing.runtime import get_router
+from telemetry.services import rebalance_weights
+
+pytestmark = pytest.mark.django_db
+
+
+def _register(sid, capacity):
+    register_service(
+        {
+            "service_id": sid,
+            "service_type": "inference",
+            "endpoint": "http://127.0.0.1:9999",
+            "capabilities": [],
+            "max_capacity": capacity,
+        }
+    )
+
+
+def test_a_slow_service_loses_weight_and_a_fast_one_gains(db):
+    _register("fast", 100)
+    _register("slow", 100)
+    store = get_router().store
+    for i in range(20):
+        store.record_outcome(f"f{i}", "fast", True, 10.0)
+        store.record_outcome(f"s{i}", "slow", True, 200.0)
+    before = current_registry_version()
+
+    result = rebalance_weights()
+
+    fast = Service.objects.get(service_id="fast").weight
+    slow = Service.objects.get(service_id="slow").weight
+    assert fast > 1.0 > slow
+    assert set(result["changed"]) == {"fast", "slow"}
+    assert result["changed"]["slow"]["from"] == 1.0
+    assert current_registry_version() > before
+
+
+def test_a_balanced_fleet_is_left_alone(db):
+    _register("a", 50)
+    _register("b", 50)
+    before = current_registry_version()
+
+    result = rebalance_weights()
+
+    assert result["changed"] == {}
+    assert current_registry_version() == before
+
+
+def test_rebalance_api_needs_an_operator(client_api, anon_api):
+    assert client_api.post("/api/v1/load/rebalance").status_code == 403
+    assert anon_api.post("/api/v1/load/rebalance").status_code == 401
+
+
+def test_rebalance_api_queues_the_job_and_reports_it(operator_api, settings, db):
+    # Eager mode runs the task in-process here; tests/integration runs it in a real worker.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from moe_project.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_store_eager_result = True
+    try:
+        _register("a", 50)
+        response = operator_api.post("/api/v1/load/rebalance")
+        assert response.status_code == 202
+        task_id = response.json()["task_id"]
+        status = operator_api.get(f"/api/v1/load/rebalance/{task_id}").json()
+        assert status["state"] == "SUCCESS"
+        assert status["result"]["services"] == 1
+    finally:
+        app.conf.task_always_eager = False
+        app.conf.task_store_eager_result = False
