@@ -204,6 +204,15 @@ def _refuse_forbidden_host(host: str, address) -> None:
         raise ValidationError("Link-local addresses are never allowed.", code="forbidden_host")
 
 
+def refuse_forbidden_address(host: str, address_text: str) -> None:
+    """Raise ValidationError when ``host`` resolved to a metadata or link-local address.
+
+    Registration does no DNS lookup (a name may not resolve yet from the router's network), so
+    the forwarder calls this on the addresses a name resolves to before connecting.
+    """
+    _refuse_forbidden_host(host, ipaddress.ip_address(address_text.split("%", 1)[0]))
+
+
 def _host_allowed(host: str, address) -> bool:
     """Match against MOE_ALLOWED_ENDPOINT_HOSTS: "*", "*.example.com" or an exact host/IP.
 

@@ -592,6 +592,63 @@ class ServerProcess:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+# --- profiling (py-spy) ---------------------------------------------------------------------
+
+
+def start_profiler(root_pid: int, duration_s: float, output: Path) -> subprocess.Popen | None:
+    """py-spy on the server and its workers, GIL holder only (where the Python CPU time
+    goes), raw collapsed stacks; None when py-spy is not installed."""
+    pyspy = _tool("py-spy")
+    if not Path(pyspy).exists() and shutil.which(pyspy) is None:
+        return None
+    cmd = [pyspy, "record", "-p", str(root_pid), "--subprocesses", "--gil", "--function"]
+    cmd += ["--nonblocking", "-r", "250", "-d", str(max(1, round(duration_s)))]
+    cmd += ["-f", "raw", "-o", str(output)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _frame_group(frame: str) -> str:
+    """'func (django/core/handlers/asgi.py:160)' -> 'django'; stdlib modules by module."""
+    match = re.search(r"\(([^()]*?):\d+\)$", frame)
+    path = match.group(1) if match else frame
+    head = path.split("/", 1)[0]
+    return head[:-3] if head.endswith(".py") else head
+
+
+def summarise_profile(raw_path: Path, top: int = 25) -> str:
+    """Self and inclusive time per function, and self time per package, from py-spy raw."""
+    self_time: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    total = 0
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
+        if not frames:
+            continue
+        leaf = frames[-1]
+        self_time[leaf] = self_time.get(leaf, 0) + n
+        groups[_frame_group(leaf)] = groups.get(_frame_group(leaf), 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    if not total:
+        return "no samples\n"
+
+    def block(title: str, table: dict[str, int], rows: int) -> list[str]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:rows]
+        return [title] + [f"{100 * v / total:6.1f}%  {k}" for k, v in ranked] + [""]
+
+    lines = [f"{total} samples (GIL holder only)", ""]
+    lines += block("self time by package/module:", groups, 20)
+    lines += block("self time by function:", self_time, top)
+    lines += block("inclusive time by function:", inclusive, top * 2)
+    return "\n".join(lines)
+
+
 # --- a throwaway environment ---------------------------------------------------------------
 
 # Variables of the caller's environment that must not leak into the benchmark's server: it

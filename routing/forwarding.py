@@ -7,14 +7,45 @@ service is tried; the first non-5xx answer is returned to the caller.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from moe_project.api_errors import APIError
+from registry.validators import refuse_forbidden_address
 
 _client: httpx.Client | None = None
+# host -> (checked until, error message or None). Re-resolved at most every RESOLVE_TTL_S.
+RESOLVE_TTL_S = 30.0
+_resolved: dict[str, tuple[float, str | None]] = {}
+_resolved_lock = threading.Lock()
+
+
+def _forbidden_reason(endpoint: str) -> str | None:
+    """Why ``endpoint``'s host must not be contacted now (it resolves to a metadata or
+    link-local address: DNS can change after registration), or None when it is fine."""
+    host = urlsplit(endpoint).hostname or ""
+    now = time.monotonic()
+    with _resolved_lock:
+        cached = _resolved.get(host)
+    if cached and cached[0] > now:
+        return cached[1]
+    reason = None
+    try:
+        for *_, sockaddr in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP):
+            refuse_forbidden_address(host, sockaddr[0])
+    except ValidationError as exc:
+        reason = exc.messages[0]
+    except OSError:
+        reason = None  # unresolvable: the connection attempt fails and is reported as such
+    with _resolved_lock:
+        _resolved[host] = (now + RESOLVE_TTL_S, reason)
+    return reason
 
 
 def _http() -> httpx.Client:
@@ -36,11 +67,15 @@ def forward(router, routed, payload) -> dict:
     for position, service_id in enumerate(selected):
         endpoint = snapshot.services[snapshot.index[service_id]].endpoint
         started = time.perf_counter()
-        try:
-            response = _http().post(endpoint, json=payload)
-            status_code, error = response.status_code, None
-        except httpx.HTTPError as exc:
-            response, status_code, error = None, None, type(exc).__name__
+        forbidden = _forbidden_reason(endpoint)
+        if forbidden:
+            response, status_code, error = None, None, f"refused: {forbidden}"
+        else:
+            try:
+                response = _http().post(endpoint, json=payload)
+                status_code, error = response.status_code, None
+            except httpx.HTTPError as exc:
+                response, status_code, error = None, None, type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
         success = status_code is not None and status_code < 500
         attempts.append({"service_id": service_id, "status_code": status_code, "error": error})

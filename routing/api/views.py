@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
+from moe_project import schema_extensions  # noqa: F401  (registers the JWT scheme)
 from moe_project.api_errors import APIError
 from registry.permissions import IsOperator
 from routing import services

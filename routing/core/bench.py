@@ -145,9 +145,7 @@ def bench_batches(count: int, repeats: int, seed: int) -> list[dict]:
             t0 = time.perf_counter()
             engine.route_batch(requests, snapshot, view, strategy)
             best = min(best, time.perf_counter() - t0)
-        out.append(
-            {"strategy": strategy, "requests": count, "decisions_per_s": int(count / best)}
-        )
+        out.append({"strategy": strategy, "requests": count, "decisions_per_s": int(count / best)})
         print(f"batch {strategy:18s} {out[-1]}", file=sys.stderr)
     return out
 
@@ -234,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny runs (smoke test only)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    calls, batch, repeats, arrivals = (200, 500, 1, 600) if args.quick else (5000, 10_000, 3, 20_000)
+    calls, batch, repeats, arrivals = (
+        (200, 500, 1, 600) if args.quick else (5000, 10_000, 3, 20_000)
+    )
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()} "
         f"python={platform.python_version()} numpy={np.__version__}",

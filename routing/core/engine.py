@@ -167,10 +167,16 @@ class RoutingEngine:
         self, choice: Choice, fleet: PreparedFleet, requested: str, latency_ms: float
     ) -> Decision:
         ids = fleet.ids
-        selected = tuple(ids[i] for i in choice.selected)
+        sel = choice.selected
+        if len(sel) == 1:
+            selected = (ids[sel[0]],)
+            scores = {selected[0]: choice.scores[0]}
+        else:
+            selected = tuple([ids[i] for i in sel])
+            scores = dict(zip(selected, choice.scores, strict=True))
         return Decision(
             selected=selected,
-            scores=dict(zip(selected, choice.scores, strict=True)),
+            scores=scores,
             confidence=choice.confidence,
             strategy=choice.strategy,
             requested_strategy=requested,

@@ -87,53 +87,66 @@ def payload_tokens(payload: Any) -> tuple[str, ...]:
     return ()
 
 
+@lru_cache(maxsize=16384)
+def _sparse_part(
+    request_type: str, capabilities: tuple[str, ...], tokens: tuple[str, ...]
+) -> np.ndarray:
+    """The type, capability and token blocks of a row (scalars left at zero); read-only."""
+    row = np.zeros(FEATURE_DIM, dtype=np.float32)
+    col = type_column(request_type)
+    if col >= 0:
+        row[col] = 1.0
+    if capabilities:
+        row[list(capability_columns(capabilities))] = 1.0
+    if tokens:
+        scale = np.float32(1.0 / math.sqrt(len(tokens)))
+        for token in tokens:
+            row[token_column(token)] += scale
+    row.flags.writeable = False
+    return row
+
+
 def featurize(requests: Sequence[RouteRequest]) -> np.ndarray:
     """Rows of features, shape ``(len(requests), FEATURE_DIM)``, dtype float32."""
     n = len(requests)
-    out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
     if n == 0:
-        return out
-    scalars = np.array(
+        return np.zeros((0, FEATURE_DIM), dtype=np.float32)
+    # Requests with the same type, capabilities and tokens share their sparse blocks: build
+    # each distinct block once (cached across calls) and gather them in one take.
+    distinct: dict[tuple, int] = {}
+    group = []
+    for r in requests:
+        tokens = r.tokens or (payload_tokens(r.payload) if r.payload is not None else ())
+        key = (r.request_type, r.capabilities, tokens)
+        g = distinct.get(key)
+        if g is None:
+            g = distinct[key] = len(distinct)
+        group.append(g)
+    blocks = np.stack([_sparse_part(*key) for key in distinct])
+    out = blocks.take(group, axis=0)
+
+    raw = np.array(
         [
             (
                 r.priority,
                 r.complexity,
-                math.log1p(max(r.payload_size, 0)) / _PAYLOAD_LOG_SCALE,
-                r.anomaly_score or 0.0,
-                r.anomaly_score is not None,
+                r.payload_size,
+                -1.0 if r.anomaly_score is None else r.anomaly_score,
                 r.key is not None,
-                min(len(r.capabilities), 8) / 8.0,
-                1.0,
+                len(r.capabilities),
             )
             for r in requests
         ],
-        dtype=np.float32,
+        dtype=np.float64,
     )
-    out[:, SCALAR_OFFSET : SCALAR_OFFSET + SCALAR_COLUMNS] = scalars
-
-    rows: list[int] = []
-    cols: list[int] = []
-    token_rows: list[int] = []
-    token_cols: list[int] = []
-    token_vals: list[float] = []
-    for i, r in enumerate(requests):
-        col = type_column(r.request_type)
-        if col >= 0:
-            rows.append(i)
-            cols.append(col)
-        if r.capabilities:
-            for col in capability_columns(r.capabilities):
-                rows.append(i)
-                cols.append(col)
-        tokens = r.tokens or (payload_tokens(r.payload) if r.payload is not None else ())
-        if tokens:
-            scale = 1.0 / math.sqrt(len(tokens))
-            for token in tokens:
-                token_rows.append(i)
-                token_cols.append(token_column(token))
-                token_vals.append(scale)
-    if rows:
-        out[rows, cols] = 1.0
-    if token_rows:
-        np.add.at(out, (token_rows, token_cols), np.asarray(token_vals, dtype=np.float32))
+    scalars = out[:, SCALAR_OFFSET : SCALAR_OFFSET + SCALAR_COLUMNS]
+    scalars[:, 0] = raw[:, 0]
+    scalars[:, 1] = raw[:, 1]
+    scalars[:, 2] = np.log1p(np.maximum(raw[:, 2], 0.0)) / _PAYLOAD_LOG_SCALE
+    has_anomaly = raw[:, 3] >= 0
+    scalars[:, 3] = np.where(has_anomaly, raw[:, 3], 0.0)
+    scalars[:, 4] = has_anomaly
+    scalars[:, 5] = raw[:, 4]
+    scalars[:, 6] = np.minimum(raw[:, 5], 8.0) / 8.0
+    scalars[:, 7] = 1.0
     return out

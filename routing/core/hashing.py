@@ -22,6 +22,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a pinned requirement
+    orjson = None
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -39,9 +44,20 @@ def key_hash(key: str) -> int:
 
 
 def payload_key(payload: Any) -> str:
-    """A stable key for a payload without an explicit key (canonical JSON)."""
+    """A stable key for a payload without an explicit key: canonical JSON (sorted keys).
+
+    orjson when installed (it is in requirements.txt; ~10x faster), else the json module with
+    identical output for JSON data: same string for the same payload in every process.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        except TypeError:
+            pass
     try:
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
     except (TypeError, ValueError):
         return repr(payload)
 

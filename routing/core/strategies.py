@@ -225,26 +225,29 @@ class _GatedStrategy(Strategy):
             room = np.minimum(room, (hard_room - used).clip(min=0))
             work[np.flatnonzero(ok), col[ok]] = _NEG_INF
         load += used
-        first = adj.argmax(axis=1)
-        ids = fleet.ids
+        spilled = ~(chosen == adj.argmax(axis=1)[:, None]).any(axis=1)
+        picked_p = np.take_along_axis(probs, chosen.clip(min=0), axis=1)
+        if k == 1:
+            base, spill = "gate top-1", "gate top-1; first choice full in this batch, spilled"
+        else:
+            base = f"gate top-{k}, weights renormalised"
+            spill = base + "; first choice full in this batch, spilled"
+        name = self.name
         out: list[Choice | None] = []
-        for row in range(m):
-            sel = [int(c) for c in chosen[row] if c >= 0]
-            if not sel:
+        for sel, p, was_spilled in zip(
+            chosen.tolist(), picked_p.tolist(), spilled.tolist(), strict=True
+        ):
+            if sel[0] < 0:
                 out.append(None)
                 continue
-            p = probs[row, sel]
+            reason = spill if was_spilled else base
             if k == 1:
-                confidence = float(p[0])
-                scores = [confidence]
-                reason = f"gate top-1 (p={confidence:.2f})"
-            else:
-                confidence = float(p.sum())
-                scores = (p / confidence).tolist()
-                reason = f"gate top-{len(sel)}, weights renormalised"
-            if first[row] not in sel:
-                reason += f"; first choice {ids[first[row]]} full in this batch, spilled"
-            out.append(Choice(sel, scores, confidence, reason, self.name))
+                out.append(Choice(sel, p, p[0], reason, name))
+                continue
+            p = [x for x, c in zip(p, sel, strict=True) if c >= 0]
+            sel = [c for c in sel if c >= 0]
+            mass = sum(p)
+            out.append(Choice(sel, [x / mass for x in p], mass, reason, name))
         return out
 
 
@@ -307,11 +310,18 @@ class Semantic(Strategy):
             tier_iter = iter(tiers)
             heap: list[tuple[float, int]] = []
             score = 0.0
+            top = PreparedFleet.semantic_max(request_type, caps)
+            reason = ""
             for j in rows:
                 while not heap:
                     score = next(tier_iter, None)
                     if score is None:
                         break
+                    reason = (
+                        f"match score {score:.2f}: least utilised of the services sharing it"
+                        if top
+                        else "no type or capabilities to match: least utilised"
+                    )
                     heap = [(loads[i] / cap_safe[i], int(i)) for i in open_ if base[i] == score]
                     heap = [(u, i) for u, i in heap if loads[i] < cap[i]]
                     heapq.heapify(heap)
@@ -321,7 +331,7 @@ class Semantic(Strategy):
                 loads[i] += 1
                 if loads[i] < cap[i]:
                     heapq.heappush(heap, (loads[i] / cap_safe[i], i))
-                out[j] = self._choice(requests[j], i, score, len(heap) + 1, fleet)
+                out[j] = Choice([i], [score], score / top if top else 0.0, reason, self.name)
             load[:] = loads
         return out
 
@@ -381,6 +391,7 @@ class TdaAware(Strategy):
         loads = load.tolist()
         heap = [(static_cost[i] + loads[i] / cap_safe[i], i) for i in static_cost]
         heapq.heapify(heap)
+        reasons: dict[int, str] = {}
         for j, request in enumerate(requests):
             k = min(self.k_for(request, top_k), len(heap))
             if k == 0:
@@ -391,13 +402,10 @@ class TdaAware(Strategy):
                 if loads[i] < cap[i]:
                     heapq.heappush(heap, (static_cost[i] + loads[i] / cap_safe[i], i))
             scores = [1.0 / (1.0 + c) for c, _ in picked]
-            out[j] = Choice(
-                [i for _, i in picked],
-                scores,
-                scores[0],
-                self._reason(k, request, n_avoided),
-                self.name,
-            )
+            reason = reasons.get(k) if k == 1 else self._reason(k, request, n_avoided)
+            if reason is None:
+                reason = reasons[k] = self._reason(k, request, n_avoided)
+            out[j] = Choice([i for _, i in picked], scores, scores[0], reason, self.name)
         load[:] = loads
         return out
 
@@ -412,15 +420,19 @@ def routing_key(request: RouteRequest) -> tuple[str, str]:
     if request.payload is not None:
         return payload_key(request.payload), "payload"
     caps = ",".join(request.capabilities)
-    return f"{request.request_type}|{caps}|{' '.join(request.tokens)}", "type and tokens"
+    return f"{request.request_type}|{caps}|{' '.join(request.tokens)}", "request"
 
 
 class ConsistentHash(Strategy):
     name = "consistent_hash"
     description = "bounded-load consistent hashing on the request key"
 
+    _OWN = {src: f"hash of {src}: own ring position" for src in ("key", "payload", "request")}
+
     def _choice(self, found, source: str, bound: int, fleet) -> Choice:
         service, skipped = found
+        if not skipped:
+            return Choice([service], [1.0], 1.0, self._OWN[source], self.name)
         if skipped:
             reason = (
                 f"hash of {source}: {skipped} service(s) ahead on the ring ineligible or at "
@@ -470,6 +482,9 @@ class ConsistentHash(Strategy):
 # -- power_of_two -----------------------------------------------------------------------------
 
 
+_P2C_BATCH_REASON = "lower EWMA latency x (in-flight + 1) / weight of two random choices"
+
+
 class PowerOfTwo(Strategy):
     name = "power_of_two"
     description = "two random eligible services, the lower EWMA latency x (in-flight+1)/weight"
@@ -516,6 +531,7 @@ class PowerOfTwo(Strategy):
         cap = fleet.capacity_list
         cap_safe = fleet.capacity_safe.tolist()
         rng = self.engine.rng
+        name = self.name
         out: list[Choice | None] = []
         for _ in requests:
             if not candidates:
@@ -527,7 +543,11 @@ class PowerOfTwo(Strategy):
             loads[chosen] += 1
             if loads[chosen] >= cap[chosen]:
                 candidates.remove(chosen)
-            out.append(self._choice(chosen, other, cost, other_cost, fleet))
+            if other is None:
+                out.append(Choice([chosen], [1.0], 1.0, "only one eligible service", name))
+                continue
+            confidence = other_cost / (cost + other_cost) if cost + other_cost > 0 else 0.5
+            out.append(Choice([chosen], [confidence], confidence, _P2C_BATCH_REASON, name))
         load[:] = loads
         return out
 

@@ -65,6 +65,7 @@ _VIEW_CACHE_SNAPSHOTS = 4
 _STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
 _BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
 _EMPTY_ROWS = np.zeros((0, 6))
+_CLOSED, _OPEN = STATE_CODES["closed"], STATE_CODES["open"]
 # Anything that means "Redis cannot serve us now". ResponseError is included on purpose: the
 # caller must never see an error because of shared state; it is logged and we fall back.
 _UNAVAILABLE = (RedisError, OSError)
@@ -165,7 +166,8 @@ class RedisStateStore:
         sources = build_scripts(self.breaker_config, ewma_alpha, error_window)
         self._scripts = {name: client.register_script(src) for name, src in sources.items()}
         # live (hash of every service's state), count, inflight, services: see scripts.py.
-        self._keys = [f"{key_prefix}{name}" for name in ("live", "count", "inflight", "services")]
+        names = ("live", "count", "inflight", "services", "view")
+        self._keys = [f"{key_prefix}{name}" for name in names]
         self._lock = threading.Lock()  # caches and pending deltas
         self._refresh_lock = threading.Lock()
         self._recover_lock = threading.Lock()
@@ -267,10 +269,7 @@ class RedisStateStore:
         score = min(1.0, max(0.0, float(score)))
         if self._shared():
             try:
-                pipe = self._client.pipeline(transaction=True)
-                pipe.hset(self._keys[0], f"{service_id}|an", _num(score))
-                pipe.sadd(self._keys[3], service_id)
-                pipe.execute()
+                self._eval("anomaly", self._keys, [service_id, _num(score)])
                 self._invalidate()
                 return
             except _UNAVAILABLE as exc:
@@ -361,9 +360,10 @@ class RedisStateStore:
         """Live state of every known service, for the API and the dashboard."""
         if self._shared():
             try:
-                reply = self._eval("snapshot", self._keys, [_num(self.clock())])
+                now = self.clock()
+                reply = self._eval("snapshot", self._keys, [_num(now)])
                 service_ids = [_text(s) for s in reply[1:]]
-                rows = _rows(reply[0], len(service_ids))
+                rows = self._rows(reply[0], len(service_ids), now)
                 return {
                     service_id: {
                         "in_flight": int(row[0]),
@@ -490,7 +490,7 @@ class RedisStateStore:
                     pairs.append((request_id, service_id))
             if not pairs:
                 continue
-            args = (sha, 4, *self._keys, _num(now), deadline, len(index), *index)
+            args = (sha, len(self._keys), *self._keys, _num(now), deadline, len(index), *index)
             args = (*args, len(pairs), *pair_args)
             pipe.evalsha(*args)
             calls.append(_RoutedCall(pipe.command_stack[-1][0], list(index), pairs))
@@ -544,7 +544,28 @@ class RedisStateStore:
         if not service_ids:
             return _EMPTY_ROWS
         reply = self._eval("view", self._keys, [_num(now), *service_ids])
-        return _rows(reply, len(service_ids))
+        return self._rows(reply, len(service_ids), now)
+
+    def _rows(self, reply: Any, n: int, now: float) -> np.ndarray:
+        """Parse view-script numbers into rows of in flight, EWMA, error rate, anomaly,
+        breaker allows (1/0), state code. The error rate is failures / outcomes and
+        ``allows`` is ``breaker.allows`` vectorised: the same arithmetic as the local store."""
+        if n == 0:
+            return _EMPTY_ROWS
+        raw = np.array(_text(reply).split(","), dtype=np.float64).reshape(n, VIEW_FIELDS)
+        in_flight, ewma, failures, outcomes, anomaly, code, open_until, probes, last_probe = raw.T
+        rate = np.divide(failures, outcomes, out=np.zeros(n), where=outcomes > 0)
+        cfg = self.breaker_config
+        allows = np.where(
+            code == _CLOSED,
+            True,
+            np.where(
+                code == _OPEN,
+                now >= open_until,
+                (probes < cfg.half_open_max_probes) | (now - last_probe >= cfg.probe_timeout_s),
+            ),
+        )
+        return np.column_stack((in_flight, ewma, rate, anomaly, allows, code))
 
     # -- view cache -------------------------------------------------------------------------
 
@@ -636,17 +657,6 @@ def _group_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]
     for request_id, service_id in pairs:
         grouped.setdefault(request_id, []).append(service_id)
     return list(grouped.items())
-
-
-def _rows(reply: Any, n: int) -> np.ndarray:
-    """Parse the view script's numbers; the error rate is failures / outcomes, computed here
-    exactly as the local store computes it."""
-    if n == 0:
-        return _EMPTY_ROWS
-    raw = np.array(_text(reply).split(","), dtype=np.float64).reshape(n, VIEW_FIELDS)
-    outcomes = raw[:, 3]
-    rate = np.divide(raw[:, 2], outcomes, out=np.zeros(n), where=outcomes > 0)
-    return np.column_stack((raw[:, 0], raw[:, 1], rate, raw[:, 4], raw[:, 5], raw[:, 6]))
 
 
 def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:

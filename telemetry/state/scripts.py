@@ -17,8 +17,8 @@ Numbers: Lua numbers are IEEE doubles like Python floats and the arithmetic is w
 same order, so results agree bit for bit. Floats are stored with ``%.17g`` (round-trips every
 double); Redis turns Lua numbers into integers in replies, so floats leave scripts as strings.
 
-Layout (``P`` = key prefix, ``S`` = service id). Every script gets the same four keys, so a
-view of 64 services is three Redis calls inside one script, not two per service:
+Layout (``P`` = key prefix, ``S`` = service id). Every script gets the same five keys, so a
+view of 64 services is a few Redis calls inside one script, not two per service:
 
 - ``P live``: hash of every service's scalar state, fields ``S|name``: ``ew`` EWMA latency,
   ``ws`` error window as a string of ``0``/``1`` (oldest first), ``wf`` failures in it, ``wn``
@@ -31,6 +31,10 @@ view of 64 services is three Redis calls inside one script, not two per service:
 - ``P count``: hash ``S`` -> live members of ``P inflight`` for S. Every script first prunes
   expired members (decrementing their counts), so counts are exact whenever read.
 - ``P services``: set of every service id that has state, for listings.
+- ``P view``: hash ``S`` -> the numbers a view needs, ``ew,wf,wn,an,state code,ou,pi,lp``,
+  rewritten by every script that changes them. A refresh is then two HMGETs for the whole
+  fleet (each worker refreshes every 20 ms, so this is the read that must stay cheap);
+  whether a breaker allows traffic depends on the time, so the reader decides that.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from routing.core.breaker import BreakerConfig
 
 # Breaker state <-> small code in view replies.
 STATE_CODES = {"closed": 0, "open": 1, "half_open": 2}
-# Numbers per service in a VIEW reply.
-VIEW_FIELDS = 7
+# Numbers per service in a VIEW reply: in flight, then the ``P view`` summary.
+VIEW_FIELDS = 9
 
 _PRELUDE = """
 local CF_LIMIT = {consecutive_failures}
@@ -57,7 +61,7 @@ local BACKOFF_RESET = {backoff_reset_s}
 local ALPHA = {ewma_alpha}
 local ERROR_WINDOW = {error_window}
 
-local LIVE, COUNT, INFLIGHT, SERVICES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local LIVE, COUNT, INFLIGHT, SERVICES, VIEW = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local B_FIELDS = {{'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp'}}
 local S_FIELDS = {{'ew', 'ws', 'wf', 'wn', 'an', 'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps',
                   'lp'}}
@@ -168,40 +172,30 @@ local function b_force(b, state, now)
           pi = 0, ps = 0, lp = now}}
 end
 
--- VIEW_FIELDS numbers per service, comma-separated, in sids order: in flight, EWMA latency,
--- failures in the error window, outcomes in it, anomaly, breaker allows (1/0), state code.
--- Read in chunks: HMGET's arguments go through Lua's C stack (8000 slots).
-local V_FIELDS = {{'ew', 'wf', 'wn', 'an', 'st', 'ou', 'pi', 'lp'}}
+-- Rewrite S's view summary from its state: ew, wf, wn, an, state code, ou, pi, lp.
 local CODES = {{closed = '0', open = '1', half_open = '2'}}
-local function rows(sids, now)
+local function summarize(sid)
+  local f = sid .. '|'
+  local v = redis.call('HMGET', LIVE, f .. 'ew', f .. 'wf', f .. 'wn', f .. 'an', f .. 'st',
+                       f .. 'ou', f .. 'pi', f .. 'lp')
+  v[5] = CODES[v[5] or 'closed']
+  for i = 1, 8 do v[i] = v[i] or '0' end
+  redis.call('HSET', VIEW, sid, table.concat(v, ','))
+end
+
+-- VIEW_FIELDS numbers per service, comma-separated, in sids order: in flight, then the
+-- summary. Read in chunks: HMGET's arguments go through Lua's C stack (8000 slots).
+local function rows(sids)
   local out = {{}}
   local k = 0
-  for first = 1, #sids, 500 do
-    local last = math.min(#sids, first + 499)
-    local names = {{}}
-    for i = first, last do
-      local f = sids[i] .. '|'
-      for _, name in ipairs(V_FIELDS) do names[#names + 1] = f .. name end
-    end
+  for first = 1, #sids, 1000 do
+    local last = math.min(#sids, first + 999)
     local counts = redis.call('HMGET', COUNT, unpack(sids, first, last))
-    local v = redis.call('HMGET', LIVE, unpack(names))
-    for i = 0, last - first do
-      local o = 8 * i
-      local st = v[o + 5] or 'closed'
-      local allows = '1'
-      if st ~= 'closed' then
-        local b = {{st = st, ou = tonumber(v[o + 6]) or 0, pi = tonumber(v[o + 7]) or 0,
-                   lp = tonumber(v[o + 8]) or 0}}
-        if not b_allows(b, now) then allows = '0' end
-      end
-      out[k + 1] = counts[i + 1] or '0'
-      out[k + 2] = v[o + 1] or '0'
-      out[k + 3] = v[o + 2] or '0'
-      out[k + 4] = v[o + 3] or '0'
-      out[k + 5] = v[o + 4] or '0'
-      out[k + 6] = allows
-      out[k + 7] = CODES[st]
-      k = k + 7
+    local views = redis.call('HMGET', VIEW, unpack(sids, first, last))
+    for i = 1, last - first + 1 do
+      out[k + 1] = counts[i] or '0'
+      out[k + 2] = views[i] or '0,0,0,0,0,0,0,0'
+      k = k + 2
     end
   end
   return table.concat(out, ',')
@@ -214,7 +208,7 @@ local function add_services(sids)
 end
 """
 
-# Every script: KEYS = live, count, inflight, services.
+# Every script: KEYS = live, count, inflight, services, view.
 
 # ARGV: now, deadline, n, S1..Sn, m, then m pairs (request id, service index 1..n).
 # Every dispatch atomically asks the breaker (allows) and takes a probe slot (on_dispatch);
@@ -249,6 +243,7 @@ for j = 1, m do
       local old = b.st
       local nb = b_dispatch(b, now)
       b_save(sid, nb)
+      summarize(sid)
       states[i] = nb.st
       if nb.st ~= old then out[#out + 1] = 't:' .. i .. ':' .. old .. ':' .. nb.st end
     else
@@ -289,6 +284,7 @@ local b = b_load(sid)
 local old = b.st
 local nb = b_result(b, success, now)
 b_save(sid, nb)
+summarize(sid)
 return {released, old, nb.st}
 """
 
@@ -297,7 +293,7 @@ VIEW = """
 prune(ARGV[1])
 local sids = {}
 for i = 2, #ARGV do sids[i - 1] = ARGV[i] end
-return rows(sids, tonumber(ARGV[1]))
+return rows(sids)
 """
 
 # ARGV: now. Reply: {rows() for every known service, S1, S2, ...}.
@@ -305,7 +301,7 @@ SNAPSHOT = """
 prune(ARGV[1])
 local sids = redis.call('SMEMBERS', SERVICES)
 table.sort(sids)
-local reply = {rows(sids, tonumber(ARGV[1]))}
+local reply = {rows(sids)}
 for i = 1, #sids do reply[i + 1] = sids[i] end
 return reply
 """
@@ -317,6 +313,7 @@ redis.call('SADD', SERVICES, ARGV[3])
 local b = b_load(ARGV[3])
 local nb = b_force(b, ARGV[2], now)
 b_save(ARGV[3], nb)
+summarize(ARGV[3])
 return {b.st, nb.st}
 """
 
@@ -335,6 +332,14 @@ end
 return count
 """
 
+# ARGV: S, score (already clamped to [0, 1]).
+ANOMALY = """
+redis.call('SADD', SERVICES, ARGV[1])
+redis.call('HSET', LIVE, ARGV[1] .. '|an', ARGV[2])
+summarize(ARGV[1])
+return 1
+"""
+
 # ARGV: S. Forget the service: its state, its count and its in-flight pairs.
 REMOVE = """
 local sid = ARGV[1]
@@ -342,6 +347,7 @@ local names = {}
 for _, name in ipairs(S_FIELDS) do names[#names + 1] = sid .. '|' .. name end
 redis.call('HDEL', LIVE, unpack(names))
 redis.call('HDEL', COUNT, sid)
+redis.call('HDEL', VIEW, sid)
 redis.call('SREM', SERVICES, sid)
 local prefix = #sid .. ':' .. sid
 for _, m in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
@@ -360,6 +366,7 @@ SCRIPTS = {
     "force": FORCE,
     "inflight_requests": INFLIGHT_REQUESTS,
     "remove": REMOVE,
+    "anomaly": ANOMALY,
 }
 
 

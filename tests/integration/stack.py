@@ -138,7 +138,7 @@ class Proc:
         self.signal_group(signal.SIGKILL)
         self.popen.wait(timeout=10)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         if self.alive():
             self.signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):

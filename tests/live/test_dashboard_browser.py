@@ -2,8 +2,10 @@
 
 The real ASGI server (uvicorn) runs as a subprocess on a free port, on a SQLite file of its
 own under a temporary ``MOE_VAR_DIR`` (migrated and seeded by ``manage.py``), so the test and
-the server share nothing but HTTP. With ``REDIS_URL`` set the server keeps it: its live feed
-then goes through channels-redis. The screenshot lands in ``test-artifacts/dashboard.png``.
+the server share nothing but HTTP. With ``REDIS_URL`` set the server uses the same Redis, on a
+database number of its own (other tests clear ``moe:*`` keys in theirs, which would include
+the feed's group): its live feed then goes through channels-redis. The screenshot lands in
+``test-artifacts/dashboard.png``.
 """
 
 import os
@@ -13,9 +15,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import redis
 
 from tests.live.conftest import CHROMIUM, missing
 
@@ -34,6 +38,7 @@ CHROMIUM_ARGS = [
 OPERATOR = ("e2e-operator", "e2e-operator-pass-1234")
 CLIENT = ("e2e-client", "e2e-client-pass-1234")
 SERVER_START_SECONDS = 90
+E2E_REDIS_DB = 13
 
 SEED = """
 from django.contrib.auth import get_user_model
@@ -75,6 +80,10 @@ class AsgiServer:
             "PYTHONUNBUFFERED": "1",
         }
         self.env.pop("DATABASE_URL", None)  # a SQLite file both processes can see
+        if self.env.get("REDIS_URL"):
+            url = urlsplit(self.env["REDIS_URL"])._replace(path=f"/{E2E_REDIS_DB}")
+            self.env["REDIS_URL"] = urlunsplit(url)
+            redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
         self.process: subprocess.Popen | None = None
 
     def manage(self, *args: str) -> None:
@@ -148,7 +157,7 @@ def server(tmp_path_factory, fleet_prefix):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def browser():
     from playwright.sync_api import sync_playwright
 
     chromium = CHROMIUM

@@ -81,3 +81,21 @@ def test_an_unreachable_service_is_a_502_not_a_500(client_api, backends):
 
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_failed"
+
+
+def test_a_name_that_now_resolves_to_a_metadata_address_is_not_contacted(monkeypatch):
+    # DNS cannot be re-pointed on this machine, so the resolver answer is substituted here.
+    import socket
+
+    from routing import forwarding
+
+    def resolve(host, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    forwarding._resolved.clear()
+
+    reason = forwarding._forbidden_reason("http://innocent.example:8080/")
+
+    assert reason and "metadata" in reason
+    forwarding._resolved.clear()

@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,8 @@ from routing.bench_load import (
     route_bodies,
     run_python_loadgen,
     run_wrk,
+    start_profiler,
+    summarise_profile,
     wrk_version,
 )
 
@@ -118,6 +121,13 @@ class Command(BaseCommand):
         parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
         parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
         parser.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY)
+        parser.add_argument(
+            "--profile",
+            metavar="DIR",
+            default=None,
+            help="Record py-spy (GIL holder) for every measured phase into DIR, with a text "
+            "summary per phase. Sampling costs the server a little CPU.",
+        )
         parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
         parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
 
@@ -286,6 +296,10 @@ class Command(BaseCommand):
 
     def _phase_runner(self, server, env, loadgen: str, opts, workers: int):
         use_wrk = loadgen.startswith("wrk")
+        kind = server.kind
+        profile_dir = Path(opts["profile"]).resolve() if opts["profile"] else None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
         batch_connections = opts["batch_connections"] or 2 * workers
         redis = env.redis_client() if env.redis_url else None
 
@@ -296,11 +310,24 @@ class Command(BaseCommand):
             cpu_before = server.cpu_ticks()
             load_before = os.getloadavg()[0]
             runner = run_wrk if use_wrk else run_python_loadgen
+            profiler = raw = None
+            if measure and profile_dir is not None:
+                raw = profile_dir / f"{kind}-{env.state}-{workers}w-{workload.name}.raw"
+                profiler = start_profiler(server.procs[0].pid, duration, raw)
             try:
                 result = runner(workload, server.port, duration, connections, env.var_dir)
             except Exception as exc:
                 raise CommandError(f"{workload.name}: {exc}\n{server.log_tail()}") from None
+            finally:
+                if profiler is not None:
+                    try:
+                        profiler.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        profiler.terminate()
+                        profiler.wait()
             cpu_after = server.cpu_ticks()
+            if raw is not None and raw.exists():
+                raw.with_suffix(".txt").write_text(summarise_profile(raw))
             if redis is not None:
                 # The history stream is never flushed here; keep the scratch db small.
                 redis.delete("moe:history")

@@ -1,0 +1,9 @@
+"""drf-spectacular extensions: document the stateless JWT scheme the hot endpoints use."""
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+
+
+class StatelessJWTScheme(SimpleJWTScheme):
+    target_class = "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"
+    name = "jwtStatelessAuth"
+    priority = 1  # before SimpleJWTScheme, which also matches subclasses
