@@ -98,7 +98,8 @@ def parse_request_data(data, prefix: str = "data") -> RouteRequest:
             if not isinstance(cap, str) or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
                 _fail(
                     field,
-                    f"Each capability must be a non-empty string of at most {MAX_CAPABILITY_LENGTH} characters.",
+                    "Each capability must be a non-empty string of at most "
+                    f"{MAX_CAPABILITY_LENGTH} characters.",
                 )
         capabilities = tuple(dict.fromkeys(caps))
     key = None

@@ -127,7 +127,7 @@ local function b_result(b, success, now)
     local cf = 0
     if not success then cf = b.cf + 1 end
     local _, failures = string.gsub(w, '1', '1')
-    if cf >= CF_LIMIT or (#w >= MIN_CALLS and failures >= RATE * #w) then
+    if cf >= CF_LIMIT or (#w >= MIN_CALLS and failures > RATE * #w) then
       return b_open(b, now)
     end
     b.bw = w

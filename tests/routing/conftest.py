@@ -2,7 +2,6 @@
 
 import pytest
 
-
 FLEET = [
     ("inf-a", "inference", ["inference", "analysis"], 100),
     ("inf-b", "inference", ["inference"], 50),

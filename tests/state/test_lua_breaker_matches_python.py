@@ -62,11 +62,13 @@ steps_strategy = st.lists(st.tuples(st.sampled_from(EVENTS), durations(0.0, 100.
 
 # Boundaries a random walk rarely lands on exactly, spelled out.
 EDGE = br.BreakerConfig(half_open_max_probes=1, successes_to_close=2, probe_timeout_s=2.0)
+RATE_EDGE = br.BreakerConfig(window_size=4, minimum_calls=4, failure_rate_threshold=0.5)
 EDGE_STEPS = {
     "backoff reset": ["force_open", "force_closed", "to_backoff_reset", "force_open"],
     "stale probe": ["force_half_open", "dispatch", "to_probe_timeout", "dispatch"],
     "probe success frees a slot": ["force_half_open", "dispatch", "ok", "dispatch", "ok"],
     "open deadline": ["fail"] * 5 + ["to_open_until", "dispatch", "dispatch"],
+    "failure rate exactly at the threshold": ["fail", "ok", "fail", "ok", "ok", "fail"],
 }
 
 
@@ -83,6 +85,7 @@ def edge(name: str) -> list[tuple[str, float]]:
 @example(config=EDGE, steps=edge("stale probe"), start=1_700_000_000)
 @example(config=EDGE, steps=edge("probe success frees a slot"), start=1_700_000_000)
 @example(config=EDGE, steps=edge("open deadline"), start=1_700_000_000)
+@example(config=RATE_EDGE, steps=edge("failure rate exactly at the threshold"), start=1_700_000_000)
 @given(
     config=configs(), steps=steps_strategy, start=st.integers(0, 2_000_000_000) | st.floats(0, 2e9)
 )
