@@ -8,6 +8,7 @@ one atomic increment.
 import time
 
 from django.core.cache import cache
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 
@@ -15,7 +16,7 @@ class ClientRateThrottle(BaseThrottle):
     scope = "user"
 
     def __init__(self) -> None:
-        rate = SimpleRateThrottle.THROTTLE_RATES.get(self.scope)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
         self.num_requests, self.duration = SimpleRateThrottle.parse_rate(None, rate)
         self._wait = 0.0
 

@@ -471,11 +471,18 @@ class ServerProcess:
     """The ASGI server under test, started on a free port in its own process group."""
 
     def __init__(
-        self, kind: str, workers: int, env: dict[str, str], cwd: Path, log_path: Path
+        self,
+        kind: str,
+        workers: int,
+        env: dict[str, str],
+        cwd: Path,
+        log_path: Path,
+        app: str = "moe_project.asgi:application",
     ) -> None:
         if kind not in ("uvicorn", "daphne"):
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
+        self.app = app
         self.workers = workers
         self.env = env
         self.cwd = cwd
@@ -494,7 +501,7 @@ class ServerProcess:
             self.port = free_port()
             cmd = [
                 _tool("uvicorn"),
-                "moe_project.asgi:application",
+                self.app,
                 "--host",
                 HOST,
                 "--port",
@@ -511,7 +518,7 @@ class ServerProcess:
         base = [_tool("daphne"), "-v", "0"]
         if self.workers == 1:
             self.port = free_port()
-            cmd = base + ["-b", HOST, "-p", str(self.port), "moe_project.asgi:application"]
+            cmd = base + ["-b", HOST, "-p", str(self.port), self.app]
             self.command = " ".join(cmd[1:])
             self.procs.append(self._spawn(cmd))
             return
@@ -523,7 +530,7 @@ class ServerProcess:
         self.port = self._listener.getsockname()[1]
         fd = self._listener.fileno()
         os.set_inheritable(fd, True)
-        cmd = base + ["--fd", str(fd), "moe_project.asgi:application"]
+        cmd = base + ["--fd", str(fd), self.app]
         self.command = f"{self.workers} x " + " ".join(cmd[1:]) + " (one shared listening socket)"
         for _ in range(self.workers):
             self.procs.append(self._spawn(cmd, pass_fds=(fd,)))

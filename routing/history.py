@@ -87,7 +87,6 @@ class SpoolBuffer:
             if self._handle is not None and (
                 self._count >= SEGMENT_MAX_RECORDS
                 or time.monotonic() - self._opened_at >= SEGMENT_MAX_AGE_S
-                or not self._path.exists()
             ):
                 self._seal()
             if self._handle is None:

@@ -12,6 +12,7 @@ without Redis there is one web process and they live here.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 
@@ -33,7 +34,21 @@ OUTCOMES = PromCounter("moe_outcomes_total", "Reported outcomes", ["service", "s
 LATENCY_BOUNDS = np.array(
     [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10, 1e9]
 )
+_BOUNDS = LATENCY_BOUNDS.tolist()
 REDIS_KEY = "moe:metrics"
+
+
+_OUTCOME = {False: "routed", True: "no_eligible"}
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels):
+    """``metric.labels(*labels)``, cached: the lookup costs several microseconds."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def jain_index(values: np.ndarray) -> float:
@@ -62,34 +77,36 @@ class RoutingMetrics:
 
     @staticmethod
     def _fields(routed: Sequence) -> Counter[str]:
+        """Counter fields for routed requests (plain Python: a single request costs ~2 us)."""
         fields: Counter[str] = Counter()
-        latencies = np.fromiter((r.decision.latency_ms for r in routed), float, len(routed))
-        buckets = np.searchsorted(LATENCY_BOUNDS, latencies)
-        for b, n in zip(*np.unique(buckets, return_counts=True), strict=True):
-            fields[f"lat:{int(b)}"] += int(n)
+        no_eligible = 0
         for r in routed:
             d = r.decision
+            fields[f"lat:{bisect_left(_BOUNDS, d.latency_ms)}"] += 1
             fields[f"strategy:{d.strategy}"] += 1
             if d.no_eligible_service:
-                fields["total:no_eligible"] += 1
+                no_eligible += 1
             for sid in d.selected:
                 fields[f"service:{sid}"] += 1
+        if no_eligible:
+            fields["total:no_eligible"] += no_eligible
         fields["total:routed"] += len(routed)
         return fields
 
     def _prometheus(self, routed: Sequence, fields: Counter[str]) -> None:
         for key, n in fields.items():
-            kind, _, name = key.partition(":")
-            if kind == "service":
-                EXPERT_USAGE.labels(name).inc(n)
+            if key.startswith("service:"):
+                _child(EXPERT_USAGE, key[8:]).inc(n)
+        if len(routed) == 1:
+            d = routed[0].decision
+            _child(ROUTING_TOTAL, d.strategy, _OUTCOME[d.no_eligible_service]).inc()
+            ROUTING_LATENCY.observe(d.latency_ms)
+            return
         by_strategy = Counter((r.decision.strategy, r.decision.no_eligible_service) for r in routed)
         for (strategy, none), n in by_strategy.items():
-            ROUTING_TOTAL.labels(strategy, "no_eligible" if none else "routed").inc(n)
-        if len(routed) == 1:
-            ROUTING_LATENCY.observe(routed[0].decision.latency_ms)
-        else:
-            for r in routed:
-                ROUTING_LATENCY.observe(r.decision.latency_ms)
+            _child(ROUTING_TOTAL, strategy, _OUTCOME[none]).inc(n)
+        for r in routed:
+            ROUTING_LATENCY.observe(r.decision.latency_ms)
 
     def queue(self, pipe, routed: Sequence) -> None:
         """Count routed requests fleet-wide, queued on the caller's Redis pipeline."""
