@@ -180,6 +180,11 @@ def decision_record(request_id: str, decision, request, override_id: int | None)
     }
 
 
+def amend_record(request_id: str, selected: Sequence[str], reason: str) -> dict:
+    """A decision whose services a breaker refused at dispatch (a cross-worker race)."""
+    return {"k": "a", "id": request_id, "sel": list(selected), "r": reason[:500], "at": time.time()}
+
+
 def outcome_record(request_id, service_id, success, latency_ms, status_code) -> dict:
     return {
         "k": "o",
@@ -212,11 +217,19 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
 
     decisions: dict[str, dict] = {}
     outcomes: dict[str, dict] = {}
+    amended: list[dict] = []
     for rec in records:
-        if rec.get("k") == "d":
+        kind = rec.get("k")
+        if kind == "d":
             decisions[rec["id"]] = rec
-        elif rec.get("k") == "o":
+        elif kind == "o":
             outcomes[rec["id"]] = rec  # the last report wins
+        elif kind == "a":
+            if rec["id"] in decisions:  # fold into the decision before it is inserted
+                target = decisions[rec["id"]]
+                target.update(sel=rec["sel"], r=rec["r"], ne=not rec["sel"])
+            else:
+                amended.append(rec)
     result = FlushResult()
     with transaction.atomic():
         if decisions:
@@ -250,6 +263,15 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
             )
             result.decisions = len(rows)
         carried: list[dict] = []
+        for rec in amended:
+            updated = RoutingDecision.objects.filter(request_id=rec["id"]).update(
+                selected_services=rec["sel"],
+                primary_service=rec["sel"][0] if rec["sel"] else "",
+                reason=rec["r"],
+                no_eligible_service=not rec["sel"],
+            )
+            if not updated and time.time() - rec["at"] < CARRY_MAX_AGE_S:
+                carried.append(rec)
         if outcomes:
             found = {
                 row.request_id: row
@@ -277,7 +299,7 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
                 batch_size=DB_BATCH_SIZE,
             )
             result.outcomes = len(changed)
-            result.carried = len(carried)
+        result.carried = len(carried)
     return result, carried
 
 

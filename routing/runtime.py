@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -29,6 +29,7 @@ from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteReque
 from routing.history import (
     RedisStreamBuffer,
     SpoolBuffer,
+    amend_record,
     decision_record,
     outcome_record,
 )
@@ -221,8 +222,7 @@ class Router:
         view = self.store.view(snapshot)
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
-        self._commit([routed], [request])
-        return routed
+        return self._commit([routed], [request])[0]
 
     def route_batch(
         self, requests: Sequence[RouteRequest], strategy: str | None, top_k: int | None
@@ -242,41 +242,81 @@ class Router:
             )
             for i, decision in zip(idx, decisions, strict=True):
                 routed[i] = Routed(self._new_id(), decision, override_id, k)
-        self._commit(routed, requests)
-        return routed
+        return self._commit(routed, requests)
 
-    def _commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> None:
+    def _commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> list[Routed]:
         """State, pending entries, history and metrics for routed requests, in one go."""
         records = [
             decision_record(r.request_id, r.decision, req, r.override_id)
             for r, req in zip(routed, requests, strict=True)
         ]
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
+        routed = list(routed)
         if self.redis_client is not None and not getattr(self.store, "degraded", False):
-            self._commit_redis(live, records, routed)
+            routed = self._commit_redis(live, records, routed)
         else:
             self._commit_local(live, records, routed)
         self._after_commit(routed)
+        return routed
 
-    def _commit_redis(self, live, records, routed) -> None:
-        import redis
-
-        pipe = self.redis_client.pipeline(transaction=False)
+    def _commit_redis(self, live, records, routed: list[Routed]) -> list[Routed]:
+        """One round trip: in-flight + breaker slots, pending entries, history, metrics."""
+        pipe = self.store.pipeline()
         ttl = int(settings.MOE_PENDING_TTL_SECONDS)
         self.store.record_routed_many(live, pipe=pipe)
         for request_id, selected in live:
             pipe.set(PENDING_KEY + request_id, ",".join(selected), ex=ttl)
         self.history_stream.queue(pipe, records)
         self.metrics.queue(pipe, routed)
+        results = self.store.execute(pipe)
+        if results is None:
+            # Redis went away: the store counted the requests on its local fallback already.
+            logger.warning("router: Redis commit failed, history and pending kept locally")
+            self._commit_local(live, records, routed, state_recorded=True)
+            return routed
+        refused = [pair for reply in results if isinstance(reply, list) for pair in reply]
+        return self._drop_refused(routed, refused, ttl) if refused else routed
+
+    def _drop_refused(self, routed: list[Routed], refused, ttl: int) -> list[Routed]:
+        """Another worker's breaker changed between our view and dispatch: the refused
+        services are taken out of the answer, and history is amended to match."""
+        import redis
+
+        gone: dict[str, set[str]] = {}
+        for request_id, service_id in refused:
+            gone.setdefault(request_id, set()).add(service_id)
+        amendments = []
+        pipe = self.redis_client.pipeline(transaction=False)
+        for i, r in enumerate(routed):
+            drop = gone.get(r.request_id)
+            if not drop:
+                continue
+            keep = tuple(sid for sid in r.decision.selected if sid not in drop)
+            reason = f"{r.decision.reason}; breaker refused {', '.join(sorted(drop))} at dispatch"
+            decision = replace(
+                r.decision,
+                selected=keep,
+                scores={k: v for k, v in r.decision.scores.items() if k in keep},
+                no_eligible_service=not keep,
+                reason=reason,
+            )
+            routed[i] = replace(r, decision=decision)
+            amendments.append(amend_record(r.request_id, keep, reason))
+            if keep:
+                pipe.set(PENDING_KEY + r.request_id, ",".join(keep), ex=ttl)
+            else:
+                pipe.delete(PENDING_KEY + r.request_id)
+        self.history_stream.queue(pipe, amendments)
         try:
             pipe.execute()
-        except redis.RedisError as exc:
-            logger.warning("router: Redis commit failed, using local state: %s", exc)
-            self._commit_local(live, records, routed)
+        except redis.RedisError:
+            self.history_spool.append(amendments)
+        return routed
 
-    def _commit_local(self, live, records, routed) -> None:
-        for request_id, selected in live:
-            self.store.record_routed(request_id, selected)
+    def _commit_local(self, live, records, routed, state_recorded: bool = False) -> None:
+        if not state_recorded:
+            for request_id, selected in live:
+                self.store.record_routed(request_id, selected)
         with self._lock:
             for request_id, selected in live:
                 self._pending[request_id] = (tuple(selected), False)

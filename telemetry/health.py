@@ -53,6 +53,8 @@ def check_router() -> dict:
     router = get_router()
     snapshot = router.snapshot()
     store = router.store
+    # An idle worker only notices Redis is back when it next touches state: do it now.
+    store.view(snapshot)
     degraded = bool(getattr(store, "degraded", False))
     report = {
         "status": "degraded" if degraded else "ok",

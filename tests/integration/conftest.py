@@ -1,9 +1,10 @@
 """Integration fixtures: the real PostgreSQL, Redis, Celery worker and uvicorn processes.
 
-The servers run as subprocesses, so they cannot see pytest-django's test database. A session
-fixture makes its own scratch PostgreSQL database (``moe_it_<pid>_<random>``, dropped at the
-end), migrates and seeds it in a subprocess, claims one Redis database number (11-15, emptied at
-start and end; a lock key keeps two concurrent runs apart) and a temporary ``MOE_VAR_DIR``.
+The servers run as subprocesses, so they cannot see pytest-django's test database. Fixtures of
+package scope (everything stops after the last integration test) make a scratch PostgreSQL
+database (``moe_it_<pid>_<random>``, dropped at the end), migrate and seed it in a subprocess,
+claim a Redis database number (11-15: only an empty one, marked with an owner key, emptied at
+the end) and a temporary ``MOE_VAR_DIR``.
 
 Which pass runs what (``.ci/test`` runs the suite twice): the multi-process scale-out tests run
 only when the pytest process has ``REDIS_URL`` (the PostgreSQL + Redis pass), the embedded-default
@@ -85,7 +86,7 @@ def run_id() -> str:
     return f"{os.getpid()}_{secrets.token_hex(3)}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def postgres_admin_url() -> str:
     if not scaleout_pass():
         pytest.skip(SCALEOUT_REASON)
@@ -97,7 +98,7 @@ def postgres_admin_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def redis_admin_url() -> str:
     if not scaleout_pass():
         pytest.skip(SCALEOUT_REASON)
@@ -109,7 +110,7 @@ def redis_admin_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scratch_database(postgres_admin_url, run_id) -> Iterator[str]:
     name = f"moe_it_{run_id}"
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
@@ -121,19 +122,23 @@ def scratch_database(postgres_admin_url, run_id) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scratch_redis(redis_admin_url, run_id) -> Iterator[str]:
-    """A Redis database number of our own, empty, for the run (the owner key marks it)."""
+    """An empty Redis database number for the run, emptied again at the end.
+
+    A database counts as free only when nothing else is in it: the owner key is set first
+    (SET NX), and given back when anything else is found there (another run, another tool).
+    """
     for db in REDIS_DBS:
         url = with_path(redis_admin_url, f"/{db}")
         client = redis.Redis.from_url(url)
         if client.set(REDIS_LOCK_KEY, run_id, nx=True, ex=3600):
-            client.flushdb()
-            client.set(REDIS_LOCK_KEY, run_id, ex=3600)
-            break
+            if client.dbsize() == 1:
+                break
+            client.delete(REDIS_LOCK_KEY)
         client.close()
     else:
-        missing(f"every Redis database {REDIS_DBS.start}-{REDIS_DBS.stop - 1} is in use")
+        missing(f"no empty Redis database among {REDIS_DBS.start}-{REDIS_DBS.stop - 1}")
     try:
         yield url
     finally:
@@ -141,7 +146,7 @@ def scratch_redis(redis_admin_url, run_id) -> Iterator[str]:
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def it_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("moe-it")
 
@@ -167,7 +172,7 @@ class ScaleOut:
         return psycopg.connect(self.database_url, autocommit=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scaleout(scratch_database, scratch_redis, it_dir) -> ScaleOut:
     var_dir = it_dir / "var"
     var_dir.mkdir()
@@ -193,7 +198,8 @@ class Cluster:
         self.b = Api(self.web_b.url, self.token)
         from celery import Celery
 
-        self.celery = Celery("moe-it", broker=self.scaleout.redis_url)
+        # Not the current app: the suite's other tests send tasks through moe_project's app.
+        self.celery = Celery("moe-it", broker=self.scaleout.redis_url, set_as_current=False)
         self.celery.conf.update(
             result_backend=self.scaleout.redis_url,
             task_serializer="json",
@@ -212,7 +218,7 @@ class Cluster:
         self.celery.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(scaleout: ScaleOut) -> Iterator[Cluster]:
     env = scaleout.env()
     web_a = WebServer("web-a", env, scaleout.log_dir)

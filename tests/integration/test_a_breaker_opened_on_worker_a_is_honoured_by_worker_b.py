@@ -50,7 +50,7 @@ def test_a_breaker_opened_on_worker_a_is_honoured_by_worker_b(cluster, uid):
 
     # B, from the moment A answered: route the same key over and over.
     seen: list[tuple[float, float, list[str]]] = []
-    while time.perf_counter() - opened_at < WATCH_S or len(seen) < 50:
+    while time.perf_counter() - opened_at < WATCH_S:
         sent = time.perf_counter()
         routed = b.ok(b.route(data, "consistent_hash"))
         received = time.perf_counter()
@@ -58,8 +58,8 @@ def test_a_breaker_opened_on_worker_a_is_honoured_by_worker_b(cluster, uid):
         seen.append((sent - opened_at, received - opened_at, selected))
         if selected == [other]:
             b.outcome(routed["request_id"], other, True, 5.0)  # keep its load at zero
-        assert time.perf_counter() - opened_at < 4.5, "B was too slow to watch inside the window"
 
+    assert len(seen) >= 10, f"only {len(seen)} requests reached B in {WATCH_S} s"
     avoided = [received for _, received, selected in seen if chosen not in selected]
     assert avoided, f"B kept selecting {chosen} for {WATCH_S} s after its breaker opened"
     propagation = avoided[0]

@@ -89,8 +89,13 @@ def test_a_name_that_now_resolves_to_a_metadata_address_is_not_contacted(monkeyp
 
     from routing import forwarding
 
+    real_getaddrinfo = socket.getaddrinfo
+
     def resolve(host, *args, **kwargs):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 0))]
+        # Only the made-up name is answered; nothing connects to the answer.
+        if host == "innocent.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 0))]
+        return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     forwarding._resolved.clear()
