@@ -274,7 +274,9 @@ class Router:
             logger.warning("router: Redis commit failed, history and pending kept locally")
             self._commit_local(live, records, routed, state_recorded=True)
             return routed
-        refused = [pair for reply in results if isinstance(reply, list) for pair in reply]
+        from telemetry.state.redis_store import Refused
+
+        refused = [pair for reply in results if isinstance(reply, Refused) for pair in reply]
         return self._drop_refused(routed, refused, ttl) if refused else routed
 
     def _drop_refused(self, routed: list[Routed], refused, ttl: int) -> list[Routed]:

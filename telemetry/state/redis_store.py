@@ -22,11 +22,19 @@ in-flight counts, EWMA latencies, error windows, anomaly scores and circuit brea
 - **Wall clock**: breaker deadlines are shared between processes (and hosts), so they come from
   ``clock`` (``time.time`` by default), never ``time.monotonic``. Only process-local timers
   (cache age, reconnect interval) use the monotonic clock.
+- **Probe slots**: a dispatch is ``allows`` then ``on_dispatch`` in one step. Where the local
+  store would still count a dispatch to a breaker with no slot left (it trusts the caller's
+  fresh view), this store refuses it: ``record_routed`` returns the refused services (not
+  counted in flight) so the caller can route elsewhere. N workers with 20 ms old views thus
+  never send more than ``half_open_max_probes`` probes between them.
 - **Degraded mode**: when Redis is unreachable (or answers with an error), the store switches to
   an embedded :class:`~routing.core.state.LocalStateStore`, reports ``degraded`` in
   :meth:`status`, never raises to its caller, and tries Redis again at most every
-  ``retry_interval_s``; once Redis answers it goes back to shared state. What happened locally
-  while degraded stays local (in-flight counts there expire on their own).
+  ``retry_interval_s``; once Redis answers it goes back to shared state. On the way down the
+  local store inherits what the last views knew (breakers not closed stay excluded, with a
+  fresh backoff; anomaly scores); what happens locally while degraded stays local (in-flight
+  counts there expire on their own). A write that timed out may still have reached Redis, so
+  it can be counted in both places; its outcome releases it in whichever is in use then.
 
 Build clients with :func:`make_client`: short socket timeouts and at most one immediate retry,
 so an unreachable Redis costs milliseconds, not redis-py's default multi-second backoff.
@@ -73,6 +81,12 @@ _UNAVAILABLE = (RedisError, OSError)
 Pipeline = Any  # redis.client.Pipeline; typed loosely so callers may pass any redis pipeline
 
 
+class Refused(list):
+    """The ``(request_id, service_id)`` dispatches a breaker refused: what :meth:`execute`
+    puts in place of each routed-script reply (a list, so it can be told from other replies
+    by type)."""
+
+
 def make_client(
     url: str, *, socket_timeout: float = 0.25, connect_timeout: float = 0.1
 ) -> redis.Redis:
@@ -102,8 +116,9 @@ def _num(value: float) -> str:
 @dataclass(slots=True)
 class _CachedView:
     snapshot: FleetSnapshot
-    service_ids: list[str]
+    service_args: list[str]  # the view script's service arguments (see scripts.VIEW)
     view: LiveView | None = None
+    states: np.ndarray | None = None  # breaker state codes, to seed the fallback
     fetched_at: float = -math.inf  # time.monotonic() when the refresh started
     # This process's in-flight changes since the refresh, by snapshot index.
     pending: dict[int, int] = field(default_factory=dict)
@@ -114,11 +129,12 @@ class _CachedView:
 
 @dataclass(slots=True)
 class _RoutedCall:
-    """One queued routed-script call: what is needed to read its reply."""
+    """One routed-script call: its arguments and what is needed to read its reply."""
 
-    args: tuple  # the queued command's args, to recognise it in the pipeline's stack
+    args: list[Any]  # ARGV
     service_ids: list[str]  # script service index i -> service_ids[i - 1]
     pairs: list[tuple[str, str]]  # pair index j -> pairs[j - 1] = (request id, service id)
+    queued: tuple | None = None  # the command as queued on a pipeline, to find it there
 
 
 class RedisStateStore:
@@ -153,7 +169,7 @@ class RedisStateStore:
         self.clock = clock
         self.error_window = error_window
         self.retry_interval_s = retry_interval_s
-        self.on_transition = on_transition
+        self._on_transition = on_transition
         self._client = client
         self._local = LocalStateStore(
             breaker_config=self.breaker_config,
@@ -171,7 +187,9 @@ class RedisStateStore:
         self._lock = threading.Lock()  # caches and pending deltas
         self._refresh_lock = threading.Lock()
         self._recover_lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._caches: OrderedDict[int, _CachedView] = OrderedDict()
+        self._invalidations = 0  # bumped by _invalidate, so a refresh in flight cannot undo it
         self._queued: weakref.WeakKeyDictionary[Any, list[_RoutedCall]] = (
             weakref.WeakKeyDictionary()
         )
@@ -235,14 +253,20 @@ class RedisStateStore:
         if not self._shared():
             self._routed_locally(items)
             return []
-        now = self.clock()
-        if pipe is not None:
-            self._queued.setdefault(pipe, []).extend(self._queue_routed(pipe, items, now))
+        calls = self._routed_calls(items, self.clock())
+        if not calls:  # no request named any service
             return []
-        own = self._client.pipeline(transaction=False)
-        calls = self._queue_routed(own, items, now)
+        if pipe is not None:
+            self._queue(pipe, calls)
+            self._queued.setdefault(pipe, []).extend(calls)
+            return []
         try:
-            replies = self._run_pipeline(own)
+            if len(calls) == 1:  # the usual case: one script call, no pipeline needed
+                replies = [self._eval("routed", self._keys, calls[0].args)]
+            else:
+                own = self._client.pipeline(transaction=False)
+                self._queue(own, calls)
+                replies = self._run_pipeline(own)
         except _UNAVAILABLE as exc:
             self._fail(exc)
             self._routed_locally(items)
@@ -285,7 +309,7 @@ class RedisStateStore:
     def execute(self, pipe: Pipeline) -> list[Any] | None:
         """Run ``pipe`` (one round trip) and finish the routed calls queued on it.
 
-        The replies of this store's commands are replaced by their refused
+        The replies of this store's commands are replaced by :class:`Refused` lists of
         ``(request_id, service_id)`` pairs; other replies are returned as Redis sent them
         (errors as exception objects, never raised). If Redis is unreachable, the queued routed
         requests are counted on the local fallback instead and this returns None, so the
@@ -296,7 +320,7 @@ class RedisStateStore:
         positions: list[tuple[int, _RoutedCall]] = []
         for call in calls:
             # The pipeline may have been run elsewhere and reused since: match by identity.
-            pos = next((k for k, (args, _) in enumerate(stack) if args is call.args), None)
+            pos = next((k for k, (args, _) in enumerate(stack) if args is call.queued), None)
             if pos is not None:
                 positions.append((pos, call))
         try:
@@ -379,6 +403,17 @@ class RedisStateStore:
                 self._fail(exc)
         return self._local.snapshot_state()
 
+    @property
+    def on_transition(self) -> TransitionCallback | None:
+        """Called as ``(service_id, old, new)`` for breaker transitions this process causes
+        (through Redis or, while degraded, locally)."""
+        return self._on_transition
+
+    @on_transition.setter
+    def on_transition(self, callback: TransitionCallback | None) -> None:
+        self._on_transition = callback
+        self._local.on_transition = callback
+
     # -- health ----------------------------------------------------------------------------
 
     @property
@@ -434,12 +469,41 @@ class RedisStateStore:
     def _fail(self, exc: BaseException) -> None:
         self._retry_at = time.monotonic() + self.retry_interval_s
         self._last_error = f"{type(exc).__name__}: {exc}"
-        if self._degraded:
-            return
-        self._degraded = True
-        self._degraded_since = self.clock()
-        self._fallbacks += 1
+        with self._state_lock:
+            if self._degraded:
+                return
+            self._degraded = True
+            self._degraded_since = self.clock()
+            self._fallbacks += 1
         log.warning("Redis unavailable (%s): live state falls back to local", self._last_error)
+        self._seed_fallback()
+
+    def _seed_fallback(self) -> None:
+        """Carry what the last shared views knew into local state: a service whose breaker was
+        open (or half-open) stays excluded, with a fresh backoff, and anomaly scores stay."""
+        with self._lock:
+            caches = [c for c in reversed(self._caches.values()) if c.view is not None]
+        local = self._local
+        seen: set[str] = set()
+        local.on_transition = None  # not real transitions
+        try:
+            for cache in caches:
+                rows = zip(
+                    cache.snapshot.service_ids, cache.states, cache.view.anomaly, strict=True
+                )
+                for service_id, code, anomaly in rows:
+                    if service_id in seen:
+                        continue
+                    seen.add(service_id)
+                    if anomaly > 0:
+                        local.set_anomaly(service_id, float(anomaly))
+                    state = _STATE_BY_CODE[int(code)]
+                    if state is not BreakerState.CLOSED and (
+                        local.breaker_record(service_id).state is BreakerState.CLOSED
+                    ):
+                        local.force_breaker(service_id, state)
+        finally:
+            local.on_transition = self._on_transition
 
     # -- Redis calls ----------------------------------------------------------------------
 
@@ -471,38 +535,41 @@ class RedisStateStore:
                 results[k] = self._client.execute_command(*args, **options)
         return results
 
-    def _queue_routed(
-        self, pipe: Pipeline, items: Sequence[tuple[str, Sequence[str]]], now: float
+    def _routed_calls(
+        self, items: Sequence[tuple[str, Sequence[str]]], now: float
     ) -> list[_RoutedCall]:
-        sha = self._scripts["routed"].sha
+        """The routed-script calls for ``items``, ROUTED_CHUNK requests per call."""
         deadline = _num(now + self.inflight_timeout_s)
         calls = []
         for start in range(0, len(items), ROUTED_CHUNK):
             index: dict[str, int] = {}
-            pair_args: list[Any] = []
+            indices: list[int] = []
             pairs: list[tuple[str, str]] = []
             for request_id, service_ids in items[start : start + ROUTED_CHUNK]:
                 for service_id in service_ids:
                     i = index.get(service_id)
                     if i is None:
                         i = index[service_id] = len(index) + 1
-                    pair_args += (request_id, i)
+                    indices.append(i)
                     pairs.append((request_id, service_id))
-            if not pairs:
-                continue
-            args = (sha, len(self._keys), *self._keys, _num(now), deadline, len(index), *index)
-            args = (*args, len(pairs), *pair_args)
-            pipe.evalsha(*args)
-            calls.append(_RoutedCall(pipe.command_stack[-1][0], list(index), pairs))
+            if pairs:
+                args = [_num(now), deadline, *_dispatch_args(list(index), pairs, indices)]
+                calls.append(_RoutedCall(args, list(index), pairs))
         return calls
 
-    def _absorb_routed(self, call: _RoutedCall, reply: Any) -> list[tuple[str, str]]:
+    def _queue(self, pipe: Pipeline, calls: list[_RoutedCall]) -> None:
+        sha = self._scripts["routed"].sha
+        for call in calls:
+            pipe.evalsha(sha, len(self._keys), *self._keys, *call.args)
+            call.queued = pipe.command_stack[-1][0]
+
+    def _absorb_routed(self, call: _RoutedCall, reply: Any) -> Refused:
         """Read a routed-script reply: apply own in-flight deltas, report transitions."""
         if isinstance(reply, Exception):
             # Not a connection problem (those raise); a script error. Count nothing.
             log.error("routed script failed: %s", reply)
-            return []
-        refused: list[tuple[str, str]] = []
+            return Refused()
+        refused = Refused()
         transitions = []
         for entry in reply:
             kind, *fields = _text(entry).split(":")
@@ -538,13 +605,13 @@ class RedisStateStore:
         self._notify([(service_id, old, new)])
         return new
 
-    def _fetch(self, service_ids: Sequence[str], now: float) -> np.ndarray:
-        """One view-script call for all the services: rows of in flight, EWMA, error rate,
-        anomaly, breaker allows (1/0), breaker state code, in ``service_ids`` order."""
-        if not service_ids:
+    def _fetch(self, service_args: list[str], n: int, now: float) -> np.ndarray:
+        """One view-script call for all n services: rows of in flight, EWMA, error rate,
+        anomaly, breaker allows (1/0), breaker state code, in snapshot order."""
+        if n == 0:
             return _EMPTY_ROWS
-        reply = self._eval("view", self._keys, [_num(now), *service_ids])
-        return self._rows(reply, len(service_ids), now)
+        reply = self._eval("view", self._keys, [_num(now), *service_args])
+        return self._rows(reply, n, now)
 
     def _rows(self, reply: Any, n: int, now: float) -> np.ndarray:
         """Parse view-script numbers into rows of in flight, EWMA, error rate, anomaly,
@@ -574,7 +641,7 @@ class RedisStateStore:
         with self._lock:
             cache = self._caches.get(key)
             if cache is None or cache.snapshot is not snapshot:
-                cache = _CachedView(snapshot=snapshot, service_ids=list(snapshot.service_ids))
+                cache = _CachedView(snapshot, _service_args(snapshot.service_ids))
                 self._caches[key] = cache
                 while len(self._caches) > _VIEW_CACHE_SNAPSHOTS:
                     self._caches.popitem(last=False)
@@ -587,8 +654,9 @@ class RedisStateStore:
         with self._lock:
             taken, cache.pending = cache.pending, {}
             cache.version += 1
+            invalidations = self._invalidations
         try:
-            rows = self._fetch(cache.service_ids, self.clock())
+            rows = self._fetch(cache.service_args, len(cache.snapshot), self.clock())
         except BaseException:
             with self._lock:  # the deltas are still unseen by any view: keep them
                 for i, delta in taken.items():
@@ -602,7 +670,11 @@ class RedisStateStore:
         view = LiveView(*arrays, breaker_allows=allows)
         with self._lock:
             cache.view = view
-            cache.fetched_at = started
+            cache.states = rows[:, 5].copy()
+            # Invalidated while reading (a transition of ours may postdate what we read)?
+            # Then serve this view once but read again next time.
+            fresh = invalidations == self._invalidations
+            cache.fetched_at = started if fresh else -math.inf
             cache.version += 1
 
     def _with_pending(self, cache: _CachedView) -> LiveView:
@@ -635,6 +707,7 @@ class RedisStateStore:
     def _invalidate(self) -> None:
         """Make every cached view stale, so the next view() reads Redis."""
         with self._lock:
+            self._invalidations += 1
             for cache in self._caches.values():
                 cache.fetched_at = -math.inf
 
@@ -645,11 +718,12 @@ class RedisStateStore:
             self._local.record_routed(request_id, service_ids)
 
     def _notify(self, transitions: list[tuple[str, BreakerState, BreakerState]]) -> None:
-        if self.on_transition is None:
+        callback = self._on_transition
+        if callback is None:
             return
         for service_id, old, new in transitions:
             if new is not old:
-                self.on_transition(service_id, old, new)
+                callback(service_id, old, new)
 
 
 def _group_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
@@ -657,6 +731,33 @@ def _group_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]
     for request_id, service_id in pairs:
         grouped.setdefault(request_id, []).append(service_id)
     return list(grouped.items())
+
+
+def _joinable(values: Sequence[str]) -> str | None:
+    """``values`` joined by newlines, or None when that would not split back the same."""
+    text = "\n".join(values)
+    if text.count("\n") != len(values) - 1 or not all(values):
+        return None
+    return text
+
+
+def _dispatch_args(
+    service_ids: list[str], pairs: list[tuple[str, str]], indices: list[int]
+) -> list[Any]:
+    """The routed script's dispatch arguments (see scripts.ROUTED for both encodings)."""
+    services = _joinable(service_ids)
+    request_ids = _joinable([request_id for request_id, _ in pairs])
+    if services is not None and request_ids is not None:
+        return ["j", services, request_ids, ",".join(map(str, indices))]
+    flat: list[Any] = []
+    for (request_id, _), i in zip(pairs, indices, strict=True):
+        flat += (request_id, i)
+    return ["l", len(service_ids), *service_ids, len(pairs), *flat]
+
+
+def _service_args(service_ids: Sequence[str]) -> list[str]:
+    text = _joinable(service_ids)
+    return [text] if text is not None else ["", *service_ids]
 
 
 def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:

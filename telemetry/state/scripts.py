@@ -127,7 +127,7 @@ local function b_result(b, success, now)
     local cf = 0
     if not success then cf = b.cf + 1 end
     local _, failures = string.gsub(w, '1', '1')
-    if cf >= CF_LIMIT or (#w >= MIN_CALLS and failures > RATE * #w) then
+    if cf >= CF_LIMIT or (#w >= MIN_CALLS and failures >= RATE * #w) then
       return b_open(b, now)
     end
     b.bw = w
@@ -210,26 +210,38 @@ end
 
 # Every script: KEYS = live, count, inflight, services, view.
 
-# ARGV: now, deadline, n, S1..Sn, m, then m pairs (request id, service index 1..n).
+# ARGV: now, deadline, then the dispatches in one of two encodings:
+#   "j", "S1\nS2..." (the services), "R1\nR2..." (request ids), "i1,i2,..." (service index of
+#       each request id, 1-based): three strings however big the batch, which is far cheaper
+#       for the client to send than two arguments per dispatch (ids contain no newline);
+#   "l", n, S1..Sn, m, then m pairs (request id, service index): for any other ids.
 # Every dispatch atomically asks the breaker (allows) and takes a probe slot (on_dispatch);
 # a dispatch the breaker refuses is not counted in flight and is reported back.
-# Reply: "r:<pair index>:<service index>" per refusal, "t:<service index>:<old>:<new>" per
+# Reply: "r:<dispatch index>:<service index>" per refusal, "t:<service index>:<old>:<new>" per
 # breaker transition (1-based indices).
 ROUTED = """
 local now = tonumber(ARGV[1])
 local deadline = ARGV[2]
-local n = tonumber(ARGV[3])
 prune(ARGV[1])
-local sids = {}
-for i = 1, n do sids[i] = ARGV[3 + i] end
+local sids, rids, idx = {}, {}, {}
+if ARGV[3] == 'j' then
+  for sid in string.gmatch(ARGV[4], '[^\\n]+') do sids[#sids + 1] = sid end
+  for rid in string.gmatch(ARGV[5], '[^\\n]+') do rids[#rids + 1] = rid end
+  for i in string.gmatch(ARGV[6], '%d+') do idx[#idx + 1] = tonumber(i) end
+else
+  local n = tonumber(ARGV[4])
+  for i = 1, n do sids[i] = ARGV[4 + i] end
+  local base = 5 + n
+  for j = 1, tonumber(ARGV[base]) do
+    rids[j] = ARGV[base + 2 * j - 1]
+    idx[j] = tonumber(ARGV[base + 2 * j])
+  end
+end
 add_services(sids)
-local base = 4 + n
-local m = tonumber(ARGV[base])
 local states = {}
 local out = {}
-for j = 1, m do
-  local rid = ARGV[base + 2 * j - 1]
-  local i = tonumber(ARGV[base + 2 * j])
+for j = 1, #rids do
+  local i = idx[j]
   local sid = sids[i]
   local st = states[i]
   if st == nil then
@@ -251,7 +263,7 @@ for j = 1, m do
       out[#out + 1] = 'r:' .. j .. ':' .. i
     end
   end
-  if accepted and redis.call('ZADD', INFLIGHT, deadline, member(sid, rid)) == 1 then
+  if accepted and redis.call('ZADD', INFLIGHT, deadline, member(sid, rids[j])) == 1 then
     redis.call('HINCRBY', COUNT, sid, 1)
   end
 end
@@ -288,11 +300,17 @@ summarize(sid)
 return {released, old, nb.st}
 """
 
-# ARGV: now, S1..Sn. Reply: rows() for S1..Sn.
+# ARGV: now, then either one argument "S1\nS2\n...\nSn" (cheaper to send and parse than n
+# arguments; registry ids never contain a newline) or "" followed by S1..Sn.
+# Reply: rows() for S1..Sn.
 VIEW = """
 prune(ARGV[1])
 local sids = {}
-for i = 2, #ARGV do sids[i - 1] = ARGV[i] end
+if #ARGV == 2 then
+  for sid in string.gmatch(ARGV[2], '[^\\n]+') do sids[#sids + 1] = sid end
+else
+  for i = 3, #ARGV do sids[i - 2] = ARGV[i] end
+end
 return rows(sids)
 """
 

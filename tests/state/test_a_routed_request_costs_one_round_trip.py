@@ -11,6 +11,8 @@ from redis.connection import AbstractConnection
 from telemetry.state.redis_store import RedisStateStore, make_client
 from tests.state.conftest import fleet
 
+pytestmark = pytest.mark.integration  # real Redis
+
 
 @pytest.fixture
 def round_trips(monkeypatch):
@@ -111,3 +113,17 @@ def test_scripts_lost_in_a_redis_restart_are_reloaded_transparently(private_redi
     assert store.view(fleet(1)).ewma_latency_ms.tolist() == [4.0]
     assert store.snapshot_state()["svc-00"]["in_flight"] == 0
     assert not store.degraded
+
+
+def test_a_fleet_of_2500_services_is_one_round_trip_too(make_store, round_trips):
+    store = warm(make_store(view_max_age_s=0.0), round_trips)
+    snapshot = fleet(2500)
+    store.record_routed_many([(f"r{i}", [s]) for i, s in enumerate(snapshot.service_ids)])
+    round_trips.clear()
+
+    view = store.view(snapshot)
+
+    assert len(round_trips) == 1
+    assert view.in_flight.tolist() == [1] * 2500
+    assert len(store.snapshot_state()) == 2500
+    assert store.view(fleet(0)).in_flight.tolist() == []

@@ -7,7 +7,7 @@ which is what makes them interchangeable behind ``create_state_store()``.
 import pytest
 
 from routing.core.breaker import BreakerConfig, BreakerRecord
-from routing.core.types import BreakerState, LiveView
+from routing.core.types import BreakerState, FleetSnapshot, LiveView, ServiceSpec
 from tests.state.conftest import FakeClock, fleet
 
 CONFIG = BreakerConfig(consecutive_failures=3, base_open_s=5.0, half_open_max_probes=2)
@@ -204,3 +204,23 @@ def test_breaker_transitions_are_reported_to_on_transition(backend, clock):
         ("svc-00", BreakerState.OPEN, BreakerState.HALF_OPEN),
         ("svc-00", BreakerState.HALF_OPEN, BreakerState.CLOSED),
     ]
+
+
+def test_service_ids_with_separator_characters_are_kept_apart(store):
+    odd = ["a", "a|ew", "1:a", "line\nbreak", "a b,c"]
+    snapshot = FleetSnapshot.build(
+        [ServiceSpec(s, "t", "http://127.0.0.1:9000", frozenset(), 10) for s in odd]
+    )
+    for i, service_id in enumerate(snapshot.service_ids):
+        store.record_routed(f"r{i}", [service_id])
+        store.record_outcome(f"x{i}", service_id, True, float(10 * (i + 1)))
+        store.set_anomaly(service_id, i / 10)
+
+    view = store.view(snapshot)
+
+    assert view.in_flight.tolist() == [1] * 5
+    assert view.ewma_latency_ms.tolist() == [10.0, 20.0, 30.0, 40.0, 50.0]
+    assert view.anomaly.tolist() == [0.0, 0.1, 0.2, 0.3, 0.4]
+    store.remove_service("a")
+    assert sorted(store.snapshot_state()) == sorted(set(odd) - {"a"})
+    assert store.in_flight_requests() == 4

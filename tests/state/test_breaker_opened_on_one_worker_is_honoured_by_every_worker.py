@@ -8,9 +8,13 @@ default 20 ms view cache, and every trial must meet it.
 import multiprocessing
 import time
 
+import pytest
+
 from routing.core.types import BreakerState
 from tests.state.conftest import fleet
 from tests.state.workers import wait_until_excluded
+
+pytestmark = pytest.mark.integration  # real Redis
 
 BOUND_S = 0.050
 FAILURES_TO_OPEN = 5  # BreakerConfig().consecutive_failures

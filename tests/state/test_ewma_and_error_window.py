@@ -2,7 +2,11 @@
 
 import threading
 
+import pytest
+
 from tests.state.conftest import fleet
+
+pytestmark = pytest.mark.integration  # real Redis
 
 
 def expected_ewma(latencies, alpha=0.2):

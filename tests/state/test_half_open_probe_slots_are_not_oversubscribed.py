@@ -2,9 +2,14 @@
 
 import threading
 
+import pytest
+
 from routing.core.breaker import BreakerConfig
 from routing.core.types import BreakerState
+from telemetry.state.redis_store import Refused
 from tests.state.conftest import FakeClock
+
+pytestmark = pytest.mark.integration  # real Redis
 
 CONFIG = BreakerConfig(half_open_max_probes=3, successes_to_close=2, probe_timeout_s=30.0)
 
@@ -97,4 +102,5 @@ def test_refusals_reach_the_caller_through_its_pipeline(make_store):
     results = store.execute(pipe)
 
     assert results == [1, [("r1", "svc-00")]]
+    assert isinstance(results[1], Refused)
     assert store.snapshot_state()["svc-01"]["in_flight"] == 2

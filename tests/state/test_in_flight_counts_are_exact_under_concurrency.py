@@ -4,8 +4,12 @@ import multiprocessing
 import threading
 import time
 
+import pytest
+
 from tests.state.conftest import fleet
 from tests.state.workers import route_and_finish
+
+pytestmark = pytest.mark.integration  # real Redis
 
 SERVICES = ["svc-00", "svc-01", "svc-02"]
 

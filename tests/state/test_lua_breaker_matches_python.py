@@ -10,12 +10,15 @@ slot only when the breaker allows one, and reports the dispatch as refused other
 
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from routing.core import breaker as br
 from routing.core.types import BreakerState
 from tests.state.conftest import FakeClock, fleet
+
+pytestmark = pytest.mark.integration  # real Redis
 
 SERVICE = "svc-00"
 

@@ -8,9 +8,13 @@ import signal
 import threading
 import time
 
+import pytest
+
 from routing.core.types import BreakerState
 from telemetry.state.redis_store import RedisStateStore, make_client
 from tests.state.conftest import fleet
+
+pytestmark = pytest.mark.integration  # real Redis
 
 
 def worker(server, **options) -> RedisStateStore:
@@ -187,3 +191,39 @@ def test_a_frozen_redis_times_out_quickly_and_falls_back(private_redis):
     assert a.view(fleet(1)).in_flight.tolist() in ([1], [2])
     a.record_outcome("r2", "svc-00", True, 1.0)
     assert a.view(fleet(1)).in_flight.tolist() == [1]
+
+
+def test_a_breaker_open_in_redis_stays_open_in_the_fallback(private_redis):
+    a = worker(private_redis)
+    b = worker(private_redis)
+    snapshot = fleet(3)
+    b.force_breaker("svc-01", BreakerState.OPEN)
+    b.set_anomaly("svc-02", 0.4)
+    assert a.view(snapshot).breaker_allows.tolist() == [True, False, True]
+
+    private_redis.kill()
+    a.record_routed("r1", ["svc-00"])
+
+    assert a.degraded
+    view = a.view(snapshot)
+    assert view.breaker_allows.tolist() == [True, False, True]
+    assert view.anomaly.tolist() == [0.0, 0.0, 0.4]
+    assert a.breaker_record("svc-01").state is BreakerState.OPEN
+
+
+def test_breaker_transitions_are_reported_before_and_during_an_outage(private_redis):
+    seen = []
+    a = worker(private_redis)
+    a.on_transition = lambda *transition: seen.append(transition)  # set after construction
+    for i in range(5):
+        a.record_outcome(f"f{i}", "svc-00", False, None)
+
+    private_redis.kill()
+    for i in range(5):
+        a.record_outcome(f"g{i}", "svc-01", False, None)
+
+    assert a.degraded
+    assert seen == [
+        ("svc-00", BreakerState.CLOSED, BreakerState.OPEN),  # through Redis
+        ("svc-01", BreakerState.CLOSED, BreakerState.OPEN),  # locally, while degraded
+    ]

@@ -2,7 +2,11 @@
 
 import time
 
+import pytest
+
 from tests.state.conftest import FakeClock, fleet
+
+pytestmark = pytest.mark.integration  # real Redis
 
 
 def test_a_request_from_a_worker_that_died_expires_for_every_other_worker(make_store):
