@@ -20,6 +20,8 @@ import numpy as np
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
+from routing.core.balancing import jain_index
+
 ROUTING_TOTAL = PromCounter("moe_routing_total", "Routed requests", ["strategy", "outcome"])
 EXPERT_USAGE = PromCounter("moe_expert_usage", "Requests sent to each service", ["service"])
 ROUTING_LATENCY = Histogram(
@@ -49,16 +51,6 @@ def _child(metric, *labels):
     if child is None:
         child = _children[key] = metric.labels(*labels)
     return child
-
-
-def jain_index(values: np.ndarray) -> float:
-    """(sum x)^2 / (n * sum x^2) in [1/n, 1]; 1.0 for an empty or all-zero vector."""
-    if values.size == 0:
-        return 1.0
-    squares = float(np.dot(values, values))
-    if squares == 0.0:
-        return 1.0
-    return float(values.sum() ** 2 / (values.size * squares))
 
 
 def _percentile(counts: np.ndarray, q: float) -> float:

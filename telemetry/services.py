@@ -68,11 +68,30 @@ def rebalance_weights() -> dict:
             version = bump_registry_version()
     else:
         version = None
-    result = {"changed": changed, "services": len(services), "registry_version": version}
+    anomalies = _update_anomaly_scores([s.service_id for s in services], latency, errors)
+    result = {
+        "changed": changed,
+        "services": len(services),
+        "registry_version": version,
+        "anomalies": anomalies,
+    }
     from telemetry.events import publish_event
 
     publish_event("rebalanced", result)
     return result
+
+
+def _update_anomaly_scores(service_ids, latency: np.ndarray, errors: np.ndarray) -> dict:
+    """Telemetry outliers (latency / error-rate z-scores) become each service's anomaly score,
+    which ``tda_aware`` routes around. Returns the services now scored above zero."""
+    from routing.core.anomaly import outlier_scores
+    from routing.runtime import get_router
+
+    scores = outlier_scores(latency, errors)
+    store = get_router().store
+    for service_id, score in zip(service_ids, scores, strict=True):
+        store.set_anomaly(service_id, float(score))
+    return {sid: round(float(x), 3) for sid, x in zip(service_ids, scores, strict=True) if x > 0}
 
 
 def probe_health(timeout_s: float | None = None) -> dict:

@@ -133,7 +133,10 @@ def on_result(
 ) -> BreakerRecord:
     """A call to the service finished; returns the record after counting it."""
     if record.state is BreakerState.CLOSED:
-        window = (*record.window, 0 if success else 1)[-config.window_size :]
+        window = record.window
+        if success and len(window) == config.window_size and 1 not in window:
+            return record  # the healthy steady state: a full window of successes stays so
+        window = (*window, 0 if success else 1)[-config.window_size :]
         consecutive = 0 if success else record.consecutive_failures + 1
         failures = sum(window)
         if consecutive >= config.consecutive_failures or (
@@ -141,7 +144,11 @@ def on_result(
             and failures >= config.failure_rate_threshold * len(window)
         ):
             return _open(record, now, config)
-        return replace(record, window=window, consecutive_failures=consecutive)
+        return BreakerRecord(
+            BreakerState.CLOSED, consecutive, window, record.open_count, record.open_until,
+            record.closed_at, record.probes_in_flight, record.probe_successes,
+            record.last_probe_at,
+        )  # fmt: skip
     if record.state is BreakerState.HALF_OPEN:
         if not success:
             return _open(record, now, config)

@@ -87,23 +87,69 @@ def payload_tokens(payload: Any) -> tuple[str, ...]:
     return ()
 
 
-@lru_cache(maxsize=16384)
-def _sparse_part(
-    request_type: str, capabilities: tuple[str, ...], tokens: tuple[str, ...]
-) -> np.ndarray:
-    """The type, capability and token blocks of a row (scalars left at zero); read-only."""
-    row = np.zeros(FEATURE_DIM, dtype=np.float32)
-    col = type_column(request_type)
-    if col >= 0:
-        row[col] = 1.0
-    if capabilities:
-        row[list(capability_columns(capabilities))] = 1.0
-    if tokens:
-        scale = np.float32(1.0 / math.sqrt(len(tokens)))
-        for token in tokens:
-            row[token_column(token)] += scale
-    row.flags.writeable = False
-    return row
+def _sparse_blocks(distinct: dict[tuple, int]) -> np.ndarray:
+    """Type, capability and token blocks (scalars left at zero), one row per distinct
+    ``(type, capabilities, tokens)`` in insertion order, scattered in one bincount."""
+    g_rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for g, (request_type, capabilities, tokens) in enumerate(distinct):
+        col = type_column(request_type)
+        if col >= 0:
+            g_rows.append(g)
+            cols.append(col)
+            vals.append(1.0)
+        if capabilities:
+            cap_cols = capability_columns(capabilities)
+            g_rows.extend([g] * len(cap_cols))
+            cols.extend(cap_cols)
+            vals.extend([1.0] * len(cap_cols))
+        if tokens:
+            scale = 1.0 / math.sqrt(len(tokens))
+            g_rows.extend([g] * len(tokens))
+            cols.extend([token_column(t) for t in tokens])
+            vals.extend([scale] * len(tokens))
+    size = len(distinct) * FEATURE_DIM
+    if not g_rows:
+        return np.zeros((len(distinct), FEATURE_DIM), dtype=np.float32)
+    flat = np.asarray(g_rows, dtype=np.int64) * FEATURE_DIM + np.asarray(cols, dtype=np.int64)
+    dense = np.bincount(flat, weights=vals, minlength=size)
+    return dense.astype(np.float32).reshape(len(distinct), FEATURE_DIM)
+
+
+def _scalar_block(requests: Sequence[RouteRequest]) -> np.ndarray | list[tuple]:
+    """The scalar columns, computed by the same Python expressions either way: row tuples
+    for a few requests, one pass per column for many (half the time at 10,000 requests)."""
+    n = len(requests)
+    log1p = math.log1p
+    if n <= 32:
+        return [
+            (
+                r.priority,
+                r.complexity,
+                log1p(r.payload_size if r.payload_size > 0 else 0) / _PAYLOAD_LOG_SCALE,
+                r.anomaly_score or 0.0,
+                r.anomaly_score is not None,
+                r.key is not None,
+                min(len(r.capabilities), 8) / 8.0,
+                1.0,
+            )
+            for r in requests
+        ]
+    f64 = np.float64
+    block = np.ones((n, SCALAR_COLUMNS), dtype=f64)
+    block[:, 0] = np.fromiter([r.priority for r in requests], f64, n)
+    block[:, 1] = np.fromiter([r.complexity for r in requests], f64, n)
+    block[:, 2] = np.fromiter(
+        [log1p(r.payload_size if r.payload_size > 0 else 0) / _PAYLOAD_LOG_SCALE for r in requests],
+        f64,
+        n,
+    )
+    block[:, 3] = np.fromiter([r.anomaly_score or 0.0 for r in requests], f64, n)
+    block[:, 4] = np.fromiter([r.anomaly_score is not None for r in requests], f64, n)
+    block[:, 5] = np.fromiter([r.key is not None for r in requests], f64, n)
+    block[:, 6] = np.fromiter([min(len(r.capabilities), 8) / 8.0 for r in requests], f64, n)
+    return block
 
 
 def featurize(requests: Sequence[RouteRequest]) -> np.ndarray:
@@ -112,7 +158,7 @@ def featurize(requests: Sequence[RouteRequest]) -> np.ndarray:
     if n == 0:
         return np.zeros((0, FEATURE_DIM), dtype=np.float32)
     # Requests with the same type, capabilities and tokens share their sparse blocks: build
-    # each distinct block once (cached across calls) and gather them in one take.
+    # each distinct block once and gather them in one take.
     distinct: dict[tuple, int] = {}
     group = []
     for r in requests:
@@ -122,31 +168,9 @@ def featurize(requests: Sequence[RouteRequest]) -> np.ndarray:
         if g is None:
             g = distinct[key] = len(distinct)
         group.append(g)
-    blocks = np.stack([_sparse_part(*key) for key in distinct])
-    out = blocks.take(group, axis=0)
+    out = _sparse_blocks(distinct)
+    if len(distinct) < n:
+        out = out.take(group, axis=0)
 
-    raw = np.array(
-        [
-            (
-                r.priority,
-                r.complexity,
-                r.payload_size,
-                -1.0 if r.anomaly_score is None else r.anomaly_score,
-                r.key is not None,
-                len(r.capabilities),
-            )
-            for r in requests
-        ],
-        dtype=np.float64,
-    )
-    scalars = out[:, SCALAR_OFFSET : SCALAR_OFFSET + SCALAR_COLUMNS]
-    scalars[:, 0] = raw[:, 0]
-    scalars[:, 1] = raw[:, 1]
-    scalars[:, 2] = np.log1p(np.maximum(raw[:, 2], 0.0)) / _PAYLOAD_LOG_SCALE
-    has_anomaly = raw[:, 3] >= 0
-    scalars[:, 3] = np.where(has_anomaly, raw[:, 3], 0.0)
-    scalars[:, 4] = has_anomaly
-    scalars[:, 5] = raw[:, 4]
-    scalars[:, 6] = np.minimum(raw[:, 5], 8.0) / 8.0
-    scalars[:, 7] = 1.0
+    out[:, SCALAR_OFFSET : SCALAR_OFFSET + SCALAR_COLUMNS] = _scalar_block(requests)
     return out

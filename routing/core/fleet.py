@@ -63,7 +63,6 @@ class PreparedFleet:
         self._ring: HashRing | None = None
         self._static_masks: dict[tuple[str, ...], np.ndarray | None] = {}
         self._semantic: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
-        self.all_routable = self.routable
 
     @classmethod
     def of(cls, snapshot: FleetSnapshot, vnodes: int) -> PreparedFleet:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from routing.core import features as ft
-from routing.core.gate import outcome_rewards, plain_metadata, torch_threads
+from routing.core.gate import by_row_blocks, outcome_rewards, plain_metadata, torch_threads
 from routing.core.types import RouteRequest
 
 CONCRETE_STRATEGIES = (
@@ -97,7 +97,11 @@ class StrategyPolicy(nn.Module):
     def probabilities(self, x: np.ndarray, context: np.ndarray) -> np.ndarray:
         """Softmax over strategies, ``(n, n_strategies)``, for features and contexts."""
         w1, b1, w2, b2 = self.numpy_weights()
-        z = np.tanh(np.concatenate([x, context], axis=1) @ w1 + b1) @ w2 + b2
+        z = by_row_blocks(
+            lambda rows: np.tanh(rows @ w1 + b1) @ w2 + b2,
+            np.concatenate([x, context], axis=1),
+            len(self.config.strategies),
+        )
         z = z / self.config.temperature
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
@@ -129,9 +133,9 @@ def rule_choice(
 ) -> tuple[str, str]:
     """The fallback rules: (strategy, why)."""
     if (request.anomaly_score or 0.0) >= anomaly_threshold:
-        return "tda_aware", f"request anomaly score {request.anomaly_score:.2f}"
+        return "tda_aware", f"request anomaly score >= {anomaly_threshold:g}"
     if fleet_anomaly >= anomaly_threshold:
-        return "tda_aware", f"a service has anomaly score {fleet_anomaly:.2f}"
+        return "tda_aware", f"a service has anomaly score >= {anomaly_threshold:g}"
     if request.key is not None:
         return "consistent_hash", "request has an affinity key"
     if request.capabilities:

@@ -16,7 +16,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 _NEG_INF = -np.inf
 
 
-@dataclass(slots=True)
-class Choice:
-    """A strategy's pick: service indices in preference order, one score each."""
+class Choice(NamedTuple):
+    """A strategy's pick: service indices in preference order, one score each.
+
+    Batch loops build plain tuples in this field order (cheaper than the NamedTuple call).
+    """
 
     selected: list[int]
     scores: list[float]
@@ -67,8 +69,11 @@ class BatchContext:
         self._features: np.ndarray | None = None
 
     def features(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Feature rows of the requests at ``positions`` (increasing), featurised once."""
         if self._features is None:
             self._features = featurize(self.requests)
+        if len(positions) == len(self.requests):  # the whole batch: no copy
+            return self._features
         return self._features[np.asarray(positions, dtype=np.int64)]
 
     def available(self, mask: np.ndarray) -> np.ndarray:
@@ -112,31 +117,37 @@ def capacity_factor_bound(total_load: float, capacity: np.ndarray, factor: float
 def assign_in_order(scores: np.ndarray, remaining: np.ndarray) -> np.ndarray:
     """Give each row its best-scoring column that has room, earlier rows first.
 
-    ``scores`` (m, n) with -inf where a row may not go; ``remaining`` (n,) slots per column,
-    decremented in place. Returns the column per row, -1 where nothing had room. Runs in
-    rounds: every pending row proposes its best open column, each column accepts proposals in
-    row order up to its room, columns that filled up are closed, the rest propose again.
+    ``scores`` (m, n) with -inf where a row may not go (not modified); ``remaining`` (n,)
+    slots per column, decremented in place. Returns the column per row, -1 where nothing had
+    room. Runs in rounds: every pending row proposes its best open column, each column
+    accepts proposals in row order up to its room, columns that filled up close, and the
+    rejected rows propose again.
     """
     m, n = scores.shape
     choice = np.full(m, -1, dtype=np.int64)
-    work = scores.copy()
-    work[:, remaining <= 0] = _NEG_INF
-    pending = np.arange(m)
-    while pending.size:
-        sub = work[pending]
+    rows = np.arange(m)
+    sub = scores
+    while rows.size:
+        closed = remaining <= 0
+        if closed.any():
+            sub = sub.copy() if sub is scores else sub
+            sub[:, closed] = _NEG_INF
         best = sub.argmax(axis=1)
-        has = sub[np.arange(len(pending)), best] > _NEG_INF
-        pending, best = pending[has], best[has]
-        if not pending.size:
-            break
+        has = sub[np.arange(len(rows)), best] > _NEG_INF
+        if not has.all():
+            rows, best = rows[has], best[has]
+            if not rows.size:
+                break
         order = np.argsort(best, kind="stable")
         cols = best[order]
         rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
         accepted = rank < remaining[cols]
-        choice[pending[order[accepted]]] = cols[accepted]
+        choice[rows[order[accepted]]] = cols[accepted]
         remaining -= np.bincount(cols[accepted], minlength=n).astype(remaining.dtype)
-        work[:, remaining <= 0] = _NEG_INF
-        pending = np.sort(pending[order[~accepted]])
+        if accepted.all():
+            break
+        rows = np.sort(rows[order[~accepted]])
+        sub = scores[rows]
     return choice
 
 
@@ -153,7 +164,8 @@ class _GatedStrategy(Strategy):
 
     def _adjusted(self, x: np.ndarray, fleet: PreparedFleet, load: np.ndarray) -> np.ndarray:
         scorer = self.engine.gate_scorer(fleet)
-        return scorer.logits(x) - scorer.headroom_coef * (load / fleet.capacity_safe)
+        penalty = (scorer.headroom_coef * (load / fleet.capacity_safe)).astype(np.float32)
+        return scorer.logits(x) - penalty
 
     def route(self, request: RouteRequest, ctx: RouteContext) -> Choice:
         fleet, idx = ctx.fleet, ctx.eligible_idx
@@ -200,7 +212,9 @@ class _GatedStrategy(Strategy):
         k = min(self.k_for(top_k), n_open)
         adj = self._adjusted(bctx.features(positions), fleet, load)
         adj[:, ~open_] = _NEG_INF
-        probs = _softmax(adj)
+        # Softmax numerators and row sums; only the chosen columns are divided out below.
+        expd = np.exp(adj - adj.max(axis=1, keepdims=True))
+        denom = expd.sum(axis=1, keepdims=True)
         cap = fleet.capacity
         bound = np.zeros_like(cap)
         bound[open_] = capacity_factor_bound(
@@ -226,7 +240,7 @@ class _GatedStrategy(Strategy):
             work[np.flatnonzero(ok), col[ok]] = _NEG_INF
         load += used
         spilled = ~(chosen == adj.argmax(axis=1)[:, None]).any(axis=1)
-        picked_p = np.take_along_axis(probs, chosen.clip(min=0), axis=1)
+        picked_p = np.take_along_axis(expd, chosen.clip(min=0), axis=1) / denom
         if k == 1:
             base, spill = "gate top-1", "gate top-1; first choice full in this batch, spilled"
         else:
@@ -234,20 +248,41 @@ class _GatedStrategy(Strategy):
             spill = base + "; first choice full in this batch, spilled"
         name = self.name
         out: list[Choice | None] = []
-        for sel, p, was_spilled in zip(
-            chosen.tolist(), picked_p.tolist(), spilled.tolist(), strict=True
+        if k == 1:
+            for sel, p, was_spilled in zip(
+                chosen.tolist(), picked_p.tolist(), spilled.tolist(), strict=True
+            ):
+                if sel[0] < 0:
+                    out.append(None)
+                else:
+                    out.append((sel, p, p[0], spill if was_spilled else base, name))
+            return out
+        valid = chosen >= 0
+        weights = np.where(valid, picked_p, 0.0)
+        mass = weights.sum(axis=1)
+        weights /= np.where(mass > 0, mass, 1.0)[:, None]
+        if valid.all():
+            return [
+                (sel, w, total, spill if was_spilled else base, name)
+                for sel, w, total, was_spilled in zip(
+                    chosen.tolist(), weights.tolist(), mass.tolist(), spilled.tolist(), strict=True
+                )
+            ]
+        for sel, w, total, full, was_spilled in zip(
+            chosen.tolist(),
+            weights.tolist(),
+            mass.tolist(),
+            valid.all(axis=1).tolist(),
+            spilled.tolist(),
+            strict=True,
         ):
-            if sel[0] < 0:
-                out.append(None)
-                continue
-            reason = spill if was_spilled else base
-            if k == 1:
-                out.append(Choice(sel, p, p[0], reason, name))
-                continue
-            p = [x for x, c in zip(p, sel, strict=True) if c >= 0]
-            sel = [c for c in sel if c >= 0]
-            mass = sum(p)
-            out.append(Choice(sel, [x / mass for x in p], mass, reason, name))
+            if not full:  # fewer than k services had room for this row
+                w = [x for x, c in zip(w, sel, strict=True) if c >= 0]
+                sel = [c for c in sel if c >= 0]
+                if not sel:
+                    out.append(None)
+                    continue
+            out.append((sel, w, total, spill if was_spilled else base, name))
         return out
 
 
@@ -297,6 +332,7 @@ class Semantic(Strategy):
     def route_batch(self, requests, positions, mask, top_k, bctx):
         fleet, load = bctx.fleet, bctx.load
         cap, cap_safe = fleet.capacity_list, fleet.capacity_safe.tolist()
+        name = self.name
         out: list[Choice | None] = [None] * len(requests)
         by_type: dict[str, list[int]] = {}
         for j, r in enumerate(requests):
@@ -331,7 +367,7 @@ class Semantic(Strategy):
                 loads[i] += 1
                 if loads[i] < cap[i]:
                     heapq.heappush(heap, (loads[i] / cap_safe[i], i))
-                out[j] = Choice([i], [score], score / top if top else 0.0, reason, self.name)
+                out[j] = ([i], [score], score / top if top else 0.0, reason, name)
             load[:] = loads
         return out
 
@@ -392,6 +428,7 @@ class TdaAware(Strategy):
         heap = [(static_cost[i] + loads[i] / cap_safe[i], i) for i in static_cost]
         heapq.heapify(heap)
         reasons: dict[int, str] = {}
+        name = self.name
         for j, request in enumerate(requests):
             k = min(self.k_for(request, top_k), len(heap))
             if k == 0:
@@ -405,7 +442,7 @@ class TdaAware(Strategy):
             reason = reasons.get(k) if k == 1 else self._reason(k, request, n_avoided)
             if reason is None:
                 reason = reasons[k] = self._reason(k, request, n_avoided)
-            out[j] = Choice([i for _, i in picked], scores, scores[0], reason, self.name)
+            out[j] = ([i for _, i in picked], scores, scores[0], reason, name)
         load[:] = loads
         return out
 
@@ -433,13 +470,10 @@ class ConsistentHash(Strategy):
         service, skipped = found
         if not skipped:
             return Choice([service], [1.0], 1.0, self._OWN[source], self.name)
-        if skipped:
-            reason = (
-                f"hash of {source}: {skipped} service(s) ahead on the ring ineligible or at "
-                f"the load bound {bound}"
-            )
-        else:
-            reason = f"hash of {source}: own ring position"
+        reason = (
+            f"hash of {source}: {skipped} service(s) ahead on the ring ineligible or at "
+            f"the load bound {bound}"
+        )
         confidence = 1.0 / (1 + skipped)
         return Choice([service], [confidence], confidence, reason, self.name)
 
@@ -462,13 +496,28 @@ class ConsistentHash(Strategy):
         limits = fleet.capacity_list
         n_elig = sum(eligible)
         total = sum(x for x, e in zip(loads, eligible, strict=True) if e)
+        points, owners, start = ring.points, ring.owners, ring.start
+        own, name, scale = self._OWN, self.name, (1.0 + eps) / max(n_elig, 1)
         out: list[Choice | None] = []
         for request in requests:
             key, source = routing_key(request)
-            bound = load_bound(total + 1, n_elig, eps)
-            found = ring.lookup(key_hash(key), eligible, loads, bound, limits)
+            h = key_hash(key)
+            bound = max(1, math.ceil(scale * (total + 1)))  # hashing.load_bound, inlined
+            # Fast path: the key's own service is eligible and under both limits.
+            owner = owners[start(h)] if points else -1
+            if (
+                owner >= 0
+                and eligible[owner]
+                and loads[owner] < bound
+                and loads[owner] < limits[owner]
+            ):
+                loads[owner] += 1
+                total += 1
+                out.append(([owner], [1.0], 1.0, own[source], name))
+                continue
+            found = ring.lookup(h, eligible, loads, bound, limits)
             if found is None:
-                found = ring.lookup(key_hash(key), eligible, loads, math.inf, limits)
+                found = ring.lookup(h, eligible, loads, math.inf, limits)
             if found is None:
                 out.append(None)
                 continue
@@ -544,10 +593,10 @@ class PowerOfTwo(Strategy):
             if loads[chosen] >= cap[chosen]:
                 candidates.remove(chosen)
             if other is None:
-                out.append(Choice([chosen], [1.0], 1.0, "only one eligible service", name))
+                out.append(([chosen], [1.0], 1.0, "only one eligible service", name))
                 continue
             confidence = other_cost / (cost + other_cost) if cost + other_cost > 0 else 0.5
-            out.append(Choice([chosen], [confidence], confidence, _P2C_BATCH_REASON, name))
+            out.append(([chosen], [confidence], confidence, _P2C_BATCH_REASON, name))
         load[:] = loads
         return out
 
@@ -562,24 +611,30 @@ class Adaptive(Strategy):
     def route(self, request, ctx):
         name, why = self.engine.choose_strategies((request,), ctx.fleet, ctx.view, ctx.eligible)[0]
         choice = self.engine.strategy(name).route(request, ctx)
-        choice.reason = f"adaptive chose {name} ({why}): {choice.reason}"
-        return choice
+        return choice._replace(reason=f"adaptive chose {name} ({why}): {choice.reason}")
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
+        features = bctx.features(positions) if self.engine.policy is not None else None
         picks = self.engine.choose_strategies(
-            requests, bctx.fleet, bctx.view, mask, features=bctx.features(positions)
+            requests, bctx.fleet, bctx.view, mask, features=features
         )
         groups: dict[str, list[int]] = {}
         for j, (name, _) in enumerate(picks):
             groups.setdefault(name, []).append(j)
         out: list[Choice | None] = [None] * len(requests)
+        texts: dict[tuple[str, str], str] = {}  # batch reasons repeat: format each pair once
         for name, rows in groups.items():
             sub = self.engine.strategy(name).route_batch(
                 [requests[j] for j in rows], [positions[j] for j in rows], mask, top_k, bctx
             )
             for j, choice in zip(rows, sub, strict=True):
                 if choice is not None:
-                    choice.reason = f"adaptive chose {name} ({picks[j][1]}): {choice.reason}"
+                    sel, scores, confidence, reason, concrete = choice
+                    text = texts.get((picks[j][1], reason))
+                    if text is None:
+                        text = f"adaptive chose {name} ({picks[j][1]}): {reason}"
+                        texts[(picks[j][1], reason)] = text
+                    choice = (sel, scores, confidence, text, concrete)
                 out[j] = choice
         return out
 

@@ -1,14 +1,5 @@
-"""The routing core's tests need no Django, database or network; hypothesis stays small."""
+"""The routing core's tests need no Django, database or network.
 
-import os
-
-from hypothesis import HealthCheck, settings
-
-settings.register_profile(
-    "core",
-    max_examples=int(os.environ.get("CORE_HYPOTHESIS_EXAMPLES", "60")),
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile("core")
+Property tests use ``tests.core.fleets.PROPERTY_SETTINGS`` per test (not a global hypothesis
+profile, which would leak into the rest of the suite).
+"""

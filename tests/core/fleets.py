@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 
 from routing.core.types import (
     FleetSnapshot,
@@ -13,6 +15,14 @@ from routing.core.types import (
     RouteRequest,
     ServiceSpec,
     ServiceStatus,
+)
+
+# Derandomised so CI is reproducible; CORE_HYPOTHESIS_EXAMPLES=500 for a deeper local run.
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("CORE_HYPOTHESIS_EXAMPLES", "60")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 TYPES = ("inference", "analysis", "etl", "search")

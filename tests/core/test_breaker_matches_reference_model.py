@@ -14,6 +14,7 @@ from routing.core.breaker import (
     on_result,
 )
 from routing.core.types import BreakerState
+from tests.core.fleets import PROPERTY_SETTINGS
 
 
 class ReferenceBreaker:
@@ -107,6 +108,7 @@ events = st.lists(
 )
 
 
+@PROPERTY_SETTINGS
 @given(cfg=configs, sequence=events)
 def test_the_breaker_agrees_with_the_reference_model_on_every_event(cfg, sequence):
     now = 0.0

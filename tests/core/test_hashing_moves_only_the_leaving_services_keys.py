@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.core.hashing import HashRing, key_hash
+from tests.core.fleets import PROPERTY_SETTINGS
 
 KEYS = [f"user-{i}" for i in range(3000)]
 
@@ -14,6 +15,7 @@ def owners(ids: list[str]) -> dict[str, str]:
     return {k: ids[ring.lookup(key_hash(k), everyone)[0]] for k in KEYS}
 
 
+@PROPERTY_SETTINGS
 @given(n=st.integers(4, 40), leaving=st.integers(0, 1000))
 def test_only_the_leaving_services_keys_move_and_about_one_in_n(n, leaving):
     ids = [f"svc-{i}" for i in range(n)]

@@ -6,8 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.core.hashing import HashRing, assign_bounded, key_hash
+from tests.core.fleets import PROPERTY_SETTINGS
 
 
+@PROPERTY_SETTINGS
 @given(
     n=st.integers(1, 20),
     eps=st.sampled_from([0.1, 0.25, 0.5, 1.0]),

@@ -10,7 +10,7 @@ from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.policy import StrategyPolicy
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import FleetSnapshot, Health, LiveView, RouteRequest, ServiceStatus
-from tests.core.fleets import service
+from tests.core.fleets import PROPERTY_SETTINGS, service
 
 CAPS = ("gpu", "nlp", "vision")
 
@@ -78,6 +78,7 @@ def eligible_ids(snapshot, ordered, request) -> set[str]:
 
 @pytest.mark.parametrize("engine_name", sorted(ENGINES))
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+@PROPERTY_SETTINGS
 @given(specs=service_specs, batch=st.lists(route_requests, min_size=1, max_size=12))
 def test_no_strategy_selects_an_ineligible_service(engine_name, strategy, specs, batch):
     engine = ENGINES[engine_name]

@@ -75,3 +75,20 @@ def test_rebalance_api_queues_the_job_and_reports_it(operator_api, settings, db)
     finally:
         app.conf.task_always_eager = False
         app.conf.task_store_eager_result = False
+
+
+def test_rebalance_scores_a_latency_outlier_as_anomalous(db):
+    for sid in ("a", "b", "c", "d", "outlier"):
+        _register(sid, 100)
+    store = get_router().store
+    for i in range(20):
+        for sid in ("a", "b", "c", "d"):
+            store.record_outcome(f"{sid}{i}", sid, True, 10.0 + i % 3)
+        store.record_outcome(f"o{i}", "outlier", i % 2 == 0, 900.0)
+
+    result = rebalance_weights()
+
+    assert set(result["anomalies"]) == {"outlier"}
+    live = get_router().live_states(["outlier", "a"])
+    assert live["outlier"]["anomaly"] > 0.5
+    assert live["a"]["anomaly"] == 0.0

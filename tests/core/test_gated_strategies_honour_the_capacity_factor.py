@@ -71,3 +71,23 @@ def test_an_untrained_gate_prefers_a_capability_match_and_headroom():
     busy = view(4, in_flight=[80, 0, 80, 80])
     decision = engine.route(RouteRequest(), snapshot, busy, "switch_transformer")
     assert decision.selected == ("svc-001",)
+
+
+def test_swapping_the_gate_takes_effect_on_the_next_decision_for_a_cached_snapshot():
+    snapshot = uniform_fleet(4)
+    engine = RoutingEngine()
+    engine.route(RouteRequest(), snapshot, view(4), "switch_transformer")  # caches a scorer
+    gate = Gate()
+    with torch.no_grad():
+        gate.id_bias[service_bucket("svc-003", gate.config.id_buckets)] = 5.0
+    engine.set_gate(gate, version=3)
+    assert engine.route(RouteRequest(), snapshot, view(4), "switch_transformer").selected == (
+        "svc-003",
+    )
+    with torch.no_grad():  # weights changed in place: set_gate again to publish them
+        gate.id_bias[service_bucket("svc-002", gate.config.id_buckets)] = 9.0
+    engine.set_gate(gate)
+    assert engine.gate_version == 3
+    assert engine.route(RouteRequest(), snapshot, view(4), "switch_transformer").selected == (
+        "svc-002",
+    )

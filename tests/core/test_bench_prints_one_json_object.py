@@ -1,0 +1,21 @@
+"""The benchmark's output contract (figures are not checked: timing is never asserted)."""
+
+import json
+
+from routing.core import bench
+from routing.core.strategies import STRATEGY_NAMES
+
+
+def test_quick_bench_prints_one_json_object_covering_every_strategy(capsys):
+    assert bench.main(["--quick"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert set(result) == {"decision", "batch", "load_balance"}
+    assert {(r["strategy"], r["services"]) for r in result["decision"]} == {
+        (s, n) for s in STRATEGY_NAMES for n in (8, 64, 256)
+    }
+    assert all(r["p50_us"] <= r["p99_us"] for r in result["decision"])
+    assert [r["strategy"] for r in result["batch"]] == list(STRATEGY_NAMES)
+    assert all(r["decisions_per_s"] > 0 for r in result["batch"])
+    for row in result["load_balance"]:
+        assert 0 < row["score"] <= 1 and 0 < row["random_baseline"] <= 1
