@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
+from routing.core.balancing import jain_index
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import RouteRequest
-from routing.core.balancing import jain_index
 
 WORKLOAD_SIZE = 200
 _LEVELS = {"simple": (0.1, 0.3), "medium": (0.4, 0.6), "complex": (0.7, 0.95)}
