@@ -235,6 +235,9 @@ MOE_PENDING_TTL_SECONDS = env_float("MOE_PENDING_TTL_SECONDS", 3600.0, minimum=1
 MOE_FORWARD_TIMEOUT_SECONDS = env_float("MOE_FORWARD_TIMEOUT_SECONDS", 5.0, minimum=0.01)
 MOE_HEALTH_PROBE_TIMEOUT_SECONDS = env_float("MOE_HEALTH_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 MOE_WS_ALLOWED_ORIGINS = env_list("MOE_WS_ALLOWED_ORIGINS", [])
+# Route events are coalesced: one message per flush interval, at most this many decisions.
+MOE_WS_FLUSH_SECONDS = env_float("MOE_WS_FLUSH_SECONDS", 0.1, minimum=0.01)
+MOE_WS_MAX_ROUTE_ITEMS = env_int("MOE_WS_MAX_ROUTE_ITEMS", 100, minimum=1)
 
 # --- I18N, static ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -251,5 +254,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("MOE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # channels-redis logs every send to a lingering group member at INFO.
+        "channels_redis": {"level": "WARNING"},
+    },
 }

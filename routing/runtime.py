@@ -256,7 +256,7 @@ class Router:
             routed = self._commit_redis(live, records, routed)
         else:
             self._commit_local(live, records, routed)
-        self._after_commit(routed)
+        self._after_commit(routed, requests)
         return routed
 
     def _commit_redis(self, live, records, routed: list[Routed]) -> list[Routed]:
@@ -327,20 +327,28 @@ class Router:
         self.history_spool.append(records)
         self.metrics.record_local(routed)
 
-    def _after_commit(self, routed: Sequence[Routed]) -> None:
-        from telemetry.events import publish_routes
+    def _after_commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> None:
+        """Hand decisions to the live feed: only as many as one coalesced message carries."""
+        from telemetry.events import publish_routes, route_items_limit, wants_routes
 
+        if not wants_routes():
+            return
+        first = max(0, len(routed) - route_items_limit())
         publish_routes(
             [
                 {
                     "request_id": r.request_id,
                     "selected_services": list(r.decision.selected),
                     "routing_strategy": r.decision.strategy,
+                    "requested_strategy": r.decision.requested_strategy,
                     "latency_ms": round(r.decision.latency_ms, 4),
                     "no_eligible_service": r.decision.no_eligible_service,
+                    "request_type": req.request_type,
+                    "confidence": round(float(r.decision.confidence), 4),
                 }
-                for r in routed
-            ]
+                for r, req in zip(routed[first:], requests[first:], strict=True)
+            ],
+            skipped=first,
         )
 
     # -- outcomes --------------------------------------------------------------------------

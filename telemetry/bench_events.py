@@ -3,17 +3,25 @@
     .venv/bin/python -m telemetry.bench_events                 # in-memory channel layer
     REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m telemetry.bench_events
 
-The calling thread plays the route path: it calls ``publish_routes`` as the router does (one
-item per routed request, or one call per batch). A second thread plays the ASGI server: its
-event loop runs the real ``RoutingFeedConsumer`` for each connected dashboard (through
-Channels' ``WebsocketCommunicator``) and reads everything they send, so flushing, fan-out and
-the consumers' work compete with the route path for the GIL as they would in one worker.
+The calling thread plays the route path. Three phases per dashboard count, in one run:
+
+- ``route``: in-process decisions (``RoutingEngine.route``, power_of_two over 64 services),
+  each followed by the ``publish_routes`` call the router makes; the ``none`` row is the same
+  loop without publishing, the baseline the overhead is measured against;
+- ``single``: ``publish_routes([item])`` alone, timed call by call;
+- ``batch``: ``publish_routes`` with 100 items per call (what ``/route/batch`` does).
+
+A second thread plays the ASGI server: its event loop runs the real ``RoutingFeedConsumer``
+for each connected dashboard (through Channels' ``WebsocketCommunicator``) and reads all they
+send, so flushing, fan-out and the consumers' work compete with the route path for the GIL as
+they would in one worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import threading
@@ -100,6 +108,51 @@ def _item(i: int) -> dict:
     }
 
 
+@functools.cache
+def make_engine():
+    from routing.core.engine import RoutingEngine
+    from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
+
+    specs = [
+        ServiceSpec(
+            service_id=f"svc-{i:02d}",
+            service_type="inference",
+            endpoint=f"http://svc-{i:02d}.internal:8000",
+            capabilities=frozenset({"inference"}),
+            max_capacity=100 + i,
+        )
+        for i in range(64)
+    ]
+    snapshot = FleetSnapshot.build(specs)
+    return RoutingEngine(), snapshot, LiveView.idle(len(snapshot)), RouteRequest("inference")
+
+
+def route_rate(publisher, seconds: float) -> float:
+    """Decisions per second, each published (or not, when ``publisher`` is None)."""
+    engine, snapshot, view, request = make_engine()
+    route = engine.route
+    publish = publisher.publish_routes if publisher is not None else None
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(1000):
+            decision = route(request, snapshot, view, "power_of_two")
+            if publish is not None:
+                publish(
+                    [
+                        {
+                            "request_id": f"r{done}",
+                            "selected_services": list(decision.selected),
+                            "routing_strategy": decision.strategy,
+                            "latency_ms": decision.latency_ms,
+                            "no_eligible_service": decision.no_eligible_service,
+                        }
+                    ]
+                )
+            done += 1
+    return done / (time.perf_counter() - started)
+
+
 def measure(consumers: int, seconds: float, batch: int) -> dict:
     """Single-item calls for ``seconds``, then batch calls for ``seconds``; dashboards listen."""
     from telemetry.events import FeedPublisher
@@ -112,6 +165,15 @@ def measure(consumers: int, seconds: float, batch: int) -> dict:
         batch_items = items[:batch]
         for item in items[:2000]:  # warm up: start the sender, fill caches
             publisher.publish_routes([item])
+
+        # Alternating short slices with and without publishing: the machine's drift (other
+        # processes, frequency scaling) hits both alike, and the medians compare them.
+        with_feed, without = [], []
+        for _ in range(max(2, int(seconds / 0.5))):
+            with_feed.append(route_rate(publisher, 0.25))
+            without.append(route_rate(None, 0.25))
+        routes_per_s = statistics.median(with_feed)
+        baseline_per_s = statistics.median(without)
 
         timings: list[int] = []
         clock = time.perf_counter_ns
@@ -138,15 +200,18 @@ def measure(consumers: int, seconds: float, batch: int) -> dict:
         server.close()
     timings.sort()
     per = max(consumers, 1)
+    elapsed = seconds + single_seconds + batch_seconds
     return {
         "consumers": consumers,
+        "routes_per_s": routes_per_s,
+        "baseline_per_s": baseline_per_s,
         "single_calls_per_s": len(timings) / single_seconds,
         "single_mean_us": statistics.fmean(timings) / 1000,
         "single_p50_us": timings[len(timings) // 2] / 1000,
         "single_p99_us": timings[int(len(timings) * 0.99)] / 1000,
         "batch_items_per_s": batches * batch / batch_seconds,
         "batch_call_us": batch_seconds / batches * 1e6,
-        "messages_per_s_per_consumer": server.messages / per / (single_seconds + batch_seconds),
+        "messages_per_s_per_consumer": server.messages / per / elapsed,
         "items_delivered_per_consumer": server.items / per,
         "dropped_per_consumer": server.dropped / per,
     }
@@ -162,21 +227,24 @@ def main() -> None:
     from django.conf import settings
 
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
-    print(f"layer: {layer}; {args.seconds}s of single-item calls, then of {args.batch}-item calls")
-    header = (
-        f"{'dashboards':>10} {'calls/s':>11} {'p50 us':>7} {'p99 us':>7} {'mean us':>8} "
-        f"{'batch items/s':>14} {'batch call us':>13} {'msgs/s/dash':>11} {'items/dash':>10} "
-        f"{'dropped/dash':>12}"
+    print(f"layer: {layer}; {args.seconds}s per phase; batch calls of {args.batch} items")
+    print(
+        f"{'dashboards':>10} {'no feed':>9} {'routes/s':>9} {'overhead':>8} {'calls/s':>10} "
+        f"{'p50 us':>6} "
+        f"{'p99 us':>6} {'batch call us':>13} {'msgs/s/dash':>11} {'items/dash':>10} "
+        f"{'dropped/dash':>13}"
     )
-    print(header)
+    route_rate(None, 1.0)  # warm up the engine and its per-snapshot caches
     for consumers in (int(n) for n in args.consumers.split(",")):
         r = measure(consumers, args.seconds, args.batch)
+        overhead = 1 - r["routes_per_s"] / r["baseline_per_s"]
         print(
-            f"{r['consumers']:>10} {r['single_calls_per_s']:>11,.0f} {r['single_p50_us']:>7.2f} "
-            f"{r['single_p99_us']:>7.2f} {r['single_mean_us']:>8.2f} "
-            f"{r['batch_items_per_s']:>14,.0f} {r['batch_call_us']:>13.2f} "
+            f"{r['consumers']:>10} {r['baseline_per_s']:>9,.0f} {r['routes_per_s']:>9,.0f} "
+            f"{overhead:>8.1%} "
+            f"{r['single_calls_per_s']:>10,.0f} {r['single_p50_us']:>6.2f} "
+            f"{r['single_p99_us']:>6.2f} {r['batch_call_us']:>13.2f} "
             f"{r['messages_per_s_per_consumer']:>11.1f} "
-            f"{r['items_delivered_per_consumer']:>10,.0f} {r['dropped_per_consumer']:>12,.0f}"
+            f"{r['items_delivered_per_consumer']:>10,.0f} {r['dropped_per_consumer']:>13,.0f}"
         )
 
 

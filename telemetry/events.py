@@ -12,7 +12,12 @@ promptly, as its own WebSocket message ``{"type": event_type, **payload}``.
 ones it left out in ``dropped``. Thousands of routes per second therefore cost a socket ten
 messages per second, and the caller pays for an append to a bounded deque under a lock.
 
-Both are thread-safe, never block and never raise on a delivery problem (a down Redis is
+``wants_routes()`` is False when no one can be listening, so the router may skip building
+route items at all (in-memory layer and no dashboard connected to this process), and
+``route_items_limit()`` says how many items one flush carries: for a batch of 10,000 the
+router builds items for the last ones only and passes the rest as ``skipped``.
+
+Both publishers are thread-safe, never block and never raise on a delivery problem (a down Redis is
 logged and the events are lost: the feed is best-effort telemetry, never a reason to fail a
 route). Callers must not mutate the dicts they hand to ``publish_routes`` afterwards: they are
 kept by reference until the next flush, which copies only the known keys.
@@ -34,19 +39,24 @@ that loop does the ``group_send``. Which loop depends on the layer:
   unsafe. So the consumers register their loop here when they connect
   (:func:`attach_listener_loop`) and the publisher schedules its sends *on that loop*. With no
   consumer connected in this process there is nobody to deliver to (the in-memory layer does
-  not cross processes), and publishing returns at once without buffering anything.
+  not cross processes), and publishing returns at once without buffering anything. The same
+  limit means that, in the embedded default, events from the Celery worker (``rebalanced``,
+  ``model_updated``) and from other ASGI workers do not reach the page; the dashboard's
+  two-second poll of the API still shows their effect. Scale-out (Redis) has no such limit.
 
 The flush timer is armed on demand: the first route after a flush schedules one
 ``call_later(interval)`` on the target loop, so an idle feed costs no wake-ups and a busy one
 costs one cross-thread call per interval, not one per route.
 
 Every WebSocket message is serialised to JSON once, by the publisher, and the consumers
-forward the text as is (ten dashboards do not mean ten encodings).
+forward the text as is (ten dashboards do not mean ten encodings). Optional settings:
+``MOE_WS_FLUSH_SECONDS`` (0.1) and ``MOE_WS_MAX_ROUTE_ITEMS`` (100).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -95,8 +105,8 @@ ROUTE_ITEM_KEYS = (
 
 DEFAULT_INTERVAL_SECONDS = 0.1
 DEFAULT_MAX_ROUTE_ITEMS = 100
-# Sends still pending on the loop before new ones are dropped (a stalled Redis must not make
-# tasks pile up without bound).
+# Messages waiting for the sender before new ones are dropped (a stalled Redis must not make
+# them pile up without bound).
 MAX_PENDING_SENDS = 256
 
 
@@ -191,13 +201,21 @@ class FeedPublisher:
         self._in_memory: bool | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
-        self._pending: set[asyncio.Task] = set()
+        # One sender task drains the outbox in order: concurrent group_sends could overtake
+        # each other (a service_removed arriving before its service_registered).
+        self._outbox: deque[str] = deque()
+        self._sender: asyncio.Task | None = None
 
     # -- public API (any thread) --
 
-    def publish_routes(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Queue route decisions for the next coalesced ``route`` message."""
-        if not items:
+    def publish_routes(self, items: Sequence[Mapping[str, Any]], skipped: int = 0) -> None:
+        """Queue route decisions for the next coalesced ``route`` message.
+
+        ``skipped`` counts decisions made just before ``items`` that the caller did not build
+        items for (a big batch needs only its last ``max_route_items``); they are reported
+        in ``dropped`` like the ones the buffer leaves out.
+        """
+        if not items and not skipped:
             return
         loop = self._target_loop()
         if loop is None:
@@ -207,12 +225,20 @@ class FeedPublisher:
             # The deque keeps the newest ``limit`` items; slicing first bounds the work for a
             # batch of thousands.
             self._routes.extend(items if len(items) <= limit else items[-limit:])
-            self._seen += len(items)
+            self._seen += len(items) + max(0, skipped)
             arm = self._armed_on is not loop
             if arm:
                 self._armed_on = loop
         if arm:
             self._call_on(loop, self._arm_flush, loop)
+
+    def wants_routes(self) -> bool:
+        """False when nobody can be listening (in-memory layer, no consumer in this process).
+
+        Lets a caller skip building route items at all; with channels-redis listeners may be
+        in any process, so it is always True there.
+        """
+        return self._target_loop() is not None
 
     def publish_event(self, event_type: str, payload: Mapping[str, Any]) -> None:
         """Send one event promptly; a ``route`` event joins the coalesced stream instead."""
@@ -235,7 +261,11 @@ class FeedPublisher:
             self._call_on(loop, self._flush, loop)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the sender thread (channels-redis mode) after its pending sends finish."""
+        """Send what is buffered, wait for pending sends, stop the sender thread (Redis mode).
+
+        Runs at interpreter exit for the default publisher, so that a short-lived process (a
+        management command) does not lose the event it just published.
+        """
         loop, thread = self._thread_loop, self._thread
         if loop is None or thread is None:
             return
@@ -246,8 +276,9 @@ class FeedPublisher:
         self._thread = self._thread_loop = None
 
     async def _drain(self) -> None:
-        if self._pending:
-            await asyncio.wait(set(self._pending))
+        self._flush(asyncio.get_running_loop())
+        if self._sender is not None and not self._sender.done():
+            await self._sender
         close_pools = getattr(self._layer, "close_pools", None)
         if close_pools is not None:  # channels-redis: this loop's connections
             await close_pools()
@@ -270,6 +301,13 @@ class FeedPublisher:
             layer = channel_layers.make_backend(self.layer_alias)
         self._layer = layer
         self._in_memory = layer is None or isinstance(layer, InMemoryChannelLayer)
+
+    def _forget_layer(self) -> None:
+        old, loop = self._layer, self._thread_loop
+        self._in_memory, self._layer = None, None
+        close_pools = getattr(old, "close_pools", None)
+        if close_pools is not None and loop is not None:
+            self._call_on(loop, lambda: loop.create_task(close_pools()))
 
     def _start_thread(self) -> asyncio.AbstractEventLoop | None:
         with self._lock:
@@ -324,12 +362,18 @@ class FeedPublisher:
     def _send(self, text: str) -> None:
         if self._layer is None:
             return
-        if len(self._pending) >= MAX_PENDING_SENDS:
+        if len(self._outbox) >= MAX_PENDING_SENDS:
             self.stats["send_errors"] += 1
             return
-        task = asyncio.get_running_loop().create_task(self._group_send(text))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._outbox.append(text)
+        loop = asyncio.get_running_loop()
+        sender = self._sender
+        if sender is None or sender.done() or sender.get_loop() is not loop:
+            self._sender = loop.create_task(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            await self._group_send(self._outbox.popleft())
 
     async def _group_send(self, text: str) -> None:
         # In memory, the layer the consumers use now (a settings change makes a new one).
@@ -369,7 +413,7 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 def _layers_changed(setting, **kwargs) -> None:
     if setting == "CHANNEL_LAYERS":  # (tests) choose the layer and the sending loop again
         for publisher in list(_publishers):
-            publisher._in_memory = None
+            publisher._forget_layer()
 
 
 # --- module-level contract ------------------------------------------------------------------
@@ -385,6 +429,7 @@ def get_publisher() -> FeedPublisher:
         with _publisher_lock:
             if _publisher is None:
                 _publisher = FeedPublisher()
+                atexit.register(_publisher.close)
     return _publisher
 
 
@@ -393,9 +438,23 @@ def publish_event(event_type: str, payload: dict) -> None:
     get_publisher().publish_event(event_type, payload)
 
 
-def publish_routes(items: list[dict]) -> None:
-    """Add route decisions to the coalesced ``route`` stream (hot path: a few microseconds)."""
-    (_publisher or get_publisher()).publish_routes(items)
+def publish_routes(items: list[dict], skipped: int = 0) -> None:
+    """Add route decisions to the coalesced ``route`` stream (hot path: under a microsecond).
+
+    For a batch, build items for the last :func:`route_items_limit` decisions only and pass
+    the number of the others as ``skipped``.
+    """
+    (_publisher or get_publisher()).publish_routes(items, skipped)
+
+
+def wants_routes() -> bool:
+    """Whether route items could reach anyone (skip building them when this is False)."""
+    return (_publisher or get_publisher()).wants_routes()
+
+
+def route_items_limit() -> int:
+    """The most route items one flush carries: building more for a batch is wasted work."""
+    return (_publisher or get_publisher()).max_route_items
 
 
 # --- registry signal receivers (connected in TelemetryConfig.ready) ---------------------------

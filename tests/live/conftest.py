@@ -5,12 +5,15 @@ skipped with the reason.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import pytest_asyncio
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -19,9 +22,51 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from moe_project.ws_urls import websocket_application
 
 CHROMIUM = "/usr/bin/chromium"
+LIVE_REDIS_DB = 12
 FEED_PATH = "/ws/routing"
 # Same origin as the communicator's Host header: what a browser on the dashboard sends.
 SAME_ORIGIN = "http://testserver"
+
+
+def redis_url_for_live_tests() -> str:
+    """The suite's Redis, on a database of its own.
+
+    Other test modules delete ``moe:*`` keys in the suite's database between tests; a second
+    test run sharing the machine would delete the feed's group under a connected consumer.
+    """
+    url = settings.REDIS_URL or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return urlunsplit(urlsplit(url)._replace(path=f"/{LIVE_REDIS_DB}"))
+
+
+def channels_redis_layers(url: str) -> dict:
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": "moe:ws"},
+        }
+    }
+
+
+@pytest.fixture(autouse=True)
+def isolated_redis_layer(settings):
+    """With REDIS_URL set, the feed's channels-redis layer uses the live tests' database."""
+    if settings.REDIS_URL:
+        settings.CHANNEL_LAYERS = channels_redis_layers(redis_url_for_live_tests())
+
+
+@pytest_asyncio.fixture
+async def open_feeds():
+    """Build communicators with :func:`feed_communicator`; any left open is closed after."""
+    opened = []
+
+    def build(**kwargs) -> WebsocketCommunicator:
+        opened.append(feed_communicator(**kwargs))
+        return opened[-1]
+
+    yield build
+    for communicator in opened:
+        with contextlib.suppress(Exception):  # already closed, or refused
+            await communicator.disconnect()
 
 
 def missing(reason: str) -> None:
@@ -34,9 +79,8 @@ def missing(reason: str) -> None:
 def redis_available() -> bool:
     import redis
 
-    url = settings.REDIS_URL or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
-        redis.Redis.from_url(url, socket_timeout=0.5).ping()
+        redis.Redis.from_url(redis_url_for_live_tests(), socket_timeout=0.5).ping()
     except redis.RedisError:
         return False
     return True

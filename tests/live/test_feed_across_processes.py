@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.conftest import collect, connected, feed_communicator
+from tests.live.conftest import (
+    channels_redis_layers,
+    collect,
+    connected,
+    redis_url_for_live_tests,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -15,31 +20,24 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISH = """
 import django
 django.setup()
-from telemetry.events import get_publisher, publish_event, publish_routes
+from telemetry.events import publish_event, publish_routes
 publish_event("rebalanced", {"task_id": TAG, "changed": 3})
 publish_routes([{"request_id": TAG + "-r", "selected_services": ["svc-a"]}])
-get_publisher().flush_soon()
-get_publisher().close()
-"""
+"""  # nothing else: what is buffered at exit is sent before the process ends
 
 
 @pytest.fixture
 def redis_layer(require_redis, settings):
     """Run this test on channels-redis, whatever the suite's configuration."""
-    url = settings.REDIS_URL or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [url], "prefix": "moe:ws"},
-        }
-    }
+    url = redis_url_for_live_tests()
+    settings.CHANNEL_LAYERS = channels_redis_layers(url)
     return url
 
 
 async def test_an_event_from_another_process_reaches_the_browser(
-    redis_layer, staff_session, unique
+    redis_layer, staff_session, unique, open_feeds
 ):
-    client = feed_communicator(session=staff_session)
+    client = open_feeds(session=staff_session)
     await connected(client)
     env = {**os.environ, "REDIS_URL": redis_layer, "DJANGO_SETTINGS_MODULE": "moe_project.settings"}
 

@@ -10,15 +10,14 @@ from telemetry.consumers import (
 from tests.live.conftest import (
     access_token_for,
     connected,
-    feed_communicator,
     session_for,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
-async def test_a_logged_in_browser_is_accepted_with_a_hello(staff_session):
-    communicator = feed_communicator(session=staff_session)
+async def test_a_logged_in_browser_is_accepted_with_a_hello(staff_session, open_feeds):
+    communicator = open_feeds(session=staff_session)
 
     hello = await connected(communicator)
 
@@ -29,8 +28,8 @@ async def test_a_logged_in_browser_is_accepted_with_a_hello(staff_session):
     await communicator.disconnect()
 
 
-async def test_an_api_client_with_a_bearer_header_is_accepted(client_user):
-    communicator = feed_communicator(origin=None, bearer=access_token_for(client_user))
+async def test_an_api_client_with_a_bearer_header_is_accepted(client_user, open_feeds):
+    communicator = open_feeds(origin=None, bearer=access_token_for(client_user))
 
     hello = await connected(communicator)
 
@@ -38,9 +37,9 @@ async def test_an_api_client_with_a_bearer_header_is_accepted(client_user):
     await communicator.disconnect()
 
 
-async def test_a_token_in_the_subprotocol_is_accepted_and_never_echoed(client_user):
+async def test_a_token_in_the_subprotocol_is_accepted_and_never_echoed(client_user, open_feeds):
     token = access_token_for(client_user)
-    communicator = feed_communicator(subprotocols=[SUBPROTOCOL, f"bearer.{token}"])
+    communicator = open_feeds(subprotocols=[SUBPROTOCOL, f"bearer.{token}"])
 
     accepted, subprotocol = await communicator.connect()
 
@@ -49,8 +48,8 @@ async def test_a_token_in_the_subprotocol_is_accepted_and_never_echoed(client_us
     await communicator.disconnect()
 
 
-async def test_an_anonymous_connection_is_closed_with_4401():
-    communicator = feed_communicator()
+async def test_an_anonymous_connection_is_closed_with_4401(open_feeds):
+    communicator = open_feeds()
 
     accepted, _ = await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -61,8 +60,8 @@ async def test_an_anonymous_connection_is_closed_with_4401():
     assert await communicator.receive_nothing(0.2)
 
 
-async def test_a_bad_token_is_refused_even_with_a_valid_session(staff_session):
-    communicator = feed_communicator(session=staff_session, bearer="not-a-jwt")
+async def test_a_bad_token_is_refused_even_with_a_valid_session(staff_session, open_feeds):
+    communicator = open_feeds(session=staff_session, bearer="not-a-jwt")
 
     await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -70,10 +69,10 @@ async def test_a_bad_token_is_refused_even_with_a_valid_session(staff_session):
     assert closed["code"] == CLOSE_UNAUTHENTICATED
 
 
-async def test_a_refresh_token_is_not_an_access_token(client_user):
+async def test_a_refresh_token_is_not_an_access_token(client_user, open_feeds):
     from rest_framework_simplejwt.tokens import RefreshToken
 
-    communicator = feed_communicator(origin=None, bearer=str(RefreshToken.for_user(client_user)))
+    communicator = open_feeds(origin=None, bearer=str(RefreshToken.for_user(client_user)))
 
     await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -81,14 +80,14 @@ async def test_a_refresh_token_is_not_an_access_token(client_user):
     assert closed["code"] == CLOSE_UNAUTHENTICATED
 
 
-async def test_an_inactive_user_is_refused(django_user_model):
+async def test_an_inactive_user_is_refused(django_user_model, open_feeds):
     from asgiref.sync import sync_to_async
 
     user = await sync_to_async(django_user_model.objects.create_user)("gone", password="x-12345678")
     session = await sync_to_async(session_for)(user)
     user.is_active = False
     await sync_to_async(user.save)()
-    communicator = feed_communicator(session=session)
+    communicator = open_feeds(session=session)
 
     await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -96,8 +95,8 @@ async def test_an_inactive_user_is_refused(django_user_model):
     assert closed["code"] == CLOSE_UNAUTHENTICATED
 
 
-async def test_a_foreign_origin_is_closed_with_4403(staff_session):
-    communicator = feed_communicator(origin="https://evil.example", session=staff_session)
+async def test_a_foreign_origin_is_closed_with_4403(staff_session, open_feeds):
+    communicator = open_feeds(origin="https://evil.example", session=staff_session)
 
     await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -105,10 +104,8 @@ async def test_a_foreign_origin_is_closed_with_4403(staff_session):
     assert closed == {"type": "websocket.close", "code": CLOSE_FORBIDDEN_ORIGIN}
 
 
-async def test_the_origin_is_checked_before_the_user(client_user):
-    communicator = feed_communicator(
-        origin="http://evil.example", bearer=access_token_for(client_user)
-    )
+async def test_the_origin_is_checked_before_the_user(client_user, open_feeds):
+    communicator = open_feeds(origin="http://evil.example", bearer=access_token_for(client_user))
 
     await communicator.connect()
     closed = await communicator.receive_output(1)
@@ -116,9 +113,9 @@ async def test_the_origin_is_checked_before_the_user(client_user):
     assert closed["code"] == CLOSE_FORBIDDEN_ORIGIN
 
 
-async def test_an_origin_listed_in_settings_is_accepted(staff_session, settings):
+async def test_an_origin_listed_in_settings_is_accepted(staff_session, settings, open_feeds):
     settings.MOE_WS_ALLOWED_ORIGINS = ["https://ops.example.com"]
-    communicator = feed_communicator(origin="https://ops.example.com", session=staff_session)
+    communicator = open_feeds(origin="https://ops.example.com", session=staff_session)
 
     await connected(communicator)
     await communicator.disconnect()

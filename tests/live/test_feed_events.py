@@ -84,6 +84,18 @@ async def test_fleet_events_do_not_wait_for_the_route_flush(feed, publisher, uni
     assert not route_ids(got, unique)
 
 
+async def test_fleet_events_arrive_in_the_order_they_were_published(feed, unique):
+    for i in range(30):
+        kind = "breaker_opened" if i % 2 else "breaker_closed"
+        publish_event(kind, {"service_id": unique, "n": i})
+
+    def mine(ms):
+        return [m["n"] for m in ms if m.get("service_id") == unique]
+
+    got = await collect(feed[0], lambda ms: len(mine(ms)) >= 30)
+    assert mine(got) == list(range(30))
+
+
 async def test_an_unknown_event_type_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown feed event type"):
         publish_event("route_exploded", {})
@@ -181,11 +193,11 @@ async def test_a_registered_and_a_removed_service_are_announced(feed, unique):
     assert registered["max_capacity"] == 40
 
 
-async def test_a_client_that_left_gets_nothing_more(staff_session, unique):
-    leaving = feed_communicator(session=staff_session)
+async def test_a_client_that_left_gets_nothing_more(staff_session, unique, open_feeds):
+    leaving = open_feeds(session=staff_session)
     await connected(leaving)
     await leaving.disconnect()
-    staying = feed_communicator(session=staff_session)
+    staying = open_feeds(session=staff_session)
     await connected(staying)
 
     publish_event("model_updated", {"version": unique})
@@ -215,7 +227,7 @@ async def test_without_listeners_in_memory_publishing_buffers_nothing(settings, 
         assert events._listener_loops.current is None
 
 
-async def test_the_hello_counts_the_fleet(staff_session, unique):
+async def test_the_hello_counts_the_fleet(staff_session, unique, open_feeds):
     from registry.services import register_service
 
     await sync_to_async(register_service)(
@@ -227,7 +239,7 @@ async def test_the_hello_counts_the_fleet(staff_session, unique):
             "max_capacity": 5,
         }
     )
-    client = feed_communicator(session=staff_session)
+    client = open_feeds(session=staff_session)
 
     accepted, _ = await client.connect()
     hello = await receive_json(client)
@@ -242,14 +254,14 @@ async def test_the_hello_counts_the_fleet(staff_session, unique):
 
 
 async def test_a_long_lived_connection_rejoins_the_group_it_was_dropped_from(
-    staff_session, unique, monkeypatch
+    staff_session, unique, monkeypatch, open_feeds
 ):
     from channels.layers import get_channel_layer
 
     from telemetry import consumers
 
     monkeypatch.setattr(consumers, "GROUP_REFRESH_SECONDS", 0.05)
-    client = feed_communicator(session=staff_session)
+    client = open_feeds(session=staff_session)
     await connected(client)
     layer = get_channel_layer()
 
@@ -267,3 +279,33 @@ async def test_a_long_lived_connection_rejoins_the_group_it_was_dropped_from(
     # then
     await collect(client, lambda ms: any(m.get("version") == unique for m in ms))
     await client.disconnect()
+
+
+async def test_route_items_are_wanted_only_when_someone_can_listen(
+    settings, staff_session, open_feeds
+):
+    p = FeedPublisher()
+    if settings.REDIS_URL:  # listeners may be in any process
+        assert p.wants_routes()
+        p.close()
+        return
+    assert not p.wants_routes()
+    client = open_feeds(session=staff_session)
+    await connected(client)
+
+    assert p.wants_routes()
+
+    await client.disconnect()
+    assert not p.wants_routes()
+
+
+async def test_a_batch_may_send_only_its_tail_and_count_the_rest(feed, publisher, unique):
+    p = publisher(interval=0.05, max_route_items=10)
+    tail = [route(f"{unique}-{i}") for i in range(9_990, 10_000)]
+
+    p.publish_routes(tail, skipped=9_990)
+
+    got = await collect(feed[0], lambda ms: own_route_messages(ms, unique))
+    (message,) = own_route_messages(got, unique)
+    assert route_ids([message], unique) == [e["request_id"] for e in tail]
+    assert message["dropped"] == 9_990
