@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -133,8 +134,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values (0 for none)."""
     if not sorted_values:
         return 0.0
-    rank = min(len(sorted_values) - 1, max(0, round(q / 100.0 * len(sorted_values) + 0.5) - 1))
-    return float(sorted_values[rank])
+    rank = math.ceil(q / 100.0 * len(sorted_values))
+    return float(sorted_values[min(len(sorted_values), max(1, rank)) - 1])
 
 
 # --- wrk ---------------------------------------------------------------------------------------

@@ -117,16 +117,48 @@ class Command(BaseCommand):
         parser.add_argument(
             "--strategy", default=None, help="routing_strategy to send (default: the server's)."
         )
-        parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
-        parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
-        parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
-        parser.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY)
+        parser.add_argument(
+            "--loadgen",
+            choices=["auto", "wrk", "python"],
+            default="auto",
+            help="wrk when installed (auto), else the asyncio one in routing.bench_load.",
+        )
+        parser.add_argument(
+            "--redis-url",
+            default=DEFAULT_REDIS_URL,
+            help="Scratch Redis db for --redis (flushed; db 0 is refused).",
+        )
+        parser.add_argument(
+            "--database-url",
+            default=DEFAULT_DATABASE_URL,
+            help="Scratch PostgreSQL database for --redis (dropped and recreated; its name "
+            "must contain 'bench').",
+        )
+        parser.add_argument(
+            "--capacity",
+            type=int,
+            default=DEFAULT_CAPACITY,
+            help="max_capacity given to every demo service (0 keeps the demo values).",
+        )
         parser.add_argument(
             "--profile",
             metavar="DIR",
             default=None,
             help="Record py-spy (GIL holder) for every measured phase into DIR, with a text "
             "summary per phase. Sampling costs the server a little CPU.",
+        )
+        parser.add_argument(
+            "--app",
+            default="moe_project.asgi:application",
+            help="ASGI application to serve (to try a tuned entry point against the default).",
+        )
+        parser.add_argument(
+            "--server-env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="Extra environment for the server process (repeatable), e.g. "
+            "DJANGO_SETTINGS_MODULE or PYTHONPATH for an experiment.",
         )
         parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
         parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
@@ -190,6 +222,8 @@ class Command(BaseCommand):
                 "strategy": opts["strategy"] or "server default",
                 "loadgen": loadgen,
                 "capacity_per_service": opts["capacity"],
+                "app": opts["app"],
+                "server_env": opts["server_env"],
             },
             "runs": runs,
             "summary": _summary(runs),
@@ -234,10 +268,16 @@ class Command(BaseCommand):
     def _run(self, env: BenchEnvironment, kind: str, workers: int, loadgen: str, opts) -> dict:
         label = f"{kind}/{env.state}/{workers}w"
         log = env.var_dir / f"server-{kind}-{workers}.log"
-        server = ServerProcess(kind, workers, env.env, settings.BASE_DIR, log)
+        server_env = dict(env.env)
+        for item in opts["server_env"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CommandError(f"--server-env wants KEY=VALUE, not {item!r}")
+            server_env[key] = value
+        server = ServerProcess(kind, workers, server_env, settings.BASE_DIR, log, app=opts["app"])
         self._progress(f"[{label}] starting: {kind} with {workers} worker(s)")
-        server.start()
         try:
+            server.start()
             client = httpx.Client(base_url=f"http://{HOST}:{server.port}", timeout=30)
             with client:
                 _wait_ready(server, client)
