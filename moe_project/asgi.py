@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -17,3 +18,8 @@ application = ProtocolTypeRouter(
         "websocket": websocket_application(URLRouter),
     }
 )
+
+# Everything loaded so far lives as long as the process: keep it out of the cyclic garbage
+# collector's scans, which otherwise roughly double the cost of allocation-heavy requests.
+gc.collect()
+gc.freeze()

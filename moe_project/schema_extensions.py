@@ -4,6 +4,6 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 
 
 class StatelessJWTScheme(SimpleJWTScheme):
-    target_class = "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication"
+    target_class = "moe_project.authentication.CachedStatelessJWTAuthentication"
     name = "jwtStatelessAuth"
     priority = 1  # before SimpleJWTScheme, which also matches subclasses

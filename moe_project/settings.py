@@ -77,7 +77,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +84,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last on purpose: WhiteNoise is sync-only, and under ASGI every async-capable middleware
+    # *inside* a sync-only one runs synchronously too, so the whole chain costs one thread hop
+    # instead of one per middleware method (~60 us each). It still serves /static/ first.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
 
 ROOT_URLCONF = "moe_project.urls"
@@ -194,6 +197,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["moe_project.json_api.OrjsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["moe_project.json_api.OrjsonParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "moe_project.negotiation.SingleRendererNegotiation",
     "EXCEPTION_HANDLER": "moe_project.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["moe_project.throttling.ClientRateThrottle"],

@@ -99,7 +99,10 @@ class Router:
         self._gate_version: int | None = None
         self._overrides: tuple[ActiveOverride, ...] = ()
         self._checked_at = 0.0
-        self._stale = True
+        # mark_stale() bumps _wanted; a refresh that started at generation g satisfies g only,
+        # so a change signalled while a reload is running triggers another one.
+        self._wanted = 1
+        self._seen = 0
         self._pending: OrderedDict[str, tuple[tuple[str, ...], bool]] = OrderedDict()
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
@@ -112,31 +115,38 @@ class Router:
     # -- fleet snapshot, overrides, gate -----------------------------------------------------
 
     def mark_stale(self) -> None:
-        self._stale = True
+        self._wanted += 1
+
+    def _due(self, now: float) -> bool:
+        poll = settings.MOE_REGISTRY_POLL_SECONDS
+        return self._seen != self._wanted or now - self._checked_at >= poll
 
     def snapshot(self) -> FleetSnapshot:
         now = time.monotonic()
-        if self._stale or now - self._checked_at >= settings.MOE_REGISTRY_POLL_SECONDS:
+        if self._due(now):
+            # Every thread that finds the snapshot due waits here, so none routes on a fleet
+            # that is still being loaded (a cold worker would otherwise answer "empty fleet").
             with self._lock:
-                if self._stale or now - self._checked_at >= settings.MOE_REGISTRY_POLL_SECONDS:
+                if self._due(now):
                     self._refresh(now)
         return self._snapshot
 
     def _refresh(self, now: float) -> None:
         from registry.services import current_registry_version
 
-        self._stale = False
-        self._checked_at = now
+        generation = self._wanted
         try:
             version = current_registry_version()
-            if version == self._version:
-                return
-            self._reload(version)
+            if version != self._version:
+                self._reload(version)
         except DatabaseError as exc:
             # Keep routing on the last good snapshot; the health endpoint reports the DB.
             logger.warning(
                 "router: registry refresh failed, keeping version %s: %s", self._version, exc
             )
+        finally:
+            self._checked_at = now
+            self._seen = generation
 
     def _reload(self, version: int) -> None:
         from registry.snapshot import build_fleet_snapshot

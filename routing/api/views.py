@@ -1,5 +1,7 @@
 """Routing API views: thin; validation in routing.validation, work in routing.runtime."""
 
+import gc
+
 from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -8,10 +10,10 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 
 from moe_project import schema_extensions  # noqa: F401  (registers the JWT scheme)
 from moe_project.api_errors import APIError
+from moe_project.authentication import CachedStatelessJWTAuthentication
 from registry.permissions import IsOperator
 from routing import services
 from routing.api.serializers import (
@@ -27,7 +29,7 @@ from routing.validation import parse_batch_body, parse_route_body
 
 # The hot endpoints trust the signed token's claims instead of loading the user row, so a
 # routed request costs no database query (a disabled user's token works until it expires).
-HOT_PATH_AUTH = [JWTStatelessUserAuthentication, SessionAuthentication]
+HOT_PATH_AUTH = [CachedStatelessJWTAuthentication, SessionAuthentication]
 
 
 def route_response(routed: Routed, requested: str) -> dict:
@@ -86,10 +88,18 @@ class RouteBatchView(APIView):
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):
-        inp = parse_batch_body(request.data)
-        routed = get_router().route_batch(inp.requests, inp.strategy, inp.top_k)
-        requested = _requested(inp.strategy)
-        results = [route_response(r, requested) for r in routed]
+        # A batch allocates tens of thousands of short-lived objects, none of them cyclic:
+        # collecting meanwhile only rescans them (it roughly doubled the cost per decision).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            inp = parse_batch_body(request.data)
+            routed = get_router().route_batch(inp.requests, inp.strategy, inp.top_k)
+            requested = _requested(inp.strategy)
+            results = [route_response(r, requested) for r in routed]
+        finally:
+            if was_enabled:
+                gc.enable()
         return Response({"results": results, "count": len(results)})
 
 

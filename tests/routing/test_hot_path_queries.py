@@ -38,3 +38,26 @@ def test_a_registry_change_is_seen_by_the_next_request(
 
     body = client_api.post("/api/v1/route", {"data": {}}, format="json").json()
     assert body["selected_services"] == ["store-a"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cold_worker_never_answers_from_an_unloaded_fleet(fleet):
+    # given: a new router and many threads asking for the snapshot at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection as conn
+
+    from routing.runtime import get_router
+
+    router = get_router()
+
+    def size(_):
+        try:
+            return len(router.snapshot())
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(size, range(32)))
+
+    assert sizes == [len(fleet)] * 32
