@@ -4,13 +4,17 @@ Input fields are strict about JSON types (DRF's defaults would turn ``123`` into
 ``"5"`` into ``5``): a client sending the wrong type gets a 400 naming the field.
 """
 
-import math
-from collections.abc import Mapping
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from moe_project.strict_serializers import (
+    StrictCharField,
+    StrictChoiceField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from registry import constants
 from registry.choices import ServiceHealth, ServiceStatus, ServiceType
 from registry.models import Service
@@ -24,52 +28,12 @@ from registry.validators import (
 )
 
 
-class StrictCharField(serializers.CharField):
-    default_error_messages = {"invalid": "Must be a string."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    default_error_messages = {"invalid": "Must be an integer."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    default_error_messages = {"invalid": "Must be a finite number."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        try:
-            number = float(data)  # an int beyond 1e308 overflows here
-        except OverflowError:
-            self.fail("invalid")
-        if not math.isfinite(number):
-            self.fail("invalid")
-        return number
-
-
-class StrictChoiceField(serializers.ChoiceField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid_choice", input=data)
-        return super().to_internal_value(data)
-
-
 @extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.JSONField):
     """Any JSON on the wire (validators restrict it); documented as an object."""
 
 
-class ServiceRegisterSerializer(serializers.Serializer):
+class ServiceRegisterSerializer(StrictSerializer):
     """Body of ``POST /api/v1/services/register``; unknown fields are refused."""
 
     service_id = StrictCharField(
@@ -114,14 +78,6 @@ class ServiceRegisterSerializer(serializers.Serializer):
         if data is None:  # a JSON null body
             raise serializers.ValidationError({"body": ["Expected a JSON object."]})
         return super().validate_empty_values(data)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, Mapping):
-            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_capabilities(self, value: list[str]) -> list[str]:
         return sorted(set(value))

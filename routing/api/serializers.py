@@ -3,15 +3,15 @@
 The route endpoints validate by hand in :mod:`routing.validation` for speed.
 """
 
-from collections.abc import Mapping
-
 from rest_framework import serializers
 
-from registry.api.serializers import (
+from moe_project.strict_serializers import (
+    StrictBoolField,
     StrictCharField,
     StrictChoiceField,
     StrictFloatField,
     StrictIntegerField,
+    StrictSerializer,
 )
 from routing.choices import OverrideScope
 from routing.core.strategies import STRATEGY_NAMES
@@ -19,27 +19,6 @@ from routing.models import StrategyOverride
 from routing.validation import MAX_TOP_K, MAX_TYPE_LENGTH
 
 MAX_TTL_SECONDS = 30 * 24 * 3600
-
-
-class StrictBoolField(serializers.BooleanField):
-    default_error_messages = {"invalid": "Must be true or false."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses a body that is not an object and fields it does not know, naming them."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, Mapping):
-            raise serializers.ValidationError({"body": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class OutcomeSerializer(StrictSerializer):
