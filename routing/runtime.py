@@ -38,8 +38,9 @@ from routing.metrics import RoutingMetrics
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "moe:pending:"
-# Pending entries let an outcome find its decision before the history flush wrote it.
-PENDING_MAX_LOCAL = 1_000_000
+# Pending entries let an outcome find its decision before the history flush wrote it; after
+# MOE_PENDING_TTL_SECONDS (or past this many) the outcome finds it in the database instead.
+PENDING_MAX_LOCAL = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,8 @@ class Router:
         # so a change signalled while a reload is running triggers another one.
         self._wanted = 1
         self._seen = 0
-        self._pending: OrderedDict[str, tuple[tuple[str, ...], bool]] = OrderedDict()
+        # request id -> (selected services, outcome reported, monotonic time routed)
+        self._pending: OrderedDict[str, tuple[tuple[str, ...], bool, float]] = OrderedDict()
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
 
@@ -330,10 +332,15 @@ class Router:
             for request_id, selected in live:
                 self.store.record_routed(request_id, selected)
         with self._lock:
+            now = time.monotonic()
             for request_id, selected in live:
-                self._pending[request_id] = (tuple(selected), False)
-            while len(self._pending) > PENDING_MAX_LOCAL:
-                self._pending.popitem(last=False)
+                self._pending[request_id] = (tuple(selected), False, now)
+            oldest = now - settings.MOE_PENDING_TTL_SECONDS
+            pending = self._pending
+            while pending and (
+                len(pending) > PENDING_MAX_LOCAL or next(iter(pending.values()))[2] < oldest
+            ):
+                pending.popitem(last=False)
         self.history_spool.append(records)
         self.metrics.record_local(routed)
 
@@ -381,7 +388,7 @@ class Router:
                 return None
             if entry[1]:
                 return "dup"
-            self._pending[request_id] = (entry[0], True)
+            self._pending[request_id] = (entry[0], True, entry[2])
             return entry[0]
 
     def report_outcome(
