@@ -5,7 +5,18 @@ from django_prometheus import exports
 
 from telemetry import dashboard
 
+
+def prometheus_metrics(request):
+    """Prometheus text; gauges that describe the fleet now are refreshed before export."""
+    from routing.runtime import get_router
+
+    router = get_router()
+    snapshot = router.snapshot()
+    router.metrics.summary(snapshot, router.live_states(list(snapshot.service_ids)))
+    return exports.ExportToDjangoView(request)
+
+
 urlpatterns = [
-    path("metrics", exports.ExportToDjangoView, name="prometheus-metrics"),
+    path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
 ]

@@ -24,7 +24,6 @@ def test_json_metrics_count_routes_per_strategy_and_service(client_api, fleet):
 
 def test_prometheus_text_has_the_routing_series(client_api, fleet, client):
     client_api.post("/api/v1/route", {"data": {}, "routing_strategy": "semantic"}, format="json")
-    client_api.get("/api/v1/metrics")
 
     text = client.get("/metrics").content.decode()
 
@@ -36,3 +35,5 @@ def test_prometheus_text_has_the_routing_series(client_api, fleet, client):
     ):
         assert series in text
     assert 'moe_routing_total{outcome="routed",strategy="semantic"}' in text
+    # one request in flight on one of four healthy services: Jain's index is 1/4
+    assert "moe_load_balance_score 0.25" in text

@@ -160,6 +160,12 @@ class Command(BaseCommand):
             help="Extra environment for the server process (repeatable), e.g. "
             "DJANGO_SETTINGS_MODULE or PYTHONPATH for an experiment.",
         )
+        parser.add_argument(
+            "--dashboards",
+            type=int,
+            default=0,
+            help="Also measure routes with N live-feed WebSocket clients connected.",
+        )
         parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
         parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
 
@@ -313,12 +319,19 @@ class Command(BaseCommand):
         }
         if opts["rounds"] > 1:
             run["rounds"] = [_round_figures(m, opts["batch_size"]) for m in rounds]
+        if opts["dashboards"]:
+            run["dashboards_seen"] = getattr(self, "_dashboard_seen", {})
         return run
 
     def _workloads(self, token: str, opts) -> list[Workload]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         strategy = opts["strategy"]
-        return [
+        self._token_value = token
+        extra = []
+        if opts["dashboards"]:
+            bodies = route_bodies(64, strategy)
+            extra.append(Workload("route_dashboards", "POST", "/api/v1/route", headers, bodies))
+        return extra + [
             Workload("trivial", "GET", "/api/v1/ping", {"Authorization": headers["Authorization"]}),
             Workload("route", "POST", "/api/v1/route", headers, route_bodies(64, strategy)),
             Workload(
@@ -354,11 +367,36 @@ class Command(BaseCommand):
             if measure and profile_dir is not None:
                 raw = profile_dir / f"{kind}-{env.state}-{workers}w-{workload.name}.raw"
                 profiler = start_profiler(server.procs[0].pid, duration, raw)
+            dashboards = None
+            if workload.name == "route_dashboards":
+                dashboards = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "telemetry.bench_dashboards",
+                        "--port",
+                        str(server.port),
+                        "--token",
+                        self._token_value,
+                        "-n",
+                        str(opts["dashboards"]),
+                        "--seconds",
+                        str(duration + 30),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=settings.BASE_DIR,
+                )
+                time.sleep(1.0)  # let them connect and receive their hello
             try:
                 result = runner(workload, server.port, duration, connections, env.var_dir)
             except Exception as exc:
                 raise CommandError(f"{workload.name}: {exc}\n{server.log_tail()}") from None
             finally:
+                if dashboards is not None:
+                    dashboards.terminate()
+                    seen = dashboards.communicate(timeout=30)[0].strip().splitlines()
+                    self._dashboard_seen = json.loads(seen[-1]) if seen else {}
                 if profiler is not None:
                     try:
                         profiler.wait(timeout=30)
@@ -494,9 +532,11 @@ def _phase_figures(measures: list[dict], name: str, batch_size: int) -> dict:
     cpu = sum(sum(m["cpu_s_by_process"].values()) for m in measures)
     rate = ok / seconds if seconds else 0.0
     figures = {
-        "path": {"trivial": "/api/v1/ping", "route": "/api/v1/route"}.get(
-            name, "/api/v1/route/batch"
-        ),
+        "path": {
+            "trivial": "/api/v1/ping",
+            "route": "/api/v1/route",
+            "route_dashboards": "/api/v1/route",
+        }.get(name, "/api/v1/route/batch"),
         "requests_per_s": round(rate, 1),
         "p50_ms": _ms(statistics.median(r.latency_us["p50"] for r in results)),
         "p90_ms": _ms(statistics.median(r.latency_us["p90"] for r in results)),
@@ -558,6 +598,15 @@ def _aggregate(rounds: list[dict], batch_size: int) -> dict:
         name: _phase_figures([r[name] for r in rounds], name, batch_size)
         for name in ("trivial", "route", "batch")
     }
+    figures = dict(figures)
+    if "route_dashboards" in rounds[0]:
+        with_dash = _phase_figures([r["route_dashboards"] for r in rounds], "route", batch_size)
+        with_dash["path"] = "/api/v1/route (with live-feed clients connected)"
+        figures["route_dashboards"] = with_dash
+        base = figures["route"]["requests_per_s"]
+        figures["route_dashboards"]["vs_route_without"] = (
+            round(with_dash["requests_per_s"] / base, 3) if base else None
+        )
     out = dict(figures)
     out.update(_ratios(figures["trivial"], figures["route"]))
     problems = []
