@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import httpx
 import numpy as np
@@ -43,10 +44,15 @@ def rebalance_weights() -> dict:
     services = list(Service.objects.filter(status=ServiceStatus.ACTIVE).order_by("service_id"))
     if not services:
         return {"changed": {}, "services": 0}
-    live = get_router().live_states([s.service_id for s in services])
+    ids = [s.service_id for s in services]
+    live = get_router().live_states(ids)
     capacity = np.array([s.max_capacity for s in services], dtype=float)
-    latency = np.array([live[s.service_id]["ewma_latency_ms"] for s in services], dtype=float)
-    errors = np.array([live[s.service_id]["error_rate"] for s in services], dtype=float)
+    latency = np.array([live[sid]["ewma_latency_ms"] for sid in ids], dtype=float)
+    errors = np.array([live[sid]["error_rate"] for sid in ids], dtype=float)
+    if not settings.REDIS_URL:
+        # Without Redis, live state belongs to the web process and this job runs in the
+        # Celery worker: use the outcomes recorded in history instead where there are some.
+        latency, errors = _with_recent_history(ids, latency, errors)
     measured = latency > 0
     median = float(np.median(latency[measured])) if measured.any() else 0.0
     latency_factor = np.where(measured, median / np.maximum(latency, 1e-6), 1.0)
@@ -79,6 +85,36 @@ def rebalance_weights() -> dict:
 
     publish_event("rebalanced", result)
     return result
+
+
+# History used for weights when live state is not shared (the embedded default).
+HISTORY_WINDOW = timedelta(minutes=10)
+HISTORY_MIN_OUTCOMES = 5
+
+
+def _with_recent_history(ids, latency: np.ndarray, errors: np.ndarray):
+    from django.db.models import Avg, Count, Q
+
+    from routing.models import RoutingDecision
+
+    since = timezone.now() - HISTORY_WINDOW
+    rows = (
+        RoutingDecision.objects.filter(reported_at__gte=since, outcome_service__in=ids)
+        .values("outcome_service")
+        .annotate(
+            n=Count("id"),
+            failures=Count("id", filter=Q(success=False)),
+            latency=Avg("latency_ms", filter=Q(success=True)),
+        )
+    )
+    stats = {row["outcome_service"]: row for row in rows}
+    latency, errors = latency.copy(), errors.copy()
+    for i, sid in enumerate(ids):
+        row = stats.get(sid)
+        if row and row["n"] >= HISTORY_MIN_OUTCOMES:
+            latency[i] = row["latency"] or latency[i]
+            errors[i] = row["failures"] / row["n"]
+    return latency, errors
 
 
 def _update_anomaly_scores(service_ids, latency: np.ndarray, errors: np.ndarray) -> dict:

@@ -1,6 +1,7 @@
 """rebalance_weights moves weights toward capacity x speed x reliability, and says what changed."""
 
 import pytest
+from django.conf import settings
 
 from registry.models import Service
 from registry.services import current_registry_version, register_service
@@ -92,3 +93,37 @@ def test_rebalance_scores_a_latency_outlier_as_anomalous(db):
     live = get_router().live_states(["outlier", "a"])
     assert live["outlier"]["anomaly"] > 0.5
     assert live["a"]["anomaly"] == 0.0
+
+
+@pytest.mark.skipif(bool(settings.REDIS_URL), reason="with Redis the job reads shared live state")
+def test_without_redis_the_job_learns_from_recorded_outcomes(db, client_api):
+    # given: the job's process has no live state of its own, only history
+    from routing.history import flush_history
+    from routing.runtime import reset_router
+
+    _register("fast", 100)
+    _register("slow", 100)
+    for i in range(20):
+        for sid in ("fast", "slow"):
+            routed = client_api.post(
+                "/api/v1/route", {"data": {"key": f"{sid}{i}"}}, format="json"
+            ).json()
+            chosen = routed["selected_services"][0]
+            client_api.post(
+                f"/api/v1/route/{routed['request_id']}/outcome",
+                {
+                    "service_id": chosen,
+                    "success": True,
+                    "latency_ms": 5.0 if chosen == "fast" else 300.0,
+                },
+                format="json",
+            )
+    flush_history()
+    reset_router()  # a fresh process: nothing in live state
+
+    rebalance_weights()
+
+    assert (
+        Service.objects.get(service_id="fast").weight
+        > Service.objects.get(service_id="slow").weight
+    )
