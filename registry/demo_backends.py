@@ -14,6 +14,18 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that drops a keep-alive connection is normal here, not an error to print."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 from urllib.parse import urlsplit
 
 # (mean latency ms, failure probability) by service type
@@ -67,7 +79,7 @@ class DemoBackend:
                     return
                 self._reply(200, {"service": service_id, "bytes": len(payload), "ok": True})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _QuietServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
 
     def serve(self) -> threading.Thread:

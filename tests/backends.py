@@ -8,6 +8,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that drops a keep-alive connection is normal here, not an error to print."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Backend:
     """A tiny HTTP service: answers POST / with JSON and GET /health; behaviour is settable."""
 
@@ -41,7 +53,7 @@ class Backend:
                 time.sleep(backend.delay_s)
                 self._reply(backend.status, {"service": backend.name, "echo": payload})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
