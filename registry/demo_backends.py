@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -22,11 +24,9 @@ class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address):
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
-from urllib.parse import urlsplit
+
 
 # (mean latency ms, failure probability) by service type
 PROFILES = {
