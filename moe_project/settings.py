@@ -235,6 +235,7 @@ MOE_STATE_BACKEND = env_choice(
 # Without Redis, other processes' registry changes are seen by polling the version row.
 MOE_REGISTRY_POLL_SECONDS = env_float("MOE_REGISTRY_POLL_SECONDS", 1.0, minimum=0.0)
 MOE_INFLIGHT_TIMEOUT_SECONDS = env_float("MOE_INFLIGHT_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+MOE_HISTORY_RETENTION_DAYS = env_float("MOE_HISTORY_RETENTION_DAYS", 30.0, minimum=0.01)
 MOE_PENDING_TTL_SECONDS = env_float("MOE_PENDING_TTL_SECONDS", 3600.0, minimum=1.0)
 MOE_FORWARD_TIMEOUT_SECONDS = env_float("MOE_FORWARD_TIMEOUT_SECONDS", 5.0, minimum=0.01)
 MOE_HEALTH_PROBE_TIMEOUT_SECONDS = env_float("MOE_HEALTH_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1)

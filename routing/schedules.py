@@ -12,6 +12,7 @@ DEFAULT_SCHEDULES = (
     ("moe: probe service health", "telemetry.probe_health", 15),
     ("moe: rebalance weights", "telemetry.rebalance", 60),
     ("moe: retrain gate", "routing.retrain_gate", 3600),
+    ("moe: prune routing history", "routing.prune_history", 3600),
 )
 
 

@@ -32,3 +32,12 @@ def retrain_gate(max_examples: int | None = None) -> dict:
     from routing.training import retrain_gate as retrain
 
     return retrain(max_examples=max_examples)
+
+
+@shared_task(
+    name="routing.prune_history", acks_late=True, autoretry_for=(Exception,), max_retries=2
+)
+def prune_history() -> dict:
+    from routing.history import prune_history as prune
+
+    return {"deleted": prune()}
