@@ -154,7 +154,9 @@ class RedisStreamBuffer:
 # --- records --------------------------------------------------------------------------------
 
 
-def decision_record(request_id: str, decision, request, override_id: int | None) -> dict:
+def decision_record(
+    request_id: str, decision, request, override_id: int | None, context=None
+) -> dict:
     return {
         "k": "d",
         "id": request_id,
@@ -166,6 +168,7 @@ def decision_record(request_id: str, decision, request, override_id: int | None)
             "payload_size": request.payload_size,
             "anomaly_score": request.anomaly_score,
             "has_key": request.key is not None,
+            "context": context,
         },
         "rs": decision.requested_strategy,
         "s": decision.strategy,

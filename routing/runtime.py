@@ -25,6 +25,7 @@ from django.db import DatabaseError
 
 from moe_project.api_errors import APIError
 from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.policy import fleet_context
 from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
 from routing.history import (
     RedisStreamBuffer,
@@ -234,7 +235,7 @@ class Router:
         view = self.store.view(snapshot)
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
-        return self._commit([routed], [request])[0]
+        return self._commit([routed], [request], self._context(snapshot, view))[0]
 
     def route_batch(
         self, requests: Sequence[RouteRequest], strategy: str | None, top_k: int | None
@@ -254,12 +255,23 @@ class Router:
             )
             for i, decision in zip(idx, decisions, strict=True):
                 routed[i] = Routed(self._new_id(), decision, override_id, k)
-        return self._commit(routed, requests)
+        return self._commit(routed, requests, self._context(snapshot, view))
 
-    def _commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> list[Routed]:
+    @staticmethod
+    def _context(snapshot: FleetSnapshot, view) -> list[float]:
+        """The fleet context the adaptive policy sees, kept in history so it can learn from it."""
+        eligible = snapshot.routable & view.breaker_allows
+        context = fleet_context(
+            view.in_flight, snapshot.capacity, view.anomaly, view.error_rate, eligible
+        )
+        return [round(float(x), 4) for x in context]
+
+    def _commit(
+        self, routed: Sequence[Routed], requests: Sequence[RouteRequest], context: list[float]
+    ) -> list[Routed]:
         """State, pending entries, history and metrics for routed requests, in one go."""
         records = [
-            decision_record(r.request_id, r.decision, req, r.override_id)
+            decision_record(r.request_id, r.decision, req, r.override_id, context)
             for r, req in zip(routed, requests, strict=True)
         ]
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]

@@ -29,7 +29,7 @@ MIN_EXAMPLES = 50
 VALIDATION_FRACTION = 0.2
 
 
-def _examples(max_examples: int) -> list[tuple[gate_lib.GateExample, str]]:
+def _examples(max_examples: int) -> list[tuple[gate_lib.GateExample, str, tuple | None]]:
     rows = (
         RoutingDecision.objects.filter(success__isnull=False)
         .exclude(outcome_service="")
@@ -50,7 +50,8 @@ def _examples(max_examples: int) -> list[tuple[gate_lib.GateExample, str]]:
             payload_size=int(features.get("payload_size", 0)),
         )
         example = gate_lib.GateExample(request, service_id, bool(success), latency_ms)
-        examples.append((example, strategy))
+        context = features.get("context")
+        examples.append((example, strategy, tuple(context) if context else None))
     return examples
 
 
@@ -66,8 +67,8 @@ def retrain_gate(max_examples: int | None = None) -> dict:
     if len(examples) < MIN_EXAMPLES:
         return {"trained": False, "reason": f"only {len(examples)} examples with outcomes"}
     split = int(len(examples) * (1 - VALIDATION_FRACTION))
-    train = [ex for ex, _ in examples[:split]]
-    held_out = [ex for ex, _ in examples[split:]]
+    train = [ex for ex, _, _ in examples[:split]]
+    held_out = [ex for ex, _, _ in examples[split:]]
     snapshot = build_fleet_snapshot()
     active_row, active_gate = _active_gate()
     candidate = gate_lib.gate_from_bytes(gate_lib.gate_to_bytes(active_gate))
@@ -102,11 +103,12 @@ def retrain_gate(max_examples: int | None = None) -> dict:
 
 
 def _train_policy(examples) -> tuple[bytes, dict]:
-    """The adaptive policy learns which concrete strategy did well for which requests."""
+    """The adaptive policy learns which concrete strategy did well for which requests, in
+    which fleet context (load, anomalies, errors at decision time, recorded in history)."""
     policy = policy_lib.StrategyPolicy()
     rows = [
-        policy_lib.PolicyExample(ex.request, strategy, ex.success, ex.latency_ms)
-        for ex, strategy in examples
+        policy_lib.PolicyExample(ex.request, strategy, ex.success, ex.latency_ms, context)
+        for ex, strategy, context in examples
     ]
     metrics = policy_lib.train_policy(policy, rows)
     return policy_lib.policy_to_bytes(policy), metrics

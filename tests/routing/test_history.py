@@ -75,4 +75,7 @@ def test_the_row_holds_the_decision(client_api, fleet):
     assert row.primary_service == "ana-a"
     assert row.request_type == "analysis"
     assert row.features["capabilities"] == ["processing"]
+    # the fleet context the adaptive policy learns from: utilisation, eligible share, ...
+    assert len(row.features["context"]) == 4
+    assert row.features["context"][1] == 1.0  # every service eligible
     assert row.success is None
