@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietHTTPServer(ThreadingHTTPServer):
     """A client that drops a keep-alive connection is normal here, not an error to print."""
 
     daemon_threads = True
@@ -26,6 +26,21 @@ class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """A request handler that answers JSON and logs nothing."""
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status: int, body: dict) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
 
 
 # (mean latency ms, failure probability) by service type
@@ -50,36 +65,25 @@ class DemoBackend:
         self.rng = random.Random(service_id)
         backend = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
 
             def do_GET(self):
                 if urlsplit(self.path).path == health_path:
-                    self._reply(200, {"service": service_id, "status": "ok"})
+                    self.reply(200, {"service": service_id, "status": "ok"})
                 else:
-                    self._reply(404, {"error": "not found"})
+                    self.reply(404, {"error": "not found"})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length)
                 time.sleep(backend.latency_s * backend.rng.uniform(0.7, 1.3))
                 if backend.rng.random() < backend.failure:
-                    self._reply(503, {"service": service_id, "error": "overloaded"})
+                    self.reply(503, {"service": service_id, "error": "overloaded"})
                     return
-                self._reply(200, {"service": service_id, "bytes": len(payload), "ok": True})
+                self.reply(200, {"service": service_id, "bytes": len(payload), "ok": True})
 
-        self.server = _QuietServer(("127.0.0.1", port), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
 
     def serve(self) -> threading.Thread:

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client that drops a keep-alive connection is normal here, not an error to print."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+from registry.demo_backends import JSONHandler, QuietHTTPServer
 
 
 class Backend:
@@ -30,29 +20,18 @@ class Backend:
         self.received: list[object] = []
         backend = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
+        class Handler(JSONHandler):
             def do_GET(self):
-                self._reply(backend.health_status, {"service": backend.name, "ok": True})
+                self.reply(backend.health_status, {"service": backend.name, "ok": True})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = json.loads(self.rfile.read(length) or b"null")
                 backend.received.append(payload)
                 time.sleep(backend.delay_s)
-                self._reply(backend.status, {"service": backend.name, "echo": payload})
+                self.reply(backend.status, {"service": backend.name, "echo": payload})
 
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
