@@ -78,3 +78,24 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def env_mapping(name: str, default: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """``key=a|b;key2=c`` -> ``{"key": ("a", "b"), "key2": ("c",)}``; empty -> ``{}``."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return dict(default)
+    out: dict[str, tuple[str, ...]] = {}
+    for part in raw.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, values = part.partition("=")
+        key = key.strip()
+        items = tuple(v.strip() for v in values.split("|") if v.strip())
+        if not sep or not key or not items:
+            raise ImproperlyConfigured(
+                f"{name} must look like 'type=service_type|service_type;type2=...', got {part!r}"
+            )
+        out[key] = items
+    return out

@@ -17,6 +17,7 @@ from moe_project.env import (
     env_float,
     env_int,
     env_list,
+    env_mapping,
     env_secret,
     env_str,
 )
@@ -234,9 +235,37 @@ MOE_STATE_BACKEND = env_choice(
 )
 # Without Redis, other processes' registry changes are seen by polling the version row.
 MOE_REGISTRY_POLL_SECONDS = env_float("MOE_REGISTRY_POLL_SECONDS", 1.0, minimum=0.0)
-MOE_INFLIGHT_TIMEOUT_SECONDS = env_float("MOE_INFLIGHT_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 MOE_HISTORY_RETENTION_DAYS = env_float("MOE_HISTORY_RETENTION_DAYS", 30.0, minimum=0.01)
 MOE_PENDING_TTL_SECONDS = env_float("MOE_PENDING_TTL_SECONDS", 3600.0, minimum=1.0)
+# Who can serve a request: a request of type T goes to services whose service_type is in
+# MOE_TYPE_ACCEPTS[T] (default: T itself). A request with no type, or a type that is neither
+# in the mapping nor any service's type, may go to every type ("any") or to none ("reject").
+MOE_TYPE_ACCEPTS = env_mapping("MOE_TYPE_ACCEPTS", {})
+MOE_UNKNOWN_TYPE = env_choice("MOE_UNKNOWN_TYPE", "any", ("any", "reject"))
+# The objective every learned strategy optimises (routing/core/objective.py).
+MOE_OBJECTIVE = env_choice(
+    "MOE_OBJECTIVE", "success_minus_latency", ("success_minus_latency", "success_within_slo")
+)
+MOE_LATENCY_COST_MS = env_float("MOE_LATENCY_COST_MS", 1000.0, minimum=1.0)
+MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
+# Exploration of the learned strategies: epsilon starts at MOE_EXPLORATION_RATE and decays
+# with the evidence in the request's context down to MOE_EXPLORATION_MIN.
+MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.2, minimum=0.0)
+MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.02, minimum=0.0)
+# Online learning forgets old outcomes: each outcome of a (service, request type) arm weighs
+# older ones down by this factor (0.98 ~ the last 50 outcomes dominate).
+MOE_LEARNING_DISCOUNT = env_float("MOE_LEARNING_DISCOUNT", 0.98, minimum=0.5)
+# A new learned version goes live only if its off-policy estimate beats the active one's with
+# this one-sided confidence and at least this effective sample size.
+MOE_OPE_CONFIDENCE = env_float("MOE_OPE_CONFIDENCE", 0.95, minimum=0.5)
+MOE_OPE_MIN_ESS = env_float("MOE_OPE_MIN_ESS", 30.0, minimum=1.0)
+# Leases: an unreported selection stops counting in flight after the service's expected
+# service time (MOE_LEASE_LATENCY_FACTOR x its latency EWMA, within [MIN, MAX]), or after
+# MOE_LEASE_DEFAULT_SECONDS while nothing has been measured.
+MOE_LEASE_DEFAULT_SECONDS = env_float("MOE_LEASE_DEFAULT_SECONDS", 0.1, minimum=0.001)
+MOE_LEASE_LATENCY_FACTOR = env_float("MOE_LEASE_LATENCY_FACTOR", 2.0, minimum=1.0)
+MOE_LEASE_MIN_SECONDS = env_float("MOE_LEASE_MIN_SECONDS", 0.01, minimum=0.001)
+MOE_LEASE_MAX_SECONDS = env_float("MOE_LEASE_MAX_SECONDS", 30.0, minimum=0.01)
 MOE_FORWARD_TIMEOUT_SECONDS = env_float("MOE_FORWARD_TIMEOUT_SECONDS", 5.0, minimum=0.01)
 MOE_HEALTH_PROBE_TIMEOUT_SECONDS = env_float("MOE_HEALTH_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 MOE_WS_ALLOWED_ORIGINS = env_list("MOE_WS_ALLOWED_ORIGINS", [])

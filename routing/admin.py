@@ -1,8 +1,11 @@
 """Admin for routing: history (read-only), strategy overrides, gate versions."""
 
+import json
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from registry.services import bump_registry_version
 from routing.models import GateModel, RoutingDecision, StrategyOverride
@@ -120,20 +123,164 @@ class StrategyOverrideAdmin(admin.ModelAdmin):
         self.message_user(request, f"Ended {count} override(s).", messages.SUCCESS)
 
 
+ESTIMATORS = ("ips", "snips", "dr")
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def estimator_rows(evaluation: dict) -> list[tuple[str, float | None, float | None]]:
+    """``(estimator, candidate, baseline)`` for each estimator the evaluation holds.
+
+    The baseline is the active version's policy, or the logging policy when none was active
+    (``evaluation["against"]`` says which); ``"active"`` is accepted for it too.
+    """
+    candidate = _dict(evaluation.get("candidate"))
+    baseline = _dict(evaluation.get("baseline") or evaluation.get("active"))
+    rows = []
+    for name in ESTIMATORS:
+        cand, base = _number(candidate.get(name)), _number(baseline.get(name))
+        if cand is not None or base is not None:
+            rows.append((name, cand, base))
+    return rows
+
+
+def dr_improvement(evaluation: dict) -> float | None:
+    """The doubly robust estimate of candidate minus baseline, when the evaluation has one."""
+    explicit = _number(evaluation.get("improvement"))
+    if explicit is not None:
+        return explicit
+    for name, cand, base in estimator_rows(evaluation):
+        if name == "dr" and cand is not None and base is not None:
+            return cand - base
+    return None
+
+
+def evaluation_summary(evaluation: dict) -> str:
+    """One line for the version list: "DR +0.042 [lower bound +0.011], ESS 412: activated"."""
+    if not evaluation:
+        return ""
+    parts = []
+    improvement = dr_improvement(evaluation)
+    lower = _number(evaluation.get("lower_bound"))
+    ess = _number(evaluation.get("ess"))
+    if improvement is not None:
+        parts.append(f"DR {improvement:+.3f}")
+    if lower is not None:
+        parts.append(f"[lower bound {lower:+.3f}]")
+    text = " ".join(parts)
+    if ess is not None:
+        text = f"{text}, ESS {ess:.0f}" if text else f"ESS {ess:.0f}"
+    activated = evaluation.get("activated")
+    if isinstance(activated, bool):
+        outcome = "activated" if activated else "not activated"
+    else:
+        outcome = str(evaluation.get("decision", ""))[:80]
+    return f"{text}: {outcome}" if text and outcome else text or outcome
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+# What the evaluation's top-level keys mean, in the order an operator reads them.
+_FACTS = (
+    ("decision", "Decision"),
+    ("activated", "Activated"),
+    ("improvement", "DR improvement"),
+    ("lower_bound", "Lower confidence bound of the improvement"),
+    ("confidence", "Confidence"),
+    ("std_error", "Standard error"),
+    ("ess", "Effective sample size"),
+    ("against", "Compared with"),
+    ("held_out", "Held-out decisions"),
+    ("usable", "Usable (known propensity)"),
+    ("method", "Method"),
+)
+
+
+def evaluation_report(evaluation: dict):
+    """The evaluation as HTML: estimators side by side, the decision, then the raw JSON."""
+    if not evaluation:
+        return "Not evaluated (no off-policy evaluation was recorded for this version)."
+    estimators = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                name.upper(),
+                _fmt(cand),
+                _fmt(base),
+                _fmt(None if None in (cand, base) else cand - base, True),
+            )
+            for name, cand, base in estimator_rows(evaluation)
+        ),
+    )
+    facts = [(label, evaluation[key]) for key, label in _FACTS if key in evaluation]
+    objective = _dict(evaluation.get("objective"))
+    if objective:
+        facts.append(("Objective", objective.get("description") or objective.get("kind", "")))
+    raw = json.dumps(evaluation, indent=2, sort_keys=True, default=str)
+    return format_html(
+        '<table class="gate-evaluation"><thead><tr><th>estimator</th><th>candidate</th>'
+        "<th>baseline</th><th>difference</th></tr></thead><tbody>{}</tbody></table>"
+        '<table class="gate-evaluation-facts"><tbody>{}</tbody></table>'
+        "<details><summary>All figures (JSON)</summary><pre>{}</pre></details>",
+        estimators,
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", facts),
+        raw,
+    )
+
+
 @admin.register(GateModel)
 class GateModelAdmin(admin.ModelAdmin):
-    list_display = ("version", "active", "trained_at", "val_accuracy", "val_loss", "notes")
+    list_display = (
+        "version",
+        "active",
+        "trained_at",
+        "evaluation_summary",
+        "val_accuracy",
+        "val_loss",
+        "notes",
+    )
     list_filter = ("active",)
+    fieldsets = (
+        (None, {"fields": ("version", "active", "trained_at", "notes")}),
+        ("Off-policy evaluation", {"fields": ("evaluation_report",)}),
+        ("Metrics", {"fields": ("validation_metrics", "training_metrics")}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    # "active" only through the action: it bumps the registry version so workers reload,
+    # and keeps exactly one version active.
     readonly_fields = (
         "version",
+        "active",
         "trained_at",
+        "evaluation_report",
         "training_metrics",
         "validation_metrics",
         "created_at",
         "updated_at",
     )
-    exclude = ("weights", "policy_weights")
+    exclude = ("weights", "policy_weights", "evaluation")
     actions = ["activate"]
+
+    @admin.display(description="evaluation")
+    def evaluation_summary(self, obj):
+        return evaluation_summary(obj.evaluation or {}) or None
+
+    @admin.display(description="off-policy evaluation")
+    def evaluation_report(self, obj):
+        return evaluation_report(obj.evaluation or {})
 
     @admin.display(description="val accuracy")
     def val_accuracy(self, obj):

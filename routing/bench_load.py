@@ -743,8 +743,8 @@ class BenchEnvironment:
                 "MOE_VAR_DIR": str(self.var_dir),
                 "MOE_RATE_LIMIT": rate_limit,
                 # The benchmark routes and never reports outcomes, so in-flight counts are
-                # only released by expiry: keep it short.
-                "MOE_INFLIGHT_TIMEOUT_SECONDS": "1",
+                # released by lease expiry (0.1 s for a service never measured): cap at 1 s.
+                "MOE_LEASE_MAX_SECONDS": "1",
                 "MOE_PENDING_TTL_SECONDS": "60",
                 "MOE_LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1",

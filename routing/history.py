@@ -169,6 +169,8 @@ def decision_record(
             "anomaly_score": request.anomaly_score,
             "has_key": request.key is not None,
             "context": context,
+            # Who was eligible: what off-policy evaluation of another policy needs.
+            "candidates": list(decision.candidates),
         },
         "rs": decision.requested_strategy,
         "s": decision.strategy,
@@ -179,6 +181,7 @@ def decision_record(
         "r": decision.reason[:500],
         "ne": decision.no_eligible_service,
         "ms": round(decision.latency_ms, 4),
+        "p": decision.propensity,
         "at": time.time(),
     }
 
@@ -188,7 +191,11 @@ def amend_record(request_id: str, selected: Sequence[str], reason: str) -> dict:
     return {"k": "a", "id": request_id, "sel": list(selected), "r": reason[:500], "at": time.time()}
 
 
-def outcome_record(request_id, service_id, success, latency_ms, status_code) -> dict:
+def outcome_record(
+    request_id, service_id, success, latency_ms, status_code, reward=None, primary=True
+) -> dict:
+    """``primary``: the outcome of the decision's first service (the one its propensity is
+    about); a top-k request's other services report too, but only fill an empty row."""
     return {
         "k": "o",
         "id": request_id,
@@ -196,6 +203,8 @@ def outcome_record(request_id, service_id, success, latency_ms, status_code) -> 
         "ok": success,
         "lat": latency_ms,
         "code": status_code,
+        "rw": reward,
+        "pr": primary,
         "at": time.time(),
     }
 
@@ -226,7 +235,9 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
         if kind == "d":
             decisions[rec["id"]] = rec
         elif kind == "o":
-            outcomes[rec["id"]] = rec  # the last report wins
+            # The primary service's report wins over the others of a top-k request.
+            if rec.get("pr", True) or rec["id"] not in outcomes:
+                outcomes[rec["id"]] = rec
         elif kind == "a":
             if rec["id"] in decisions:  # fold into the decision before it is inserted
                 target = decisions[rec["id"]]
@@ -256,6 +267,7 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
                     reason=rec["r"],
                     no_eligible_service=rec["ne"],
                     decision_ms=rec["ms"],
+                    propensity=rec.get("p"),
                     decided_at=_ts(rec["at"]),
                 )
                 for rid, rec in decisions.items()
@@ -290,15 +302,25 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
                     else:
                         logger.warning("history: dropping outcome for unknown request %s", rid)
                     continue
+                if not rec.get("pr", True) and row.reported_at is not None:
+                    continue  # a secondary report never replaces one already stored
                 row.success = rec["ok"]
                 row.outcome_service = rec["svc"]
                 row.latency_ms = rec["lat"]
                 row.status_code = rec["code"]
+                row.reward = rec.get("rw")
                 row.reported_at = _ts(rec["at"])
                 changed.append(row)
             RoutingDecision.objects.bulk_update(
                 changed,
-                ["success", "outcome_service", "latency_ms", "status_code", "reported_at"],
+                [
+                    "success",
+                    "outcome_service",
+                    "latency_ms",
+                    "status_code",
+                    "reward",
+                    "reported_at",
+                ],
                 batch_size=DB_BATCH_SIZE,
             )
             result.outcomes = len(changed)

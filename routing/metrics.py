@@ -12,6 +12,7 @@ without Redis there is one web process and they live here.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +32,15 @@ ROUTING_LATENCY = Histogram(
 )
 LOAD_BALANCE = Gauge("moe_load_balance_score", "Jain's index of utilisation over healthy services")
 OUTCOMES = PromCounter("moe_outcomes_total", "Reported outcomes", ["service", "success"])
+REWARD = PromCounter(
+    "moe_outcome_reward",
+    "Sum of outcome rewards under the objective (/ outcomes = mean)",
+    ["service"],
+)
+# The objective over time: one point per OBJECTIVE_BUCKET_S seconds, the last OBJECTIVE_POINTS.
+OBJECTIVE_BUCKET_S = 10
+OBJECTIVE_POINTS = 60
+OBJECTIVE_KEY = "moe:objective:"
 
 # Decision-latency histogram for percentiles in the JSON summary (upper bounds, ms).
 LATENCY_BOUNDS = np.array(
@@ -66,6 +76,7 @@ class RoutingMetrics:
         self.redis = redis_client
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._objective: dict[int, list] = {}  # bucket -> [reward sum, outcomes]
 
     @staticmethod
     def _fields(routed: Sequence) -> Counter[str]:
@@ -113,16 +124,23 @@ class RoutingMetrics:
             self._counts.update(fields)
         self._prometheus(routed, fields)
 
-    def record_outcome(self, service_id: str, success: bool) -> None:
+    def record_outcome(self, service_id: str, success: bool, reward: float = 0.0) -> None:
         OUTCOMES.labels(service_id, "true" if success else "false").inc()
+        _child(REWARD, service_id).inc(reward)
         key = "total:outcomes" if success else "total:failures"
+        bucket = int(time.time() // OBJECTIVE_BUCKET_S)
         if self.redis is not None:
             import redis
 
             try:
-                self.redis.hincrby(REDIS_KEY, key, 1)
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hincrby(REDIS_KEY, key, 1)
                 if not success:
-                    self.redis.hincrby(REDIS_KEY, "total:outcomes", 1)
+                    pipe.hincrby(REDIS_KEY, "total:outcomes", 1)
+                pipe.hincrbyfloat(OBJECTIVE_KEY + str(bucket), "s", reward)
+                pipe.hincrby(OBJECTIVE_KEY + str(bucket), "n", 1)
+                pipe.expire(OBJECTIVE_KEY + str(bucket), OBJECTIVE_BUCKET_S * OBJECTIVE_POINTS)
+                pipe.execute()
                 return
             except redis.RedisError:
                 pass
@@ -130,6 +148,40 @@ class RoutingMetrics:
             self._counts[key] += 1
             if not success:
                 self._counts["total:outcomes"] += 1
+            point = self._objective.setdefault(bucket, [0.0, 0])
+            point[0] += reward
+            point[1] += 1
+            while len(self._objective) > OBJECTIVE_POINTS:
+                del self._objective[min(self._objective)]
+
+    def objective_series(self) -> list[list[float]]:
+        """``[[bucket start (epoch s), mean reward, outcomes], ...]``, oldest first."""
+        now = int(time.time() // OBJECTIVE_BUCKET_S)
+        buckets = range(now - OBJECTIVE_POINTS + 1, now + 1)
+        points: dict[int, list] = {}
+        if self.redis is not None:
+            import redis
+
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for b in buckets:
+                    pipe.hgetall(OBJECTIVE_KEY + str(b))
+                for b, raw in zip(buckets, pipe.execute(), strict=True):
+                    if raw:
+                        points[b] = [float(raw.get(b"s", 0)), int(raw.get(b"n", 0))]
+            except redis.RedisError:
+                pass
+        with self._lock:
+            for b, (total, n) in self._objective.items():
+                if b in buckets:
+                    mine = points.setdefault(b, [0.0, 0])
+                    mine[0] += total
+                    mine[1] += n
+        return [
+            [b * OBJECTIVE_BUCKET_S, round(total / n, 4), n]
+            for b, (total, n) in sorted(points.items())
+            if n
+        ]
 
     def counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()

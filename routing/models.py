@@ -69,6 +69,11 @@ class RoutingDecision(models.Model):
     reason = models.CharField(max_length=500, blank=True, default="")
     no_eligible_service = models.BooleanField(default=False)
     decision_ms = models.FloatField(default=0.0)
+    # Probability with which the primary service was chosen (None: not known, e.g. an
+    # override of a randomised strategy in a batch); off-policy evaluation needs it.
+    propensity = models.FloatField(null=True, blank=True)
+    # The reward of the outcome under the objective in force when it was reported.
+    reward = models.FloatField(null=True, blank=True)
     decided_at = models.DateTimeField(db_index=True)
     success = models.BooleanField(null=True, blank=True)
     outcome_service = models.CharField(max_length=64, blank=True, default="")
@@ -95,6 +100,9 @@ class GateModel(models.Model):
     policy_weights = models.BinaryField(null=True, blank=True)
     training_metrics = models.JSONField(default=dict, blank=True)
     validation_metrics = models.JSONField(default=dict, blank=True)
+    # Off-policy evaluation against the version that was active when this one was trained
+    # (estimators, effective sample size, confidence bound, the decision); see training.py.
+    evaluation = models.JSONField(default=dict, blank=True)
     trained_at = models.DateTimeField(default=timezone.now)
     active = models.BooleanField(default=False, db_index=True)
     notes = models.CharField(max_length=500, blank=True, default="")

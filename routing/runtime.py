@@ -25,6 +25,9 @@ from django.db import DatabaseError
 
 from moe_project.api_errors import APIError
 from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.fleet import TypeRule
+from routing.core.learning import LearnerConfig
+from routing.core.objective import Objective
 from routing.core.policy import fleet_context
 from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
 from routing.history import (
@@ -69,18 +72,54 @@ class NotFound(APIError):
         super().__init__("not_found", message, None, 404)
 
 
+# A pending entry is "<reported services>\n<selected services>\n<complexity>\n<type>" (ids
+# comma-separated). Claiming an outcome for ARGV[1] answers the entry without its first line;
+# "!" when that service already reported; "?" + the entry when it was not selected.
 _MARK_REPORTED = """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-if string.sub(v, 1, 1) == '!' then return '!' end
-redis.call('SET', KEYS[1], '!' .. v, 'KEEPTTL')
-return v
+local nl = string.find(v, '\\n', 1, true)
+local reported = string.sub(v, 1, nl - 1)
+local rest = string.sub(v, nl + 1)
+local selected = string.match(rest, '^[^\\n]*')
+local sid = ',' .. ARGV[1] .. ','
+if not string.find(',' .. selected .. ',', sid, 1, true) then return '?' .. rest end
+if string.find(',' .. reported .. ',', sid, 1, true) then return '!' end
+if reported == '' then reported = ARGV[1] else reported = reported .. ',' .. ARGV[1] end
+redis.call('SET', KEYS[1], reported .. '\\n' .. rest, 'KEEPTTL')
+return rest
 """
+
+
+def pending_value(selected, request_type: str, complexity: float) -> str:
+    return f"\n{','.join(selected)}\n{complexity!r}\n{request_type}"
+
+
+def engine_config() -> EngineConfig:
+    """The engine's configuration from settings (type rule, objective, learning)."""
+    return EngineConfig(
+        default_top_k=settings.MOE_DEFAULT_TOP_K,
+        type_rule=TypeRule.from_mapping(settings.MOE_TYPE_ACCEPTS, settings.MOE_UNKNOWN_TYPE),
+        objective=objective(),
+        learner_config=LearnerConfig(
+            epsilon=settings.MOE_EXPLORATION_RATE,
+            epsilon_min=min(settings.MOE_EXPLORATION_MIN, settings.MOE_EXPLORATION_RATE),
+            discount=min(settings.MOE_LEARNING_DISCOUNT, 1.0),
+        ),
+    )
+
+
+def objective() -> Objective:
+    return Objective(
+        kind=settings.MOE_OBJECTIVE,
+        latency_cost_ms=settings.MOE_LATENCY_COST_MS,
+        slo_ms=settings.MOE_LATENCY_SLO_MS,
+    )
 
 
 class Router:
     def __init__(self) -> None:
-        self.engine = RoutingEngine(EngineConfig(default_top_k=settings.MOE_DEFAULT_TOP_K))
+        self.engine = RoutingEngine(engine_config())
         self.redis_client = None
         if settings.REDIS_URL:
             import redis
@@ -105,8 +144,9 @@ class Router:
         # so a change signalled while a reload is running triggers another one.
         self._wanted = 1
         self._seen = 0
-        # request id -> (selected services, outcome reported, monotonic time routed)
-        self._pending: OrderedDict[str, tuple[tuple[str, ...], bool, float]] = OrderedDict()
+        # request id -> [selected services, services reported, monotonic time routed,
+        #                request type, complexity]
+        self._pending: OrderedDict[str, list] = OrderedDict()
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
 
@@ -178,15 +218,18 @@ class Router:
         from routing.models import GateModel
 
         if version is None:
-            self.engine = RoutingEngine(self.engine.config)  # untrained default gate, rules
+            # Untrained default gate; what the learner learned online is kept.
+            self.engine = RoutingEngine(self.engine.config, learner=self.engine.learner)
         else:
             row = GateModel.objects.get(version=version)
             self.engine.load_gate(bytes(row.weights), version)
-            policy = bytes(row.policy_weights) if row.policy_weights else None
-            if policy:
-                self.engine.load_policy(policy, version)
-            else:
-                self.engine.set_policy(None, version)
+            state = bytes(row.policy_weights) if row.policy_weights else None
+            if state:
+                # The evaluated, activated state: every worker starts again from it.
+                try:
+                    self.engine.load_learner(state)
+                except (ValueError, KeyError, TypeError) as exc:
+                    logger.warning("router: version %s has no usable learner: %s", version, exc)
         self._gate_version = version
         logger.info("router: gate version %s loaded", version)
 
@@ -275,35 +318,41 @@ class Router:
             for r, req in zip(routed, requests, strict=True)
         ]
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
+        # What an outcome needs to teach the learner: (request type, complexity).
+        about = {
+            r.request_id: (req.request_type, req.complexity)
+            for r, req in zip(routed, requests, strict=True)
+            if r.decision.selected
+        }
         routed = list(routed)
         if self.redis_client is not None and not getattr(self.store, "degraded", False):
-            routed = self._commit_redis(live, records, routed)
+            routed = self._commit_redis(live, records, routed, about)
         else:
-            self._commit_local(live, records, routed)
+            self._commit_local(live, records, routed, about)
         self._after_commit(routed, requests)
         return routed
 
-    def _commit_redis(self, live, records, routed: list[Routed]) -> list[Routed]:
+    def _commit_redis(self, live, records, routed: list[Routed], about) -> list[Routed]:
         """One round trip: in-flight + breaker slots, pending entries, history, metrics."""
         pipe = self.store.pipeline()
         ttl = int(settings.MOE_PENDING_TTL_SECONDS)
         self.store.record_routed_many(live, pipe=pipe)
         for request_id, selected in live:
-            pipe.set(PENDING_KEY + request_id, ",".join(selected), ex=ttl)
+            pipe.set(PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl)
         self.history_stream.queue(pipe, records)
         self.metrics.queue(pipe, routed)
         results = self.store.execute(pipe)
         if results is None:
             # Redis went away: the store counted the requests on its local fallback already.
             logger.warning("router: Redis commit failed, history and pending kept locally")
-            self._commit_local(live, records, routed, state_recorded=True)
+            self._commit_local(live, records, routed, about, state_recorded=True)
             return routed
         from telemetry.state.redis_store import Refused
 
         refused = [pair for reply in results if isinstance(reply, Refused) for pair in reply]
-        return self._drop_refused(routed, refused, ttl) if refused else routed
+        return self._drop_refused(routed, refused, ttl, about) if refused else routed
 
-    def _drop_refused(self, routed: list[Routed], refused, ttl: int) -> list[Routed]:
+    def _drop_refused(self, routed: list[Routed], refused, ttl: int, about) -> list[Routed]:
         """Another worker's breaker changed between our view and dispatch: the refused
         services are taken out of the answer, and history is amended to match."""
         import redis
@@ -329,7 +378,8 @@ class Router:
             routed[i] = replace(r, decision=decision)
             amendments.append(amend_record(r.request_id, keep, reason))
             if keep:
-                pipe.set(PENDING_KEY + r.request_id, ",".join(keep), ex=ttl)
+                value = pending_value(keep, *about[r.request_id])
+                pipe.set(PENDING_KEY + r.request_id, value, ex=ttl)
             else:
                 pipe.delete(PENDING_KEY + r.request_id)
         self.history_stream.queue(pipe, amendments)
@@ -339,14 +389,14 @@ class Router:
             self.history_spool.append(amendments)
         return routed
 
-    def _commit_local(self, live, records, routed, state_recorded: bool = False) -> None:
+    def _commit_local(self, live, records, routed, about, state_recorded: bool = False) -> None:
         if not state_recorded:
             for request_id, selected in live:
                 self.store.record_routed(request_id, selected)
         with self._lock:
             now = time.monotonic()
             for request_id, selected in live:
-                self._pending[request_id] = (tuple(selected), False, now)
+                self._pending[request_id] = [tuple(selected), (), now, *about[request_id]]
             oldest = now - settings.MOE_PENDING_TTL_SECONDS
             pending = self._pending
             while pending and (
@@ -382,26 +432,37 @@ class Router:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    def _claim_pending(self, request_id: str) -> tuple[str, ...] | None | str:
-        """Selected services of a not-yet-flushed decision; "dup" if already reported."""
+    def _claim_pending(self, request_id: str, service_id: str):
+        """Claim ``service_id``'s outcome of a not-yet-flushed decision: ``(selected, request
+        type, complexity)``; "dup" if that service already reported, ``("?", selected)`` if it
+        was not selected, None if the decision is not pending (any more)."""
         if self.redis_client is not None:
             import redis
 
             try:
-                value = self._mark_reported(keys=[PENDING_KEY + request_id])
+                value = self._mark_reported(keys=[PENDING_KEY + request_id], args=[service_id])
             except redis.RedisError:
                 value = None
             if value is not None:
                 value = value.decode() if isinstance(value, bytes) else value
-                return "dup" if value == "!" else tuple(value.split(","))
+                if value == "!":
+                    return "dup"
+                selected, complexity, request_type = value.lstrip("?").split("\n", 2)
+                selected = tuple(selected.split(","))
+                if value.startswith("?"):
+                    return ("?", selected)
+                return selected, request_type, float(complexity)
         with self._lock:
             entry = self._pending.get(request_id)
             if entry is None:
                 return None
-            if entry[1]:
+            selected, reported, _, request_type, complexity = entry
+            if service_id not in selected:
+                return ("?", selected)
+            if service_id in reported:
                 return "dup"
-            self._pending[request_id] = (entry[0], True, entry[2])
-            return entry[0]
+            entry[1] = (*reported, service_id)
+            return selected, request_type, complexity
 
     def report_outcome(
         self,
@@ -413,35 +474,49 @@ class Router:
     ) -> dict:
         from routing.models import RoutingDecision
 
-        selected = self._claim_pending(request_id)
+        claim = self._claim_pending(request_id, service_id)
         flushed_row = None
-        if selected is None:
+        request_type, complexity = "", 0.5
+        if claim is None:
             flushed_row = (
                 RoutingDecision.objects.filter(request_id=request_id)
-                .only("request_id", "selected_services", "reported_at")
+                .only("request_id", "selected_services", "reported_at", "request_type", "features")
                 .first()
             )
             if flushed_row is None:
                 raise NotFound(f"No routed request with id {request_id!r}.")
-            if flushed_row.reported_at is not None:
-                selected = "dup"
+            selected = tuple(flushed_row.selected_services)
+            if service_id not in selected:
+                claim = ("?", selected)
+            elif flushed_row.reported_at is not None:
+                claim = "dup"
             else:
-                selected = tuple(flushed_row.selected_services)
-        if selected == "dup":
+                request_type = flushed_row.request_type
+                complexity = float((flushed_row.features or {}).get("complexity", 0.5))
+        if claim == "dup":
             raise APIError(
                 "outcome_already_reported",
-                f"An outcome for {request_id!r} was already reported.",
-                {"request_id": ["Outcome already reported."]},
+                f"An outcome of {service_id!r} for {request_id!r} was already reported.",
+                {"request_id": ["Outcome already reported for this service."]},
                 409,
             )
-        if service_id not in selected:
+        if isinstance(claim, tuple) and claim and claim[0] == "?":
             raise APIError(
                 "validation_error",
                 f"Invalid input: service_id: {service_id!r} was not selected for this request.",
-                {"service_id": [f"Not one of the selected services: {', '.join(selected)}."]},
+                {"service_id": [f"Not one of the selected services: {', '.join(claim[1])}."]},
             )
+        if claim is not None:
+            selected, request_type, complexity = claim
         new_state = self.store.record_outcome(request_id, service_id, success, latency_ms)
-        record = outcome_record(request_id, service_id, success, latency_ms, status_code)
+        # Online learning: the learned strategies see this outcome on their next decision.
+        reward = self.engine.learner.observe_outcome(
+            service_id, request_type, complexity, success, latency_ms
+        )
+        primary = bool(selected) and selected[0] == service_id
+        record = outcome_record(
+            request_id, service_id, success, latency_ms, status_code, reward, primary
+        )
         if flushed_row is not None:
             from routing.history import apply_records
 
@@ -450,11 +525,12 @@ class Router:
             self.history_stream.append([record])
         else:
             self.history_spool.append([record])
-        self.metrics.record_outcome(service_id, success)
+        self.metrics.record_outcome(service_id, success, reward)
         return {
             "request_id": request_id,
             "service_id": service_id,
             "recorded": True,
+            "reward": round(reward, 6),
             "breaker_state": new_state.value if new_state else None,
         }
 

@@ -1,23 +1,40 @@
-"""Retraining the learned gate (and the adaptive policy) from routing history.
+"""Retraining from routing history, and the off-policy gate that decides what goes live.
 
-``retrain_gate`` reads recent decisions with outcomes, trains a new gate starting from the
-active one, validates both on the most recent slice of history (held out by time, so the new
-gate is judged on requests it never saw), stores the new version, and activates it only when
-its validation loss beats the active one's. Activation bumps the registry version, so every
-web worker loads the new weights on its next snapshot refresh without a restart.
+``retrain_gate`` reads recent decisions with outcomes (oldest first) and splits them by time:
+
+1. On the older 80% it fits a candidate: the online learner's statistics replayed from those
+   outcomes (``routing.core.learning``) and the torch gate, which gives the prior for services
+   with no outcomes yet.
+2. On the newest 20%, never seen in training, it estimates off-policy (IPS, SNIPS, doubly
+   robust, effective sample size: ``routing.core.offpolicy``) how the candidate's policy, with
+   its exploration, would have done, and how the active version's would have (or, with no
+   active version, what the logging policy actually got), from the logged propensities.
+3. The candidate is stored with that evaluation; it is activated only when the DR improvement
+   has a one-sided lower confidence bound above zero (``MOE_OPE_CONFIDENCE``) and the
+   estimate rests on enough data (``MOE_OPE_MIN_ESS``). Activated, its learner statistics are
+   refitted on all the examples (the evaluated procedure on more, and newer, data), and every
+   worker starts again from them on its next registry refresh.
+
+Rewards are recomputed from success and latency with the objective in force now, so training,
+evaluation and the dashboard always use one objective.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
 from registry.services import bump_registry_version
 from registry.snapshot import build_fleet_snapshot
 from routing.core import gate as gate_lib
-from routing.core import policy as policy_lib
+from routing.core import offpolicy
+from routing.core.learning import OutcomeLearner
+from routing.core.offpolicy import LoggedDecision
 from routing.core.types import RouteRequest
 from routing.models import GateModel, RoutingDecision
 
@@ -29,89 +46,199 @@ MIN_EXAMPLES = 50
 VALIDATION_FRACTION = 0.2
 
 
-def _examples(max_examples: int) -> list[tuple[gate_lib.GateExample, str, tuple | None]]:
+@dataclass(frozen=True, slots=True)
+class Example:
+    request: RouteRequest
+    service_id: str
+    success: bool
+    latency_ms: float | None
+    reward: float
+    candidates: tuple[str, ...]
+    propensity: float | None
+
+
+def _examples(max_examples: int, objective) -> list[Example]:
+    """Decisions whose first (primary) service reported an outcome, oldest first."""
     rows = (
         RoutingDecision.objects.filter(success__isnull=False)
         .exclude(outcome_service="")
         .order_by("-decided_at")
         .values_list(
-            "request_type", "features", "outcome_service", "success", "latency_ms", "strategy"
+            "request_type",
+            "features",
+            "outcome_service",
+            "primary_service",
+            "success",
+            "latency_ms",
+            "propensity",
         )[:max_examples]
     )
     examples = []
-    for request_type, features, service_id, success, latency_ms, strategy in reversed(list(rows)):
+    for rtype, features, service_id, primary, success, latency, propensity in reversed(list(rows)):
         features = features or {}
         request = RouteRequest(
-            request_type=request_type,
+            request_type=rtype,
             priority=float(features.get("priority", 0.5)),
             complexity=float(features.get("complexity", 0.5)),
             capabilities=tuple(features.get("capabilities") or ()),
             anomaly_score=features.get("anomaly_score"),
             payload_size=int(features.get("payload_size", 0)),
         )
-        example = gate_lib.GateExample(request, service_id, bool(success), latency_ms)
-        context = features.get("context")
-        examples.append((example, strategy, tuple(context) if context else None))
+        examples.append(
+            Example(
+                request,
+                service_id,
+                bool(success),
+                latency,
+                objective.reward(bool(success), latency),
+                tuple(features.get("candidates") or ()),
+                propensity if service_id == primary else None,
+            )
+        )
     return examples
 
 
-def _active_gate() -> tuple[GateModel | None, gate_lib.Gate]:
+def _active() -> tuple[GateModel | None, gate_lib.Gate]:
     active = GateModel.objects.filter(active=True).first()
     if active is None:
         return None, gate_lib.Gate()
     return active, gate_lib.gate_from_bytes(bytes(active.weights))
 
 
+def _fit_learner(examples: list[Example], config, objective) -> OutcomeLearner:
+    learner = OutcomeLearner(config, objective)
+    for ex in examples:
+        learner.observe(ex.service_id, ex.request.request_type, ex.request.complexity, ex.reward)
+    return learner
+
+
+def _policy(learner: OutcomeLearner):
+    def probabilities(row: LoggedDecision) -> np.ndarray:
+        mean, evidence = learner.estimates(row.request_type, row.complexity, row.candidates)
+        return learner.probabilities(mean, float(evidence.sum()))
+
+    return probabilities
+
+
+def _reward_model(learner: OutcomeLearner):
+    def predict(row: LoggedDecision) -> np.ndarray:
+        return learner.estimates(row.request_type, row.complexity, row.candidates)[0]
+
+    return predict
+
+
+def evaluate_candidate(
+    candidate: OutcomeLearner,
+    active: OutcomeLearner | None,
+    held_out: list[Example],
+    confidence: float,
+    min_ess: float,
+) -> dict:
+    """Off-policy evaluation of ``candidate`` against ``active`` (None: the logging policy)
+    on ``held_out``; the dict stored with the version (see routing.core.offpolicy)."""
+    logged = offpolicy.usable(
+        [
+            LoggedDecision(
+                ex.request.request_type,
+                ex.request.complexity,
+                ex.candidates,
+                ex.service_id,
+                ex.propensity,
+                ex.reward,
+            )
+            for ex in held_out
+        ]
+    )
+    model = _reward_model(candidate)  # fitted on the training split only
+    new = offpolicy.estimate(logged, _policy(candidate), model)
+    if active is None:
+        old, against = offpolicy.logged_value(logged), "logging policy (observed rewards)"
+    else:
+        old, against = offpolicy.estimate(logged, _policy(active), model), "active version"
+    verdict = offpolicy.compare(new, old, confidence, min_ess)
+    return {
+        "method": "doubly robust, paired, one-sided normal bound",
+        "against": against,
+        "held_out": len(held_out),
+        "usable": len(logged),
+        "candidate": new.as_dict(),
+        "baseline": old.as_dict(),
+        "ess": round(new.ess, 1),
+        **verdict,
+    }
+
+
 def retrain_gate(max_examples: int | None = None) -> dict:
-    examples = _examples(max_examples or MAX_EXAMPLES)
+    from routing.runtime import engine_config
+
+    config = engine_config()
+    objective = config.objective
+    examples = _examples(max_examples or MAX_EXAMPLES, objective)
     if len(examples) < MIN_EXAMPLES:
         return {"trained": False, "reason": f"only {len(examples)} examples with outcomes"}
     split = int(len(examples) * (1 - VALIDATION_FRACTION))
-    train = [ex for ex, _, _ in examples[:split]]
-    held_out = [ex for ex, _, _ in examples[split:]]
+    train, held_out = examples[:split], examples[split:]
     snapshot = build_fleet_snapshot()
-    active_row, active_gate = _active_gate()
-    candidate = gate_lib.gate_from_bytes(gate_lib.gate_to_bytes(active_gate))
-    training_metrics = gate_lib.train_gate(candidate, train, snapshot)
-    new_val = gate_lib.evaluate_gate(candidate, held_out, snapshot)
-    old_val = gate_lib.evaluate_gate(active_gate, held_out, snapshot)
-    policy_blob, policy_metrics = _train_policy(examples[:split])
-    training_metrics["policy"] = policy_metrics
-    better = "loss" in new_val and (
-        active_row is None or new_val["loss"] < old_val.get("loss", float("inf"))
+    active_row, active_gate = _active()
+    candidate_gate = gate_lib.gate_from_bytes(gate_lib.gate_to_bytes(active_gate))
+    gate_examples = [
+        gate_lib.GateExample(ex.request, ex.service_id, ex.success, ex.latency_ms) for ex in train
+    ]
+    training_metrics = gate_lib.train_gate(candidate_gate, gate_examples, snapshot)
+    gate_val = gate_lib.evaluate_gate(
+        candidate_gate,
+        [gate_lib.GateExample(e.request, e.service_id, e.success, e.latency_ms) for e in held_out],
+        snapshot,
     )
+    candidate = _fit_learner(train, config.learner_config, objective)
+    active = None
+    if active_row is not None and active_row.policy_weights:
+        active = OutcomeLearner(config.learner_config, objective)
+        try:
+            active.load_bytes(bytes(active_row.policy_weights))
+        except (ValueError, KeyError, TypeError):
+            active = None
+    evaluation = evaluate_candidate(
+        candidate,
+        active,
+        held_out,
+        settings.MOE_OPE_CONFIDENCE,
+        settings.MOE_OPE_MIN_ESS,
+    )
+    better = bool(evaluation["better"])
+    evaluation["activated"] = better
+    evaluation["objective"] = objective.as_dict()
+    deployed = _fit_learner(examples, config.learner_config, objective) if better else candidate
     with transaction.atomic():
         version = (GateModel.objects.aggregate(v=Max("version"))["v"] or 0) + 1
         row = GateModel.objects.create(
             version=version,
-            weights=gate_lib.gate_to_bytes(candidate),
-            policy_weights=policy_blob,
-            training_metrics=_jsonable(training_metrics),
-            validation_metrics=_jsonable({**new_val, "baseline_loss": old_val.get("loss")}),
-            notes="beats the active version" if better else "did not beat the active version",
+            weights=gate_lib.gate_to_bytes(candidate_gate),
+            policy_weights=deployed.to_bytes(),
+            training_metrics=_jsonable(
+                {**training_metrics, "examples": len(train), "learner": candidate.stats()}
+            ),
+            validation_metrics=_jsonable(gate_val),
+            evaluation=_jsonable(evaluation),
+            notes=evaluation["decision"][:500],
         )
     if better:
         activate_gate_version(row.version)
-    logger.info("retrain: v%s trained on %d examples, activated=%s", version, len(train), better)
+    logger.info(
+        "retrain: v%s on %d examples, activated=%s (%s)",
+        version,
+        len(train),
+        better,
+        evaluation["decision"],
+    )
     return {
         "trained": True,
         "version": version,
         "activated": better,
         "examples": len(examples),
-        "validation": row.validation_metrics,
+        "evaluation": row.evaluation,
+        "reason": evaluation["decision"],
     }
-
-
-def _train_policy(examples) -> tuple[bytes, dict]:
-    """The adaptive policy learns which concrete strategy did well for which requests, in
-    which fleet context (load, anomalies, errors at decision time, recorded in history)."""
-    policy = policy_lib.StrategyPolicy()
-    rows = [
-        policy_lib.PolicyExample(ex.request, strategy, ex.success, ex.latency_ms, context)
-        for ex, strategy, context in examples
-    ]
-    metrics = policy_lib.train_policy(policy, rows)
-    return policy_lib.policy_to_bytes(policy), metrics
 
 
 def activate_gate_version(version: int) -> None:

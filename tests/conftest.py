@@ -33,6 +33,10 @@ def fresh_router(settings, tmp_path):
     from routing.runtime import reset_router
 
     settings.MOE_HISTORY_DIR = str(tmp_path / "history")
+    # API tests count in flight across several requests on a loaded machine: leases that
+    # outlive them (lease expiry itself is tested on the stores with a fake clock).
+    settings.MOE_LEASE_DEFAULT_SECONDS = settings.MOE_LEASE_MIN_SECONDS = 30.0
+    settings.MOE_LEASE_MAX_SECONDS = 30.0
     _clear_redis()
     reset_router()
     yield

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from routing.api import views
+from routing.api import gate_views, views
 
 urlpatterns = [
     path("route", views.RouteView.as_view(), name="route"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("metrics", views.MetricsView.as_view(), name="metrics-json"),
     path("demo/smart_routing", views.DemoView.as_view(), name="demo-smart-routing"),
     path("ping", views.ping, name="ping"),
+    path("gate/retrain", gate_views.GateRetrainView.as_view(), name="gate-retrain"),
+    path(
+        "gate/retrain/<str:task_id>",
+        gate_views.GateRetrainStatusView.as_view(),
+        name="gate-retrain-status",
+    ),
+    path("gate/versions", gate_views.GateVersionListView.as_view(), name="gate-versions"),
 ]

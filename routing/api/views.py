@@ -43,6 +43,7 @@ def route_response(routed: Routed, requested: str) -> dict:
         "confidence": round(float(d.confidence), 6),
         "reason": d.reason,
         "latency_ms": round(d.latency_ms, 4),
+        "propensity": None if d.propensity is None else round(float(d.propensity), 6),
     }
     if routed.override_id is not None:
         body["override_id"] = routed.override_id
@@ -170,6 +171,12 @@ class MetricsView(APIView):
         summary = router.metrics.summary(snapshot, live)
         summary["registry_version"] = snapshot.version
         summary["gate_version"] = router.gate_version
+        objective = router.engine.config.objective
+        summary["objective"] = {
+            **objective.as_dict(),
+            "series": router.metrics.objective_series(),
+        }
+        summary["learning"] = router.engine.learner.stats()
         return Response(summary)
 
 

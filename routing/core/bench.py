@@ -36,7 +36,7 @@ import numpy as np
 
 from routing.core.balancing import jain_index
 from routing.core.engine import EngineConfig, RoutingEngine
-from routing.core.state import LocalStateStore
+from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
 
@@ -180,7 +180,9 @@ def simulate(strategy: str | None, arrivals: int, seed: int) -> float:
     snapshot = FleetSnapshot.build(specs, version=1)
     base_latency = {s.service_id: 20.0 * rng.lognormvariate(0, LATENCY_SPREAD) for s in specs}
     now = [0.0]
-    store = LocalStateStore(clock=lambda: now[0] / 1000.0, inflight_timeout_s=3600)
+    # Every request reports its outcome here: leases never need to expire on their own.
+    forever = LeaseConfig(default_s=3600.0, factor=1.0, min_s=3600.0, max_s=3600.0)
+    store = LocalStateStore(clock=lambda: now[0] / 1000.0, lease=forever)
     engine = RoutingEngine(EngineConfig(p2c_seed=seed))
     next_type = zipf_choice(rng, len(REQUEST_TYPES), 1.2)
     next_key = zipf_choice(rng, 2000, 1.1)

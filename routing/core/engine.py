@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from routing.core.features import featurize
-from routing.core.fleet import PreparedFleet, memo
+from routing.core.fleet import PreparedFleet, TypeRule, memo
 from routing.core.gate import Gate, GateConfig, GateScorer, gate_from_bytes
-from routing.core.policy import StrategyPolicy, fleet_context, policy_from_bytes, rule_choice
+from routing.core.learning import LearnerConfig, OutcomeLearner
+from routing.core.objective import Objective
 from routing.core.strategies import (
     STRATEGIES,
     BatchContext,
@@ -61,8 +62,11 @@ class EngineConfig:
     tda_request_threshold: float = 0.5
     tda_avoid_threshold: float = 0.8
     tda_penalty: float = 2.0
-    # adaptive: below this policy confidence, the rules decide.
-    policy_confidence_threshold: float = 0.5
+    # Who may serve a request of a given type (see fleet.TypeRule).
+    type_rule: TypeRule = field(default_factory=TypeRule)
+    # Online learning of the learned strategies, and what they optimise.
+    learner_config: LearnerConfig = field(default_factory=LearnerConfig)
+    objective: Objective = field(default_factory=Objective)
     # Pause the cyclic garbage collector while a batch is routed (see route_batch).
     pause_gc_in_batches: bool = True
     gate_config: GateConfig = field(default_factory=GateConfig)
@@ -82,14 +86,17 @@ def _decision_factory():
     Falls back to the normal constructor if Decision's fields ever change."""
     names = (
         "selected", "scores", "confidence", "strategy", "requested_strategy", "reason",
-        "no_eligible_service", "latency_ms",
+        "no_eligible_service", "latency_ms", "propensity", "candidates",
     )  # fmt: skip
     if tuple(f.name for f in dataclasses.fields(Decision)) != names:
         return Decision
-    s1, s2, s3, s4, s5, s6, s7, s8 = (getattr(Decision, n).__set__ for n in names)
+    s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = (getattr(Decision, n).__set__ for n in names)
     new = object.__new__
 
-    def build(selected, scores, confidence, strategy, requested, reason, none, latency_ms):
+    def build(
+        selected, scores, confidence, strategy, requested, reason, none, latency_ms,
+        propensity=None, candidates=(),
+    ):  # fmt: skip
         d = new(Decision)
         s1(d, selected)
         s2(d, scores)
@@ -99,6 +106,8 @@ def _decision_factory():
         s6(d, reason)
         s7(d, none)
         s8(d, latency_ms)
+        s9(d, propensity)
+        s10(d, candidates)
         return d
 
     return build
@@ -114,7 +123,7 @@ class RoutingEngine:
         self,
         config: EngineConfig | None = None,
         gate: Gate | None = None,
-        policy: StrategyPolicy | None = None,
+        learner: OutcomeLearner | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.gate_trained = gate is not None
@@ -124,10 +133,10 @@ class RoutingEngine:
         # (gate, token): the token identifies this gate in per-snapshot scorer caches and is
         # new on every swap; one attribute so a concurrent reader never mixes two gates.
         self._gate_state = (gate, object())
-        self.policy = policy
-        # Set by the caller (the Django side) to the active model versions' ids.
+        cfg = self.config
+        self.learner = learner or OutcomeLearner(cfg.learner_config, cfg.objective, cfg.p2c_seed)
+        # Set by the caller (the Django side) to the active model version's id.
         self.gate_version: int | str | None = None
-        self.policy_version: int | str | None = None
         self.rng = random.Random(self.config.p2c_seed)
         self._strategies: dict[str, Strategy] = {n: cls(self) for n, cls in STRATEGIES.items()}
 
@@ -148,17 +157,32 @@ class RoutingEngine:
         self.gate_trained = True
         self.gate_version = version if version is not None else self.gate_version
 
-    def load_policy(self, blob: bytes, version: int | str | None = None) -> None:
-        self.set_policy(policy_from_bytes(blob, device=self.config.device), version)
-
-    def set_policy(self, policy: StrategyPolicy | None, version: int | str | None = None) -> None:
-        self.policy = policy
-        self.policy_version = version if version is not None else self.policy_version
+    def load_learner(self, blob: bytes) -> None:
+        """Start the online learner again from a saved (retrained, evaluated) state."""
+        self.learner.load_bytes(blob)
 
     def gate_scorer(self, fleet: PreparedFleet) -> GateScorer:
         """The numpy scorer of the current gate for this snapshot (built once per pair)."""
         gate, token = self._gate_state
         return memo(fleet.snapshot, ("gate", token), lambda: gate.scorer(fleet.snapshot))
+
+    def learned_table(self, fleet: PreparedFleet, request_type: str):
+        """The learner's estimates for this snapshot and request type. With a trained gate,
+        services without outcomes of this type start from the gate's predicted reward
+        (it generalises from what a service is: type, capabilities, capacity); otherwise
+        from the learner's optimistic prior, so untried candidates get tried."""
+        if not self.gate_trained:
+            return self.learner.table(fleet.snapshot, request_type)
+        gate, token = self._gate_state
+        bins = self.learner.config.bins
+
+        def prior() -> np.ndarray:
+            centres = (np.arange(bins) + 0.5) / bins
+            requests = [RouteRequest(request_type=request_type, complexity=c) for c in centres]
+            logits = self.gate_scorer(fleet).logits(featurize(requests)).astype(np.float64)
+            return 1.0 / (1.0 + np.exp(-logits))
+
+        return self.learner.table(fleet.snapshot, request_type, prior, token)
 
     def strategy(self, name: str) -> Strategy:
         try:
@@ -173,7 +197,7 @@ class RoutingEngine:
         return max(1, min(int(top_k), self.config.max_top_k))
 
     def _prepare(self, snapshot: FleetSnapshot) -> PreparedFleet:
-        return PreparedFleet.of(snapshot, self.config.hash_vnodes)
+        return PreparedFleet.of(snapshot, self.config.hash_vnodes, self.config.type_rule)
 
     # -- one request -----------------------------------------------------------------------
 
@@ -188,26 +212,40 @@ class RoutingEngine:
         start = time.perf_counter()
         impl = self.strategy(strategy)
         fleet = self._prepare(snapshot)
-        static = fleet.static_mask(request.capabilities)
-        if static is None or not fleet.n:
+        rtype, caps = request.request_type, request.capabilities
+        static = fleet.candidates(rtype, caps) if fleet.n else None
+        if static is None:
             return self._none(
-                fleet, view, request.capabilities, strategy, (time.perf_counter() - start) * 1e3
+                fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
         eligible = static & view.breaker_allows & (view.in_flight < fleet.capacity)
         idx = np.flatnonzero(eligible)
         if not idx.size:
             return self._none(
-                fleet, view, request.capabilities, strategy, (time.perf_counter() - start) * 1e3
+                fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
         ctx = RouteContext(fleet, view, eligible, idx, self._top_k(top_k))
         choice = impl.route(request, ctx)
-        return self._decision(choice, fleet, strategy, (time.perf_counter() - start) * 1e3)
+        note = fleet.filter_note(rtype, caps)
+        excluded = int(static.sum()) - idx.size
+        if excluded:
+            note = f"{note}; {excluded} breaker open or full"
+        ids = fleet.ids
+        candidates = tuple([ids[i] for i in idx])
+        return self._decision(
+            choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates
+        )
 
     @staticmethod
     def _decision(
-        choice: Choice, fleet: PreparedFleet, requested: str, latency_ms: float
+        choice: Choice,
+        fleet: PreparedFleet,
+        requested: str,
+        latency_ms: float,
+        note: str = "",
+        candidates: tuple[str, ...] = (),
     ) -> Decision:
-        sel, raw_scores, confidence, reason, concrete = choice
+        sel, raw_scores, confidence, reason, concrete, propensity = choice
         ids = fleet.ids
         if len(sel) == 1:
             selected = (ids[sel[0]],)
@@ -218,18 +256,31 @@ class RoutingEngine:
         else:
             selected = tuple([ids[i] for i in sel])
             scores = dict(zip(selected, raw_scores, strict=True))
+        if note:
+            reason = f"{reason}; {note}"
         return new_decision(
-            selected, scores, confidence, concrete, requested, reason, False, latency_ms
+            selected,
+            scores,
+            confidence,
+            concrete,
+            requested,
+            reason,
+            False,
+            latency_ms,
+            propensity,
+            candidates,
         )
 
-    def _none(self, fleet, view, capabilities, requested, latency_ms, reason=None) -> Decision:
+    def _none(
+        self, fleet, view, request_type, capabilities, requested, latency_ms, reason=None
+    ) -> Decision:
         return Decision(
             selected=(),
             scores={},
             confidence=0.0,
             strategy=requested,
             requested_strategy=requested,
-            reason=reason or explain_no_eligible(fleet, view, capabilities),
+            reason=reason or explain_no_eligible(fleet, view, request_type, capabilities),
             no_eligible_service=True,
             latency_ms=latency_ms,
         )
@@ -271,36 +322,47 @@ class RoutingEngine:
         k = self._top_k(top_k)
         bctx = BatchContext(fleet, view, requests)
         dynamic = view.breaker_allows & (view.in_flight < fleet.capacity)
-        groups: dict[tuple[str, ...], list[int]] = {}
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, request in enumerate(requests):
-            groups.setdefault(request.capabilities, []).append(i)
+            groups.setdefault((request.request_type, request.capabilities), []).append(i)
         choices: list[Choice | None] = [None] * n
         reasons: dict[int, str] = {}
-        for caps, positions in groups.items():
-            static = fleet.static_mask(caps)
-            mask = None if static is None or not fleet.n else static & dynamic
+        notes: dict[int, tuple[str, tuple[str, ...]]] = {}
+        ids = fleet.ids
+        for (rtype, caps), positions in groups.items():
+            static = fleet.candidates(rtype, caps) if fleet.n else None
+            mask = None if static is None else static & dynamic
             if mask is None or not mask.any():
-                reason = explain_no_eligible(fleet, view, caps)
+                reason = explain_no_eligible(fleet, view, rtype, caps)
                 for i in positions:
                     reasons[i] = reason
                 continue
             group = requests if len(positions) == n else [requests[i] for i in positions]
             picked = impl.route_batch(group, positions, mask, k, bctx)
+            note = fleet.filter_note(rtype, caps)
+            candidates = tuple([ids[j] for j in np.flatnonzero(mask)])
             for i, choice in zip(positions, picked, strict=True):
                 choices[i] = choice
+                notes[i] = (note, candidates)
         # Time spent deciding, shared evenly; building the Decision objects is not counted.
         per_request_ms = (time.perf_counter() - start) * 1e3 / n
         out: list[Decision] = []
-        ids, build, decision = fleet.ids, new_decision, self._decision
+        build, decision = new_decision, self._decision
+        texts: dict[tuple[str, str], str] = {}  # reasons repeat: format each pair once
         for i, choice in enumerate(choices):
             if choice is None:
                 reason = reasons.get(i) or (
                     "no eligible service left: every eligible service reached its capacity "
                     "within this batch"
                 )
-                out.append(self._none(fleet, view, (), strategy, per_request_ms, reason))
-            elif len(choice[0]) == 1:  # the common case, inlined: one call less per request
-                sel, scores, confidence, reason, concrete = choice
+                out.append(self._none(fleet, view, "", (), strategy, per_request_ms, reason))
+                continue
+            note, candidates = notes[i]
+            sel, scores, confidence, reason, concrete, propensity = choice
+            text = texts.get((reason, note))
+            if text is None:
+                text = texts[(reason, note)] = f"{reason}; {note}"
+            if len(sel) == 1:  # the common case, inlined: one call less per request
                 service_id = ids[sel[0]]
                 out.append(
                     build(
@@ -309,14 +371,15 @@ class RoutingEngine:
                         confidence,
                         concrete,
                         strategy,
-                        reason,
+                        text,
                         False,
                         per_request_ms,
+                        propensity,
+                        candidates,
                     )  # fmt: skip
                 )
-            elif len(choice[0]) == 2:
-                (a, b), scores, confidence, reason, concrete = choice
-                a, b = ids[a], ids[b]
+            elif len(sel) == 2:
+                a, b = ids[sel[0]], ids[sel[1]]
                 out.append(
                     build(
                         (a, b),
@@ -324,69 +387,62 @@ class RoutingEngine:
                         confidence,
                         concrete,
                         strategy,
-                        reason,
+                        text,
                         False,
                         per_request_ms,
+                        propensity,
+                        candidates,
                     )  # fmt: skip
                 )
             else:
-                out.append(decision(choice, fleet, strategy, per_request_ms))
+                out.append(
+                    decision(
+                        (sel, scores, confidence, text, concrete, propensity),
+                        fleet,
+                        strategy,
+                        per_request_ms,
+                        "",
+                        candidates,
+                    )  # fmt: skip
+                )
         return out
 
     # -- adaptive --------------------------------------------------------------------------
 
-    def choose_strategies(
-        self,
-        requests: Sequence[RouteRequest],
-        fleet: PreparedFleet,
-        view: LiveView,
-        eligible: np.ndarray,
-        features: np.ndarray | None = None,
-    ) -> list[tuple[str, str]]:
-        """The concrete strategy for each request and why (policy, or rules when unsure)."""
-        cfg = self.config
-        fleet_anomaly = float(view.anomaly[eligible].max()) if eligible.any() else 0.0
-        policy = self.policy
-        probs = None
-        if policy is not None:
-            x = featurize(requests) if features is None else features
-            context = fleet_context(
-                view.in_flight, fleet.capacity, view.anomaly, view.error_rate, eligible
-            )
-            probs = policy.probabilities(x, np.broadcast_to(context, (len(x), len(context))))
-        names = policy.config.strategies if policy is not None else ()
-        texts: dict[tuple[str, str], str] = {}  # the same few reasons, formatted once
-        out: list[tuple[str, str]] = []
-        for row, request in enumerate(requests):
-            note = "no trained policy"
-            if probs is not None:
-                best = int(probs[row].argmax())
-                p = float(probs[row, best])
-                if p >= cfg.policy_confidence_threshold and names[best] in self._strategies:
-                    out.append((names[best], f"policy p={p:.2f}"))
-                    continue
-                note = f"policy unsure, p={p:.2f}"
-            name, why = rule_choice(
-                request, cfg.tda_request_threshold, fleet_anomaly, self.gate_trained
-            )
-            text = texts.get((why, note))
-            if text is None:
-                text = texts[(why, note)] = f"rules: {why}; {note}"
-            out.append((name, text))
-        return out
+    def choose_strategy(self, request: RouteRequest) -> tuple[str, str]:
+        """The concrete strategy ``adaptive`` uses for a request, and why.
+
+        The learned strategies already learn, per request context, which candidate does best
+        under the objective, with exploration and logged propensities; ``adaptive`` adds only
+        redundancy: an anomalous request goes to the best ``k >= 2`` (``top_k``), any other to
+        the best one (``switch_transformer``).
+        """
+        if (request.anomaly_score or 0.0) >= self.config.tda_request_threshold:
+            return "top_k", f"anomalous request (>= {self.config.tda_request_threshold:g})"
+        return "switch_transformer", "learned"
 
 
-def explain_no_eligible(fleet: PreparedFleet, view: LiveView, capabilities: tuple[str, ...]) -> str:
+def explain_no_eligible(
+    fleet: PreparedFleet, view: LiveView, request_type: str, capabilities: tuple[str, ...]
+) -> str:
     """Why nothing is eligible, counted per cause (a service may count under several)."""
     n = fleet.n
     if n == 0:
         return "no eligible service: the fleet is empty"
     parts: list[str] = []
-    for cap in fleet.missing_capabilities(capabilities):
+    missing = fleet.missing_capabilities(capabilities)
+    for cap in missing:
         parts.append(f"no service offers capability {cap!r}")
+    types = fleet.type_mask(request_type)
+    if types is not None:
+        wrong = int((~types).sum())
+        if wrong == n:
+            parts.append(f"no service serves type {request_type!r}")
+        elif wrong:
+            parts.append(f"{wrong} do not serve type {request_type!r}")
     for cap in capabilities:
         lacking = int(fleet.lacking(cap).sum())
-        if lacking > 0 and cap not in fleet.missing_capabilities((cap,)):
+        if lacking > 0 and cap not in missing:
             parts.append(f"{lacking} lack capability {cap!r}")
     services = fleet.snapshot.services
     for status in (ServiceStatus.DISABLED, ServiceStatus.DRAINING):

@@ -9,7 +9,8 @@ consistent-hash ring, per-capability-set eligibility masks and semantic base sco
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,8 +45,43 @@ def memo(snapshot: FleetSnapshot, key: Any, factory: Callable[[], T]) -> T:
     return value
 
 
+@dataclass(frozen=True)
+class TypeRule:
+    """Which service types may serve a request of a given type.
+
+    ``accepts`` maps a request type to the service types that serve it; a type not in it is
+    served by services of the same ``service_type``. A request without a type may go to any
+    service; a request whose type is neither mapped nor any service's type (``unknown``) goes
+    to any service when ``unknown == "any"`` and to none when ``"reject"``.
+    """
+
+    accepts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    unknown: str = "any"
+
+    def __post_init__(self) -> None:
+        if self.unknown not in ("any", "reject"):
+            raise ValueError("unknown must be 'any' or 'reject'")
+
+    @classmethod
+    def from_mapping(cls, accepts: dict[str, Sequence[str]], unknown: str = "any") -> TypeRule:
+        return cls(tuple(sorted((k, tuple(v)) for k, v in accepts.items())), unknown)
+
+    def accepted(self, request_type: str, fleet_types: frozenset[str]) -> frozenset[str] | None:
+        """Service types that may serve ``request_type``; None means every type."""
+        if not request_type:
+            return None
+        for key, types in self.accepts:
+            if key == request_type:
+                return frozenset(types)
+        if request_type in fleet_types:
+            return frozenset((request_type,))
+        return None if self.unknown == "any" else frozenset()
+
+
 class PreparedFleet:
-    def __init__(self, snapshot: FleetSnapshot, vnodes: int) -> None:
+    def __init__(
+        self, snapshot: FleetSnapshot, vnodes: int, type_rule: TypeRule | None = None
+    ) -> None:
         self.snapshot = snapshot
         self.n = len(snapshot)
         self.ids = list(snapshot.service_ids)
@@ -57,6 +93,11 @@ class PreparedFleet:
         self.weight_list = self.weight.tolist()
         self.routable = snapshot.routable.astype(bool)
         self.types = [s.service_type for s in snapshot.services]
+        self.type_rule = type_rule or TypeRule()
+        self._type_array = np.array(self.types, dtype=object)
+        self._fleet_types = frozenset(self.types)
+        self._candidates: dict[tuple[str, tuple[str, ...]], np.ndarray | None] = {}
+        self._notes: dict[tuple[str, tuple[str, ...]], str] = {}
         self.capability_sets = [s.capabilities for s in snapshot.services]
         self._cap_index = {c: j for j, c in enumerate(snapshot.capability_names)}
         self._vnodes = vnodes
@@ -65,8 +106,12 @@ class PreparedFleet:
         self._semantic: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
 
     @classmethod
-    def of(cls, snapshot: FleetSnapshot, vnodes: int) -> PreparedFleet:
-        return memo(snapshot, ("prepared", vnodes), lambda: cls(snapshot, vnodes))
+    def of(
+        cls, snapshot: FleetSnapshot, vnodes: int, type_rule: TypeRule | None = None
+    ) -> PreparedFleet:
+        return memo(
+            snapshot, ("prepared", vnodes, type_rule), lambda: cls(snapshot, vnodes, type_rule)
+        )
 
     @property
     def ring(self) -> HashRing:
@@ -93,6 +138,57 @@ class PreparedFleet:
         if len(self._static_masks) < _MAX_CACHED:
             self._static_masks[capabilities] = result
         return result
+
+    def type_mask(self, request_type: str) -> np.ndarray | None:
+        """Services whose type may serve ``request_type``; None when every type may."""
+        accepted = self.type_rule.accepted(request_type, self._fleet_types)
+        if accepted is None:
+            return None
+        return np.array([t in accepted for t in self.types], dtype=bool)
+
+    def candidates(self, request_type: str, capabilities: tuple[str, ...]) -> np.ndarray | None:
+        """Routable services that can serve the request: an accepted type and every required
+        capability. None when some capability is offered by no service at all."""
+        key = (request_type, capabilities)
+        mask = self._candidates.get(key, False)
+        if mask is not False:
+            return mask
+        mask = self.static_mask(capabilities)
+        if mask is not None:
+            types = self.type_mask(request_type)
+            if types is not None:
+                mask = mask & types
+            mask.flags.writeable = False
+        if len(self._candidates) < _MAX_CACHED:
+            self._candidates[key] = mask
+        return mask
+
+    def filter_note(self, request_type: str, capabilities: tuple[str, ...]) -> str:
+        """Who the static filters removed, for a decision's reason (cached)."""
+        key = (request_type, capabilities)
+        note = self._notes.get(key)
+        if note is not None:
+            return note
+        mask = self.candidates(request_type, capabilities)
+        n_cand = 0 if mask is None else int(mask.sum())
+        parts = []
+        types = self.type_mask(request_type)
+        if types is not None:
+            accepted = self.type_rule.accepted(request_type, self._fleet_types) or frozenset()
+            wrong = int((~types).sum())
+            if wrong:
+                parts.append(f"{wrong} not of type {'/'.join(sorted(accepted)) or 'none'}")
+        for cap in capabilities:
+            lacking = int(self.lacking(cap).sum())
+            if lacking:
+                parts.append(f"{lacking} lack {cap!r}")
+        down = int((~self.routable).sum())
+        if down:
+            parts.append(f"{down} not routable")
+        note = f"{n_cand} of {self.n} can serve it" + (f" ({', '.join(parts)})" if parts else "")
+        if len(self._notes) < _MAX_CACHED:
+            self._notes[key] = note
+        return note
 
     def missing_capabilities(self, capabilities: tuple[str, ...]) -> list[str]:
         return [c for c in capabilities if c not in self._cap_index]

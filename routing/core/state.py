@@ -3,8 +3,12 @@
 State is keyed by service id, not by snapshot position, so it survives registry changes
 (a new snapshot simply reads the same records in its own order). One lock guards everything.
 
-In-flight counts are per request id with a deadline: a request whose outcome is never reported
-stops counting after ``inflight_timeout_s``, so lost outcomes cannot leak capacity forever.
+Every selection is a **lease**, one per (request id, service id) pair: the service counts it in
+flight until its outcome is reported or, if that never happens, until the lease expires after
+the service's expected service time (:meth:`LeaseConfig.ttl` of its latency EWMA). In-flight
+thus means concurrent work: a client that never reports keeps at most about rate x ttl leases
+alive (Little's law), so it cannot make a healthy fleet look full. An outcome for (request,
+service) releases only that pair's lease; routing the same pair again renews its lease.
 
 ``view(snapshot)`` is on the routing hot path. It keeps the last :class:`LiveView` per snapshot
 and, after a change, copies those arrays and rewrites only the services that changed since;
@@ -15,6 +19,7 @@ read-only and never mutated afterwards, so callers may keep them.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -30,6 +35,48 @@ from routing.core.types import BreakerState, FleetSnapshot, LiveView
 TransitionCallback = Callable[[str, BreakerState, BreakerState], None]
 
 _VIEW_CACHE_SNAPSHOTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    """How long an unreported selection keeps counting in flight on a service.
+
+    ``default_s`` while the service has no latency EWMA yet (0), else ``factor`` x EWMA,
+    clamped to [``min_s``, ``max_s``]. ``max_s`` is the longest any lease lasts. The Redis
+    backend compiles the same rule into its routed script (``telemetry/state/scripts.py``).
+    """
+
+    default_s: float = 0.1
+    factor: float = 2.0
+    min_s: float = 0.01
+    max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("default_s", "factor", "min_s", "max_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"lease {name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"lease {name} must be finite and > 0, not {value!r}")
+        if self.min_s > self.max_s:
+            raise ValueError(f"lease min_s ({self.min_s}) must be <= max_s ({self.max_s})")
+        if not self.min_s <= self.default_s <= self.max_s:
+            raise ValueError(
+                f"lease default_s ({self.default_s}) must be within "
+                f"[min_s, max_s] = [{self.min_s}, {self.max_s}]"
+            )
+
+    @classmethod
+    def fixed(cls, seconds: float) -> LeaseConfig:
+        """Every lease lasts ``seconds``, whatever the latency (for benchmarks and tests)."""
+        return cls(default_s=seconds, factor=1.0, min_s=seconds, max_s=seconds)
+
+    def ttl(self, ewma_latency_ms: float) -> float:
+        """Seconds a lease on a service with this latency EWMA (ms; 0 = none yet) lasts."""
+        if ewma_latency_ms == 0:
+            return self.default_s
+        # Same operations in the same order as the Lua port, so both agree bit for bit.
+        return min(self.max_s, max(self.min_s, self.factor * ewma_latency_ms / 1000))
 
 
 @dataclass(slots=True)
@@ -61,26 +108,25 @@ class LocalStateStore:
         self,
         breaker_config: br.BreakerConfig | None = None,
         ewma_alpha: float = 0.2,
-        inflight_timeout_s: float = 60.0,
+        lease: LeaseConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         error_window: int = 50,
         on_transition: TransitionCallback | None = None,
     ) -> None:
         if not 0.0 < ewma_alpha <= 1.0:
             raise ValueError("ewma_alpha must be in (0, 1]")
-        if inflight_timeout_s <= 0:
-            raise ValueError("inflight_timeout_s must be > 0")
         self.breaker_config = breaker_config or br.BreakerConfig()
         self.ewma_alpha = ewma_alpha
-        self.inflight_timeout_s = inflight_timeout_s
+        self.lease = lease or LeaseConfig()
         self.clock = clock
         self.error_window = error_window
         self.on_transition = on_transition
         self._lock = threading.Lock()
         self._services: dict[str, _ServiceLive] = {}
-        # request id -> (deadline, service ids still in flight for it)
-        self._requests: dict[str, tuple[float, list[str]]] = {}
-        self._expiry: list[tuple[float, str]] = []
+        # request id -> {service id: lease deadline} for its leases still in flight
+        self._requests: dict[str, dict[str, float]] = {}
+        # (deadline, request id, service id); stale once that lease is released or renewed
+        self._expiry: list[tuple[float, str, str]] = []
         # (time, service id): when a breaker's "allows" may flip without any event.
         self._breaker_timers: list[tuple[float, str]] = []
         self._caches: OrderedDict[int, _ViewCache] = OrderedDict()
@@ -104,29 +150,34 @@ class LocalStateStore:
         with self._lock:
             now = self.clock()
             self._expire(now)
-            deadline = now + self.inflight_timeout_s
-            entry = self._requests.get(request_id)
-            tracked = list(entry[1]) if entry else []
+            leases = self._requests.get(request_id)
+            if leases is None:
+                leases = self._requests[request_id] = {}
+            ttl = self.lease.ttl
             for service_id in service_ids:
                 live = self._live(service_id)
-                live.in_flight += 1
-                tracked.append(service_id)
+                if service_id not in leases:
+                    live.in_flight += 1
+                deadline = now + ttl(live.ewma_latency_ms)
+                leases[service_id] = deadline  # a pair routed again renews its lease
+                heapq.heappush(self._expiry, (deadline, request_id, service_id))
                 old = live.breaker
                 live.breaker = br.on_dispatch(old, now, self.breaker_config)
                 if live.breaker is not old:
                     self._breaker_changed(service_id, old, live.breaker, transitions)
                 self._mark_dirty(service_id)
-            self._requests[request_id] = (deadline, tracked)
-            heapq.heappush(self._expiry, (deadline, request_id))
+            if not leases:
+                del self._requests[request_id]
         self._notify(transitions)
 
     def record_outcome(
         self, request_id: str, service_id: str, success: bool, latency_ms: float | None
     ) -> BreakerState | None:
-        """Release the request (if still tracked) and count the outcome.
+        """Release the (request, service) lease (if still held) and count the outcome.
 
-        An outcome for an unknown or expired request id (or a health probe) still feeds the
-        EWMA, the error window and the breaker; it just has nothing in flight to release.
+        Only that pair's lease is released: the request's leases on other services keep
+        counting. An outcome for an unknown or expired lease (or a health probe) still feeds
+        the EWMA, the error window and the breaker; it just has nothing in flight to release.
         """
         transitions: list[tuple[str, BreakerState, BreakerState]] = []
         with self._lock:
@@ -176,16 +227,12 @@ class LocalStateStore:
         self._notify(transitions)
 
     def remove_service(self, service_id: str) -> None:
-        """Forget a deregistered service (its in-flight requests are dropped too)."""
+        """Forget a deregistered service (its leases are dropped too)."""
         with self._lock:
             self._services.pop(service_id, None)
-            for request_id, (deadline, ids) in list(self._requests.items()):
-                if service_id in ids:
-                    rest = [s for s in ids if s != service_id]
-                    if rest:
-                        self._requests[request_id] = (deadline, rest)
-                    else:
-                        del self._requests[request_id]
+            for request_id, leases in list(self._requests.items()):
+                if leases.pop(service_id, None) is not None and not leases:
+                    del self._requests[request_id]
             self._mark_dirty(service_id)
 
     def in_flight_requests(self) -> int:
@@ -220,28 +267,30 @@ class LocalStateStore:
         return live
 
     def _release(self, request_id: str, service_id: str, live: _ServiceLive) -> None:
-        entry = self._requests.get(request_id)
-        if entry is None or service_id not in entry[1]:
+        leases = self._requests.get(request_id)
+        if leases is None or leases.pop(service_id, None) is None:
             return
-        entry[1].remove(service_id)
         live.in_flight -= 1
-        if not entry[1]:
+        if not leases:
             del self._requests[request_id]
 
     def _expire(self, now: float) -> None:
+        """Drop every lease whose deadline <= now."""
         expiry = self._expiry
+        requests = self._requests
         while expiry and expiry[0][0] <= now:
-            deadline, request_id = heapq.heappop(expiry)
-            entry = self._requests.get(request_id)
-            # A stale heap item: the request finished, or was re-routed with a later deadline.
-            if entry is None or entry[0] != deadline:
+            deadline, request_id, service_id = heapq.heappop(expiry)
+            leases = requests.get(request_id)
+            # A stale heap item: the lease was released, dropped, or renewed since.
+            if leases is None or leases.get(service_id) != deadline:
                 continue
-            for service_id in entry[1]:
-                live = self._services.get(service_id)
-                if live is not None:
-                    live.in_flight -= 1
-                    self._mark_dirty(service_id)
-            del self._requests[request_id]
+            del leases[service_id]
+            if not leases:
+                del requests[request_id]
+            live = self._services.get(service_id)
+            if live is not None:
+                live.in_flight -= 1
+                self._mark_dirty(service_id)
 
     def _fire_breaker_timers(self, now: float) -> None:
         timers = self._breaker_timers

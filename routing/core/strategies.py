@@ -24,6 +24,7 @@ from routing.core.balancing import DEFAULT_LATENCY_MS, default_latency, p2c_cost
 from routing.core.features import featurize
 from routing.core.fleet import PreparedFleet
 from routing.core.hashing import key_hash, load_bound, payload_key
+from routing.core.learning import complexity_bin
 from routing.core.types import LiveView, RouteRequest
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class Choice(NamedTuple):
     confidence: float
     reason: str
     strategy: str
+    # Probability with which selected[0] was chosen (1.0: deterministic; None: unknown).
+    propensity: float | None = 1.0
 
 
 @dataclass(slots=True)
@@ -156,133 +159,146 @@ def _softmax(a: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+# Temperature of the top-k weights over the chosen services' estimated rewards.
+TOPK_WEIGHT_TEMPERATURE = 0.1
+
+
 class _GatedStrategy(Strategy):
-    """Shared by switch_transformer (k = 1) and top_k."""
+    """Shared by switch_transformer (k = 1) and top_k: the online learner's estimates.
+
+    Each candidate's score is its estimated reward for this request type and complexity
+    (:mod:`routing.core.learning`) minus a small load term; a candidate above its Switch
+    capacity-factor share loses ``spill_margin``, so it spills to a candidate about as good,
+    never to a clearly worse one. The first service is chosen epsilon-greedily and its
+    probability is the decision's propensity; top-k adds the next best by score.
+    """
 
     def k_for(self, top_k: int) -> int:
         return 1
 
-    def _adjusted(self, x: np.ndarray, fleet: PreparedFleet, load: np.ndarray) -> np.ndarray:
-        scorer = self.engine.gate_scorer(fleet)
-        penalty = (scorer.headroom_coef * (load / fleet.capacity_safe)).astype(np.float32)
-        return scorer.logits(x) - penalty
+    def _reason(self, k, n, mean, evidence, explored, eps, spilled) -> str:
+        if k == 1:
+            text = f"learned: est. reward {mean:.2f} from {evidence:.0f} outcomes, best of {n}"
+        else:
+            text = f"learned top-{k} of {n}: first est. reward {mean:.2f} ({evidence:.0f} outcomes)"
+        if explored:
+            text += f"; exploring (epsilon {eps:.3f})"
+        if spilled:
+            text += "; best one above its capacity-factor share, spilled to an equal"
+        return text
 
     def route(self, request: RouteRequest, ctx: RouteContext) -> Choice:
-        fleet, idx = ctx.fleet, ctx.eligible_idx
+        fleet, idx, view = ctx.fleet, ctx.eligible_idx, ctx.view
+        learner = self.engine.learner
+        lcfg = learner.config
+        table = self.engine.learned_table(fleet, request.request_type)
+        b = complexity_bin(request.complexity, lcfg.bins)
+        mean = table.mean[b, idx]
+        evidence = table.evidence[b, idx]
+        load = view.in_flight[idx]
         k = min(self.k_for(ctx.top_k), len(idx))
-        a = self._adjusted(featurize((request,)), fleet, ctx.view.in_flight)[0, idx]
-        load = ctx.view.in_flight[idx]
         bound = capacity_factor_bound(
             load.sum() + k, fleet.capacity[idx], self.config.capacity_factor
         )
-        room = load < bound
-        p = _softmax(a)
-        if k == 1:
-            j = int(np.where(room, a, _NEG_INF).argmax())
-            if not room[j]:
-                j = int(a.argmax())
-            order = [j]
-        else:
-            order = np.lexsort((-a, ~room))[:k].tolist()
-        first = int(a.argmax())
+        over = load >= bound
+        score = mean - lcfg.load_penalty * (load / fleet.capacity_safe[idx])
+        if over.any():
+            score = score - lcfg.spill_margin * over
+        chosen, greedy, propensity, eps = learner.choose(score, float(evidence.sum()))
+        order = [chosen]
+        if k > 1:
+            order += [int(j) for j in np.argsort(-score, kind="stable") if j != chosen][: k - 1]
         selected = [int(idx[j]) for j in order]
+        best_unpenalised = int(
+            (mean - lcfg.load_penalty * load / fleet.capacity_safe[idx]).argmax()
+        )
+        reason = self._reason(
+            k,
+            len(idx),
+            float(mean[chosen]),
+            float(evidence[chosen]),
+            chosen != greedy,
+            eps,
+            greedy != best_unpenalised and bool(over[best_unpenalised]),
+        )
         if k == 1:
-            scores = [float(p[order[0]])]
-            confidence = scores[0]
-            reason = f"gate top-1 of {len(idx)} eligible (p={confidence:.2f})"
+            scores = [float(mean[chosen])]
         else:
-            mass = float(p[order].sum())
-            scores = [float(p[j]) / mass for j in order]
-            confidence = mass
-            reason = f"gate top-{k} of {len(idx)} eligible, weights renormalised over {k}"
-        if first not in order:
-            reason += (
-                f"; first choice {fleet.ids[int(idx[first])]} at its capacity-factor bound "
-                f"({int(bound[first])}), spilled"
-            )
-        return Choice(selected, scores, confidence, reason, self.name)
+            scores = _softmax(score[order] / TOPK_WEIGHT_TEMPERATURE).tolist()
+        return Choice(selected, scores, propensity, reason, self.name, propensity)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
         fleet, load = bctx.fleet, bctx.load
         m = len(positions)
         open_ = bctx.available(mask)
-        n_open = int(open_.sum())
+        open_idx = np.flatnonzero(open_)
+        n_open = len(open_idx)
         if not n_open:
             return [None] * m
         k = min(self.k_for(top_k), n_open)
-        adj = self._adjusted(bctx.features(positions), fleet, load)
-        adj[:, ~open_] = _NEG_INF
-        # Softmax numerators and row sums; only the chosen columns are divided out below.
-        expd = np.exp(adj - adj.max(axis=1, keepdims=True))
-        denom = expd.sum(axis=1, keepdims=True)
+        learner = self.engine.learner
+        lcfg = learner.config
+        # The engine groups a batch by (type, capabilities): one request type here.
+        table = self.engine.learned_table(fleet, requests[0].request_type)
+        complexity = np.fromiter((r.complexity for r in requests), np.float64, m)
+        bins = np.clip((np.nan_to_num(complexity) * lcfg.bins).astype(np.int64), 0, lcfg.bins - 1)
+        mean = table.mean[bins]  # (m, n)
+        evidence = table.evidence[bins][:, open_idx].sum(axis=1)
+        util = load / fleet.capacity_safe
+        score = mean - lcfg.load_penalty * util
+        score[:, ~open_] = _NEG_INF
+        greedy = score.argmax(axis=1)
+        scale = lcfg.evidence_scale
+        eps = np.maximum(lcfg.epsilon_min, lcfg.epsilon * scale / (scale + evidence))
+        if n_open == 1:
+            eps[:] = 0.0
+        rng = learner.np_rng
+        explore = np.flatnonzero(rng.random(m) < eps)
+        work = score.copy()
+        if explore.size:
+            work[explore, open_idx[rng.integers(0, n_open, explore.size)]] = np.inf
         cap = fleet.capacity
-        bound = np.zeros_like(cap)
-        bound[open_] = capacity_factor_bound(
-            load[open_].sum() + m * k, cap[open_], self.config.capacity_factor
-        )
-        hard_room = np.where(open_, np.floor(cap - load), 0.0)
-        room = np.minimum(np.where(open_, bound - load, 0.0), hard_room).clip(min=0)
-        used = np.zeros_like(cap)
+        remaining = np.where(open_, np.floor(cap - load), 0.0).clip(min=0)
         chosen = np.full((m, k), -1, dtype=np.int64)
-        work = adj.copy()
         for r in range(k):
-            col = assign_in_order(work, room)
-            missing = np.flatnonzero(col < 0)
-            if missing.size:
-                # Every service is at its capacity-factor bound for these rows: fall back to
-                # the hard capacity (never above max_capacity).
-                hard_left = hard_room - used - np.bincount(col[col >= 0], minlength=len(cap))
-                col[missing] = assign_in_order(work[missing], hard_left.clip(min=0))
+            col = assign_in_order(work, remaining)
             ok = col >= 0
             chosen[ok, r] = col[ok]
-            used += np.bincount(col[ok], minlength=len(cap))
-            room = np.minimum(room, (hard_room - used).clip(min=0))
             work[np.flatnonzero(ok), col[ok]] = _NEG_INF
+        used = np.bincount(chosen[chosen >= 0], minlength=len(cap))
         load += used
-        spilled = ~(chosen == adj.argmax(axis=1)[:, None]).any(axis=1)
-        picked_p = np.take_along_axis(expd, chosen.clip(min=0), axis=1) / denom
-        if k == 1:
-            base, spill = "gate top-1", "gate top-1; first choice full in this batch, spilled"
-        else:
-            base = f"gate top-{k}, weights renormalised"
-            spill = base + "; first choice full in this batch, spilled"
+        first = chosen[:, 0]
+        propensity = eps / n_open + np.where(first == greedy, 1.0 - eps, 0.0)
+        first_mean = np.take_along_axis(mean, first.clip(min=0)[:, None], axis=1)[:, 0]
         name = self.name
+        base = "learned top-1" if k == 1 else f"learned top-{k}"
+        explored_text = base + "; exploring"
+        explored = np.zeros(m, dtype=bool)
+        explored[explore] = True
         out: list[Choice | None] = []
         if k == 1:
-            for sel, p, was_spilled in zip(
-                chosen.tolist(), picked_p.tolist(), spilled.tolist(), strict=True
-            ):
-                if sel[0] < 0:
+            for sel, mu, p, x in zip(
+                first.tolist(), first_mean.tolist(), propensity.tolist(), explored.tolist(),
+                strict=True,
+            ):  # fmt: skip
+                if sel < 0:
                     out.append(None)
                 else:
-                    out.append((sel, p, p[0], spill if was_spilled else base, name))
+                    out.append(([sel], [mu], p, explored_text if x else base, name, p))
             return out
-        valid = chosen >= 0
-        weights = np.where(valid, picked_p, 0.0)
-        mass = weights.sum(axis=1)
-        weights /= np.where(mass > 0, mass, 1.0)[:, None]
-        if valid.all():
-            return [
-                (sel, w, total, spill if was_spilled else base, name)
-                for sel, w, total, was_spilled in zip(
-                    chosen.tolist(), weights.tolist(), mass.tolist(), spilled.tolist(), strict=True
-                )
-            ]
-        for sel, w, total, full, was_spilled in zip(
-            chosen.tolist(),
-            weights.tolist(),
-            mass.tolist(),
-            valid.all(axis=1).tolist(),
-            spilled.tolist(),
-            strict=True,
+        weights = np.take_along_axis(score, chosen.clip(min=0), axis=1)
+        weights = np.where(chosen >= 0, weights, _NEG_INF)
+        weights = _softmax(weights / TOPK_WEIGHT_TEMPERATURE)
+        for sel, w, p, x in zip(
+            chosen.tolist(), weights.tolist(), propensity.tolist(), explored.tolist(), strict=True
         ):
-            if not full:  # fewer than k services had room for this row
-                w = [x for x, c in zip(w, sel, strict=True) if c >= 0]
+            if sel[0] < 0:
+                out.append(None)
+                continue
+            if -1 in sel:
+                w = [wi for wi, c in zip(w, sel, strict=True) if c >= 0]
                 sel = [c for c in sel if c >= 0]
-                if not sel:
-                    out.append(None)
-                    continue
-            out.append((sel, w, total, spill if was_spilled else base, name))
+            out.append((sel, w, p, explored_text if x else base, name, p))
         return out
 
 
@@ -367,7 +383,7 @@ class Semantic(Strategy):
                 loads[i] += 1
                 if loads[i] < cap[i]:
                     heapq.heappush(heap, (loads[i] / cap_safe[i], i))
-                out[j] = ([i], [score], score / top if top else 0.0, reason, name)
+                out[j] = ([i], [score], score / top if top else 0.0, reason, name, 1.0)
             load[:] = loads
         return out
 
@@ -442,7 +458,7 @@ class TdaAware(Strategy):
             reason = reasons.get(k) if k == 1 else self._reason(k, request, n_avoided)
             if reason is None:
                 reason = reasons[k] = self._reason(k, request, n_avoided)
-            out[j] = ([i for _, i in picked], scores, scores[0], reason, name)
+            out[j] = ([i for _, i in picked], scores, scores[0], reason, name, 1.0)
         load[:] = loads
         return out
 
@@ -513,7 +529,7 @@ class ConsistentHash(Strategy):
             ):
                 loads[owner] += 1
                 total += 1
-                out.append(([owner], [1.0], 1.0, own[source], name))
+                out.append(([owner], [1.0], 1.0, own[source], name, 1.0))
                 continue
             found = ring.lookup(h, eligible, loads, bound, limits)
             if found is None:
@@ -539,12 +555,18 @@ class PowerOfTwo(Strategy):
     description = "two random eligible services, the lower EWMA latency x (in-flight+1)/weight"
 
     @staticmethod
-    def _choice(chosen, other, cost, other_cost, fleet) -> Choice:
+    def _choice(chosen, other, cost, other_cost, fleet, propensity=None) -> Choice:
         if other is None:
             return Choice([chosen], [1.0], 1.0, "only one eligible service", PowerOfTwo.name)
         confidence = other_cost / (cost + other_cost) if cost + other_cost > 0 else 0.5
         reason = f"cost {cost:.3g} beat {fleet.ids[other]} at {other_cost:.3g}"
-        return Choice([chosen], [confidence], confidence, reason, PowerOfTwo.name)
+        return Choice([chosen], [confidence], confidence, reason, PowerOfTwo.name, propensity)
+
+    @staticmethod
+    def propensity(n: int, worse: int) -> float:
+        """P(a service is chosen) when ``worse`` of the other ``n - 1`` candidates cost more:
+        it must be sampled (2/n) with one of those as its pair (worse / (n - 1))."""
+        return 2.0 * worse / (n * (n - 1))
 
     def route(self, request, ctx):
         fleet, view, idx = ctx.fleet, ctx.view, ctx.eligible_idx
@@ -567,8 +589,14 @@ class PowerOfTwo(Strategy):
         cost_b = p2c_cost(lat_b, float(load[b]), weight[b])
         cap = fleet.capacity_safe
         if cost_b < cost_a or (cost_b == cost_a and load[b] / cap[b] < load[a] / cap[a]):
-            return self._choice(b, a, cost_b, cost_a, fleet)
-        return self._choice(a, b, cost_a, cost_b, fleet)
+            a, b, cost_a, cost_b = b, a, cost_b, cost_a
+        # Ties counted as worse: a slight overestimate where costs are exactly equal.
+        lat_all = lat[idx]
+        lat_all = np.where(lat_all > 0, lat_all, default_latency(lat_all.tolist()))
+        costs = lat_all * (load[idx] + 1.0) / fleet.weight[idx]
+        worse = int((costs >= cost_a).sum()) - 1
+        p = self.propensity(n, max(worse, 1))
+        return self._choice(a, b, cost_a, cost_b, fleet, p)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
         fleet, view, load = bctx.fleet, bctx.view, bctx.load
@@ -593,10 +621,10 @@ class PowerOfTwo(Strategy):
             if loads[chosen] >= cap[chosen]:
                 candidates.remove(chosen)
             if other is None:
-                out.append(([chosen], [1.0], 1.0, "only one eligible service", name))
+                out.append(([chosen], [1.0], 1.0, "only one eligible service", name, 1.0))
                 continue
             confidence = other_cost / (cost + other_cost) if cost + other_cost > 0 else 0.5
-            out.append(([chosen], [confidence], confidence, _P2C_BATCH_REASON, name))
+            out.append(([chosen], [confidence], confidence, _P2C_BATCH_REASON, name, None))
         load[:] = loads
         return out
 
@@ -606,35 +634,35 @@ class PowerOfTwo(Strategy):
 
 class Adaptive(Strategy):
     name = "adaptive"
-    description = "a learned policy picks the strategy from the request's context"
+    description = "learned choice of service, with redundancy for anomalous requests"
 
     def route(self, request, ctx):
-        name, why = self.engine.choose_strategies((request,), ctx.fleet, ctx.view, ctx.eligible)[0]
+        name, why = self.engine.choose_strategy(request)
+        if name == "top_k" and ctx.top_k < 2:
+            ctx = RouteContext(ctx.fleet, ctx.view, ctx.eligible, ctx.eligible_idx, 2)
         choice = self.engine.strategy(name).route(request, ctx)
         return choice._replace(reason=f"adaptive chose {name} ({why}): {choice.reason}")
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
-        features = bctx.features(positions) if self.engine.policy is not None else None
-        picks = self.engine.choose_strategies(
-            requests, bctx.fleet, bctx.view, mask, features=features
-        )
+        picks = [self.engine.choose_strategy(r) for r in requests]
         groups: dict[str, list[int]] = {}
         for j, (name, _) in enumerate(picks):
             groups.setdefault(name, []).append(j)
         out: list[Choice | None] = [None] * len(requests)
         texts: dict[tuple[str, str], str] = {}  # batch reasons repeat: format each pair once
         for name, rows in groups.items():
+            k = max(2, top_k) if name == "top_k" else top_k
             sub = self.engine.strategy(name).route_batch(
-                [requests[j] for j in rows], [positions[j] for j in rows], mask, top_k, bctx
+                [requests[j] for j in rows], [positions[j] for j in rows], mask, k, bctx
             )
             for j, choice in zip(rows, sub, strict=True):
                 if choice is not None:
-                    sel, scores, confidence, reason, concrete = choice
+                    sel, scores, confidence, reason, concrete, propensity = choice
                     text = texts.get((picks[j][1], reason))
                     if text is None:
                         text = f"adaptive chose {name} ({picks[j][1]}): {reason}"
                         texts[(picks[j][1], reason)] = text
-                    choice = (sel, scores, confidence, text, concrete)
+                    choice = (sel, scores, confidence, text, concrete, propensity)
                 out[j] = choice
         return out
 

@@ -154,6 +154,11 @@ class Decision:
     reason: str
     no_eligible_service: bool = False
     latency_ms: float = 0.0
+    # Probability with which ``selected[0]`` was chosen given the request and the state
+    # (1.0 for a deterministic strategy; None when not computed), and the services that were
+    # eligible for it: what off-policy evaluation of another policy needs from the log.
+    propensity: float | None = None
+    candidates: tuple[str, ...] = ()
 
 
 class LiveStateStore(Protocol):

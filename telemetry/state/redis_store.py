@@ -35,6 +35,10 @@ in-flight counts, EWMA latencies, error windows, anomaly scores and circuit brea
   fresh backoff; anomaly scores); what happens locally while degraded stays local (in-flight
   counts there expire on their own). A write that timed out may still have reached Redis, so
   it can be counted in both places; its outcome releases it in whichever is in use then.
+  The fallback uses the same :class:`~routing.core.state.LeaseConfig`.
+- **Leases**: every routed (request, service) pair is a lease that the routed script gives a
+  deadline of now + ``lease.ttl(EWMA of the service)`` (read in Redis, so every worker uses the
+  shared EWMA); an outcome releases that pair, an unreported one expires at its deadline.
 
 Build clients with :func:`make_client`: short socket timeouts and at most one immediate retry,
 so an unreachable Redis costs milliseconds, not redis-py's default multi-second backoff.
@@ -60,7 +64,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from routing.core import breaker as br
-from routing.core.state import LocalStateStore, TransitionCallback
+from routing.core.state import LeaseConfig, LocalStateStore, TransitionCallback
 from routing.core.types import BreakerState, FleetSnapshot, LiveView
 from telemetry.state.scripts import STATE_CODES, VIEW_FIELDS, build_scripts
 
@@ -147,7 +151,7 @@ class RedisStateStore:
         *,
         breaker_config: br.BreakerConfig | None = None,
         ewma_alpha: float = 0.2,
-        inflight_timeout_s: float = 30.0,
+        lease: LeaseConfig | None = None,
         view_max_age_s: float = 0.02,
         key_prefix: str = "moe:state:",
         clock: Callable[[], float] = time.time,
@@ -157,13 +161,11 @@ class RedisStateStore:
     ) -> None:
         if not 0.0 < ewma_alpha <= 1.0:
             raise ValueError("ewma_alpha must be in (0, 1]")
-        if inflight_timeout_s <= 0:
-            raise ValueError("inflight_timeout_s must be > 0")
         if error_window < 1:
             raise ValueError("error_window must be >= 1")
         self.breaker_config = breaker_config or br.BreakerConfig()
         self.ewma_alpha = ewma_alpha
-        self.inflight_timeout_s = inflight_timeout_s
+        self.lease = lease or LeaseConfig()
         self.view_max_age_s = view_max_age_s
         self.key_prefix = key_prefix
         self.clock = clock
@@ -174,12 +176,12 @@ class RedisStateStore:
         self._local = LocalStateStore(
             breaker_config=self.breaker_config,
             ewma_alpha=ewma_alpha,
-            inflight_timeout_s=inflight_timeout_s,
+            lease=self.lease,
             clock=clock,
             error_window=error_window,
             on_transition=on_transition,
         )
-        sources = build_scripts(self.breaker_config, ewma_alpha, error_window)
+        sources = build_scripts(self.breaker_config, ewma_alpha, error_window, self.lease)
         self._scripts = {name: client.register_script(src) for name, src in sources.items()}
         # live (hash of every service's state), count, inflight, services: see scripts.py.
         names = ("live", "count", "inflight", "services", "view")
@@ -539,7 +541,6 @@ class RedisStateStore:
         self, items: Sequence[tuple[str, Sequence[str]]], now: float
     ) -> list[_RoutedCall]:
         """The routed-script calls for ``items``, ROUTED_CHUNK requests per call."""
-        deadline = _num(now + self.inflight_timeout_s)
         calls = []
         for start in range(0, len(items), ROUTED_CHUNK):
             index: dict[str, int] = {}
@@ -553,7 +554,7 @@ class RedisStateStore:
                     indices.append(i)
                     pairs.append((request_id, service_id))
             if pairs:
-                args = [_num(now), deadline, *_dispatch_args(list(index), pairs, indices)]
+                args = [_num(now), *_dispatch_args(list(index), pairs, indices)]
                 calls.append(_RoutedCall(args, list(index), pairs))
         return calls
 

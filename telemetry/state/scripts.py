@@ -26,8 +26,10 @@ view of 64 services is a few Redis calls inside one script, not two per service:
   failures, ``bw`` breaker window, ``oc`` open count, ``ou`` open until, ``ca`` closed at,
   ``pi`` probes in flight, ``ps`` probe successes, ``lp`` last probe at. A missing field is
   the default (closed breaker, zeros). ``S`` is everything before the last ``|``.
-- ``P inflight``: sorted set of (service, request) pairs in flight, scored by deadline (wall
-  clock); member ``<len(S)>:<S><request id>``. A member whose deadline <= now is expired.
+- ``P inflight``: sorted set of (service, request) pairs in flight (leases), scored by their
+  deadline (wall clock); member ``<len(S)>:<S><request id>``. A member whose deadline <= now
+  is expired. The routed script sets each deadline from S's EWMA by the rule of
+  ``LeaseConfig.ttl`` (``routing/core/state.py``), with its constants compiled in.
 - ``P count``: hash ``S`` -> live members of ``P inflight`` for S. Every script first prunes
   expired members (decrementing their counts), so counts are exact whenever read.
 - ``P services``: set of every service id that has state, for listings.
@@ -40,6 +42,7 @@ view of 64 services is a few Redis calls inside one script, not two per service:
 from __future__ import annotations
 
 from routing.core.breaker import BreakerConfig
+from routing.core.state import LeaseConfig
 
 # Breaker state <-> small code in view replies.
 STATE_CODES = {"closed": 0, "open": 1, "half_open": 2}
@@ -60,6 +63,10 @@ local PROBE_TIMEOUT = {probe_timeout_s}
 local BACKOFF_RESET = {backoff_reset_s}
 local ALPHA = {ewma_alpha}
 local ERROR_WINDOW = {error_window}
+local LEASE_DEFAULT = {lease_default_s}
+local LEASE_FACTOR = {lease_factor}
+local LEASE_MIN = {lease_min_s}
+local LEASE_MAX = {lease_max_s}
 
 local LIVE, COUNT, INFLIGHT, SERVICES, VIEW = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local B_FIELDS = {{'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp'}}
@@ -74,6 +81,15 @@ local function member_service(m)
   local colon = string.find(m, ':', 1, true)
   local n = tonumber(string.sub(m, 1, colon - 1))
   return string.sub(m, colon + 1, colon + n), string.sub(m, colon + n + 1)
+end
+
+-- LeaseConfig.ttl: seconds a lease lasts on a service whose latency EWMA is ``ew`` (the stored
+-- text, or false/0 while nothing is measured); the same operations in the same order as the
+-- Python, so both give the same double.
+local function lease_ttl(ew)
+  ew = tonumber(ew) or 0
+  if ew == 0 then return LEASE_DEFAULT end
+  return math.min(LEASE_MAX, math.max(LEASE_MIN, LEASE_FACTOR * ew / 1000))
 end
 
 local function release(sid)
@@ -210,28 +226,30 @@ end
 
 # Every script: KEYS = live, count, inflight, services, view.
 
-# ARGV: now, deadline, then the dispatches in one of two encodings:
+# ARGV: now, then the dispatches in one of two encodings:
 #   "j", "S1\nS2..." (the services), "R1\nR2..." (request ids), "i1,i2,..." (service index of
 #       each request id, 1-based): three strings however big the batch, which is far cheaper
 #       for the client to send than two arguments per dispatch (ids contain no newline);
 #   "l", n, S1..Sn, m, then m pairs (request id, service index): for any other ids.
 # Every dispatch atomically asks the breaker (allows) and takes a probe slot (on_dispatch);
-# a dispatch the breaker refuses is not counted in flight and is reported back.
+# a dispatch the breaker refuses is not counted in flight and is reported back. An accepted one
+# takes a lease on its service until now + lease_ttl(S's EWMA): one deadline per service per
+# call, read with its breaker state in one HMGET. A pair already in flight is not counted
+# again; its lease is renewed.
 # Reply: "r:<dispatch index>:<service index>" per refusal, "t:<service index>:<old>:<new>" per
 # breaker transition (1-based indices).
 ROUTED = """
 local now = tonumber(ARGV[1])
-local deadline = ARGV[2]
 prune(ARGV[1])
 local sids, rids, idx = {}, {}, {}
-if ARGV[3] == 'j' then
-  for sid in string.gmatch(ARGV[4], '[^\\n]+') do sids[#sids + 1] = sid end
-  for rid in string.gmatch(ARGV[5], '[^\\n]+') do rids[#rids + 1] = rid end
-  for i in string.gmatch(ARGV[6], '%d+') do idx[#idx + 1] = tonumber(i) end
+if ARGV[2] == 'j' then
+  for sid in string.gmatch(ARGV[3], '[^\\n]+') do sids[#sids + 1] = sid end
+  for rid in string.gmatch(ARGV[4], '[^\\n]+') do rids[#rids + 1] = rid end
+  for i in string.gmatch(ARGV[5], '%d+') do idx[#idx + 1] = tonumber(i) end
 else
-  local n = tonumber(ARGV[4])
-  for i = 1, n do sids[i] = ARGV[4 + i] end
-  local base = 5 + n
+  local n = tonumber(ARGV[3])
+  for i = 1, n do sids[i] = ARGV[3 + i] end
+  local base = 4 + n
   for j = 1, tonumber(ARGV[base]) do
     rids[j] = ARGV[base + 2 * j - 1]
     idx[j] = tonumber(ARGV[base + 2 * j])
@@ -239,14 +257,17 @@ else
 end
 add_services(sids)
 local states = {}
+local deadlines = {}
 local out = {}
 for j = 1, #rids do
   local i = idx[j]
   local sid = sids[i]
   local st = states[i]
   if st == nil then
-    st = redis.call('HGET', LIVE, sid .. '|st') or 'closed'
+    local v = redis.call('HMGET', LIVE, sid .. '|st', sid .. '|ew')
+    st = v[1] or 'closed'
     states[i] = st
+    deadlines[i] = fmt(now + lease_ttl(v[2]))
   end
   local accepted = true
   if st ~= 'closed' then
@@ -263,7 +284,7 @@ for j = 1, #rids do
       out[#out + 1] = 'r:' .. j .. ':' .. i
     end
   end
-  if accepted and redis.call('ZADD', INFLIGHT, deadline, member(sid, rids[j])) == 1 then
+  if accepted and redis.call('ZADD', INFLIGHT, deadlines[i], member(sid, rids[j])) == 1 then
     redis.call('HINCRBY', COUNT, sid, 1)
   end
 end
@@ -398,12 +419,18 @@ def _lua_number(value: float) -> str:
     return text
 
 
-def build_scripts(config: BreakerConfig, ewma_alpha: float, error_window: int) -> dict[str, str]:
+def build_scripts(
+    config: BreakerConfig,
+    ewma_alpha: float,
+    error_window: int,
+    lease: LeaseConfig | None = None,
+) -> dict[str, str]:
     """Every script's source with this store's constants compiled in.
 
     Constants are baked in rather than passed per call: fewer bytes per request, and a store
     with another config simply gets scripts with other SHAs.
     """
+    lease = lease or LeaseConfig()
     prelude = _PRELUDE.format(
         consecutive_failures=int(config.consecutive_failures),
         window_size=int(config.window_size),
@@ -418,5 +445,9 @@ def build_scripts(config: BreakerConfig, ewma_alpha: float, error_window: int) -
         backoff_reset_s=_lua_number(config.backoff_reset_s),
         ewma_alpha=_lua_number(ewma_alpha),
         error_window=int(error_window),
+        lease_default_s=_lua_number(lease.default_s),
+        lease_factor=_lua_number(lease.factor),
+        lease_min_s=_lua_number(lease.min_s),
+        lease_max_s=_lua_number(lease.max_s),
     )
     return {name: prelude + body for name, body in SCRIPTS.items()}

@@ -15,7 +15,7 @@ from tests.core.fleets import PROPERTY_SETTINGS, requests, uniform_fleet, view
 def test_a_batch_larger_than_the_room_left_fills_up_then_reports_no_eligible(strategy):
     snapshot = uniform_fleet(3, capacity=5)
     live = view(3, in_flight=[1, 0, 2])  # room for 4 + 5 + 3 = 12
-    batch = [RouteRequest(key=f"k{i % 3}", request_type="inference") for i in range(20)]
+    batch = [RouteRequest(key=f"k{i % 3}") for i in range(20)]  # no type: any service
 
     decisions = RoutingEngine().route_batch(batch, snapshot, live, strategy, top_k=1)
 
@@ -25,8 +25,10 @@ def test_a_batch_larger_than_the_room_left_fills_up_then_reports_no_eligible(str
             counts[snapshot.index[service_id]] += 1
     assert (counts + live.in_flight <= snapshot.capacity).all()
     assert sum(not d.no_eligible_service for d in decisions) == 12
-    assert all(d.no_eligible_service for d in decisions[12:])
-    assert "within this batch" in decisions[-1].reason
+    # Which 8 find no room depends on each strategy's preferences (and exploration).
+    refused = [d for d in decisions if d.no_eligible_service]
+    assert len(refused) == 8
+    assert all("within this batch" in d.reason for d in refused)
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)

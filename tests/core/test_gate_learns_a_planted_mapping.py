@@ -4,6 +4,7 @@ import random
 
 from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.gate import Gate, evaluate_gate, train_gate
+from routing.core.learning import LearnerConfig
 from tests.core.fleets import view
 from tests.core.gate_data import (
     N_SERVICES,
@@ -14,6 +15,9 @@ from tests.core.gate_data import (
     planted_request,
 )
 
+# No exploration: these tests are about the gate, which decides while nothing is learned.
+GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0)
+
 
 def test_training_lowers_the_loss_and_reaches_95_percent_on_held_out_requests():
     snapshot = planted_fleet()
@@ -23,7 +27,7 @@ def test_training_lowers_the_loss_and_reaches_95_percent_on_held_out_requests():
     assert metrics["loss_final"] < metrics["loss_initial"]
     assert metrics["val_loss"] < metrics["val_loss_initial"]
 
-    engine = RoutingEngine(EngineConfig())
+    engine = RoutingEngine(EngineConfig(learner_config=GREEDY))
     engine.set_gate(gate, version="test")
     rng = random.Random(99)
     held_out = [planted_request(rng, rng.choice(TYPES)) for _ in range(800)]

@@ -7,6 +7,7 @@ import torch
 from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.features import featurize
 from routing.core.gate import Gate, GateConfig, gate_from_bytes, gate_to_bytes, train_gate
+from routing.core.learning import LearnerConfig
 from tests.core.fleets import random_fleet, requests, view
 from tests.core.gate_data import planted_fleet, planted_history
 
@@ -16,6 +17,10 @@ def trained_gate() -> Gate:
     gate = Gate(GateConfig(seed=3))
     train_gate(gate, planted_history(800), planted_fleet(), epochs=3)
     return gate
+
+
+# No exploration: these tests are about the gate, which decides while nothing is learned.
+GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0)
 
 
 def test_a_reloaded_gate_routes_every_request_identically(trained_gate):
@@ -29,7 +34,10 @@ def test_a_reloaded_gate_routes_every_request_identically(trained_gate):
     live = view(24, in_flight=rng.integers(0, 8, 24))
     batch = requests(300, seed=5, with_capabilities=True)
     for strategy in ("switch_transformer", "top_k"):
-        first, second = RoutingEngine(EngineConfig()), RoutingEngine(EngineConfig())
+        first, second = (
+            RoutingEngine(EngineConfig(learner_config=GREEDY)),
+            RoutingEngine(EngineConfig(learner_config=GREEDY)),
+        )
         first.set_gate(trained_gate)
         second.load_gate(blob, version=2)
         assert second.gate_version == 2

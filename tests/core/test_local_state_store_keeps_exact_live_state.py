@@ -6,9 +6,12 @@ import threading
 import numpy as np
 
 from routing.core.breaker import BreakerConfig
-from routing.core.state import LocalStateStore
+from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import BreakerState
 from tests.core.fleets import uniform_fleet
+
+# Real-clock tests that count in flight hold their leases long enough to read them back.
+LONG = LeaseConfig.fixed(3600)
 
 
 class FakeClock:
@@ -20,7 +23,7 @@ class FakeClock:
 
 
 def test_in_flight_is_exact_after_many_threads_route_and_finish():
-    store = LocalStateStore(inflight_timeout_s=3600)
+    store = LocalStateStore(lease=LONG)
     snapshot = uniform_fleet(4)
     ids = snapshot.service_ids
     barrier = threading.Barrier(8)
@@ -46,7 +49,7 @@ def test_in_flight_is_exact_after_many_threads_route_and_finish():
 
 def test_a_request_whose_outcome_never_arrives_stops_counting_after_the_timeout():
     clock = FakeClock()
-    store = LocalStateStore(inflight_timeout_s=30, clock=clock)
+    store = LocalStateStore(lease=LeaseConfig.fixed(30), clock=clock)
     snapshot = uniform_fleet(2)
     store.record_routed("lost", ["svc-000"])
     store.record_routed("kept", ["svc-000", "svc-001"])
@@ -101,7 +104,7 @@ def test_an_opened_breaker_is_excluded_from_the_next_view_and_probes_after_the_b
 
 
 def test_state_survives_a_new_snapshot_with_a_different_order():
-    store = LocalStateStore()
+    store = LocalStateStore(lease=LONG)
     store.record_routed("r", ["svc-002"])
     store.set_anomaly("svc-001", 0.7)
     small, bigger = uniform_fleet(3), uniform_fleet(5)
@@ -112,7 +115,7 @@ def test_state_survives_a_new_snapshot_with_a_different_order():
 
 
 def test_views_are_cached_read_only_and_refreshed_after_a_change():
-    store = LocalStateStore()
+    store = LocalStateStore(lease=LONG)
     snapshot = uniform_fleet(3)
     first = store.view(snapshot)
     assert store.view(snapshot) is first
@@ -125,7 +128,7 @@ def test_views_are_cached_read_only_and_refreshed_after_a_change():
 
 
 def test_operators_can_force_a_breaker_and_read_the_state():
-    store = LocalStateStore()
+    store = LocalStateStore(lease=LONG)
     snapshot = uniform_fleet(2)
     store.force_breaker("svc-001", BreakerState.OPEN)
     assert store.view(snapshot).breaker_allows.tolist() == [True, False]
@@ -146,7 +149,7 @@ def test_operators_can_force_a_breaker_and_read_the_state():
 
 
 def test_a_removed_service_is_forgotten():
-    store = LocalStateStore()
+    store = LocalStateStore(lease=LONG)
     store.record_routed("r", ["svc-000", "svc-001"])
     store.remove_service("svc-000")
     assert store.view(uniform_fleet(2)).in_flight.tolist() == [0, 1]

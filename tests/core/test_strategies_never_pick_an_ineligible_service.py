@@ -1,5 +1,6 @@
-"""Whatever the fleet and live state, no strategy selects an ineligible service, batches never
-overfill one, and nothing eligible always yields no_eligible_service (never an exception)."""
+"""Whatever the fleet and live state, no strategy selects a service that cannot serve the
+request (wrong type, missing capability) or is ineligible, batches never overfill one, and
+nothing eligible always yields no_eligible_service (never an exception)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.core.engine import EngineConfig, RoutingEngine
-from routing.core.policy import StrategyPolicy
+from routing.core.fleet import TypeRule
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import FleetSnapshot, Health, LiveView, RouteRequest, ServiceStatus
 from tests.core.fleets import PROPERTY_SETTINGS, service
@@ -29,16 +30,20 @@ service_specs = st.lists(
 )
 route_requests = st.builds(
     RouteRequest,
-    request_type=st.sampled_from(["", "inference", "analysis"]),
+    request_type=st.sampled_from(["", "inference", "analysis", "etl"]),
+    complexity=st.floats(0.0, 1.0),
     capabilities=st.lists(st.sampled_from(CAPS + ("unknown",)), max_size=2, unique=True).map(tuple),
     key=st.one_of(st.none(), st.sampled_from(["a", "b", "user-1"])),
     anomaly_score=st.one_of(st.none(), st.sampled_from([0.1, 0.9])),
 )
 
 ENGINES = {
-    "rules": RoutingEngine(EngineConfig(p2c_seed=1)),
-    "policy": RoutingEngine(
-        EngineConfig(p2c_seed=1, policy_confidence_threshold=0.0), policy=StrategyPolicy()
+    "unknown-any": RoutingEngine(EngineConfig(p2c_seed=1)),
+    "unknown-reject": RoutingEngine(EngineConfig(p2c_seed=1, type_rule=TypeRule(unknown="reject"))),
+    "mapped": RoutingEngine(
+        EngineConfig(
+            p2c_seed=1, type_rule=TypeRule.from_mapping({"inference": ["inference", "analysis"]})
+        )
     ),
 }
 
@@ -62,13 +67,26 @@ def build(specs):
     return snapshot, live, ordered
 
 
-def eligible_ids(snapshot, ordered, request) -> set[str]:
+def serves(engine_name, request_type, service_type, fleet_types) -> bool:
+    """The type rule, written out independently of TypeRule."""
+    if not request_type:
+        return True
+    if engine_name == "mapped" and request_type == "inference":
+        return service_type in ("inference", "analysis")
+    if request_type in fleet_types:
+        return service_type == request_type
+    return engine_name != "unknown-reject"
+
+
+def eligible_ids(snapshot, ordered, request, engine_name="unknown-any") -> set[str]:
+    fleet_types = {s.service_type for s in snapshot.services}
     return {
         spec.service_id
         for spec, (status, health, caps, cap, in_flight, allows, _, _) in zip(
             snapshot.services, ordered, strict=True
         )
-        if status == ServiceStatus.ACTIVE
+        if serves(engine_name, request.request_type, spec.service_type, fleet_types)
+        and status == ServiceStatus.ACTIVE
         and health != Health.UNHEALTHY
         and allows
         and in_flight < cap
@@ -85,10 +103,13 @@ def test_no_strategy_selects_an_ineligible_service(engine_name, strategy, specs,
     snapshot, live, ordered = build(specs)
 
     for request in batch:
-        allowed = eligible_ids(snapshot, ordered, request)
+        allowed = eligible_ids(snapshot, ordered, request, engine_name)
         decision = engine.route(request, snapshot, live, strategy, top_k=2)
         assert decision.no_eligible_service == (not allowed)
         assert set(decision.selected) <= allowed
+        if decision.selected:
+            assert set(decision.candidates) == allowed
+            assert decision.propensity is None or 0.0 < decision.propensity <= 1.0
         assert len(set(decision.selected)) == len(decision.selected)
         assert decision.requested_strategy == strategy
         assert (
@@ -102,7 +123,7 @@ def test_no_strategy_selects_an_ineligible_service(engine_name, strategy, specs,
     assert len(decisions) == len(batch)
     assigned = {s.service_id: 0 for s in snapshot.services}
     for request, decision in zip(batch, decisions, strict=True):
-        assert set(decision.selected) <= eligible_ids(snapshot, ordered, request)
+        assert set(decision.selected) <= eligible_ids(snapshot, ordered, request, engine_name)
         for service_id in decision.selected:
             assigned[service_id] += 1
     for spec, (_, _, _, cap, in_flight, _, _, _) in zip(snapshot.services, ordered, strict=True):

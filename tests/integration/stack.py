@@ -63,6 +63,11 @@ def base_env(**extra: str) -> dict[str, str]:
         MOE_LOG_LEVEL="INFO",
         # Two cores shared by several servers: one torch thread each.
         OMP_NUM_THREADS="1",
+        # These tests count in flight across several HTTP calls to services with nothing
+        # measured: leases must outlive those calls.
+        MOE_LEASE_DEFAULT_SECONDS="30",
+        MOE_LEASE_MIN_SECONDS="30",
+        MOE_LEASE_MAX_SECONDS="30",
     )
     env.update(extra)
     return env

@@ -1,4 +1,5 @@
-"""retrain_gate learns from history, activates only a better version, workers load it."""
+"""retrain_gate learns from history, activates a version only when off-policy evaluation on
+held-out logged decisions says it is better, and workers load it."""
 
 import pytest
 
@@ -25,18 +26,20 @@ def _fleet():
 
 
 def _history(client, n=300):
-    # given: requests of type "vision" do well only on "fast"
+    # given: requests of type "vision" do best on "fast"; the others succeed, slowly (so no
+    # breaker opens and every service stays a candidate). Logged by power_of_two, a
+    # randomised policy that logs the probability of each of its picks.
     for i in range(n):
         routed = client.post(
             "/api/v1/route",
-            {"data": {"type": "vision", "key": i}, "routing_strategy": "consistent_hash"},
+            {"data": {"type": "vision", "key": i}, "routing_strategy": "power_of_two"},
             format="json",
         ).json()
         service = routed["selected_services"][0]
-        good = service == "fast"
+        fast = service == "fast"
         client.post(
             f"/api/v1/route/{routed['request_id']}/outcome",
-            {"service_id": service, "success": good, "latency_ms": 5.0 if good else 400.0},
+            {"service_id": service, "success": True, "latency_ms": 5.0 if fast else 400.0},
             format="json",
         )
     flush_history()
@@ -44,14 +47,18 @@ def _history(client, n=300):
 
 def test_retraining_creates_an_active_version_that_prefers_the_good_service(client_api):
     _fleet()
-    _history(client_api)
+    _history(client_api, n=800)
 
     result = retrain_gate()
 
-    assert result["trained"] and result["activated"]
+    assert result["trained"] and result["activated"], result
     active = GateModel.objects.get(active=True)
     assert active.version == result["version"]
-    assert active.validation_metrics["loss"] < active.validation_metrics["baseline_loss"]
+    evaluation = active.evaluation
+    assert evaluation["against"] == "logging policy (observed rewards)"
+    assert evaluation["lower_bound"] > 0
+    assert evaluation["candidate"]["dr"] > evaluation["baseline"]["dr"] + 0.1
+    assert evaluation["ess"] >= 30
     # the router picks the new version up on its next snapshot refresh
     router = get_router()
     router.mark_stale()

@@ -9,7 +9,7 @@ import pytest
 from redis.connection import AbstractConnection
 
 from telemetry.state.redis_store import RedisStateStore, make_client
-from tests.state.conftest import fleet
+from tests.state.conftest import HELD, fleet
 
 pytestmark = pytest.mark.integration  # real Redis
 
@@ -36,7 +36,7 @@ def warm(store, round_trips):
 
 
 def test_routing_on_the_callers_pipeline_adds_no_round_trip(make_store, key_prefix, round_trips):
-    store = warm(make_store(), round_trips)
+    store = warm(make_store(lease=HELD), round_trips)
     stream = f"{key_prefix}history"
     pipe = store.pipeline()
     pipe.xadd(stream, {"request_id": "r1"})
@@ -52,7 +52,7 @@ def test_routing_on_the_callers_pipeline_adds_no_round_trip(make_store, key_pref
 
 
 def test_a_batch_of_1200_requests_is_still_one_round_trip(make_store, round_trips):
-    store = warm(make_store(), round_trips)
+    store = warm(make_store(lease=HELD), round_trips)
     items = [(f"r{i}", [f"svc-{i % 64:02d}"]) for i in range(1200)]
     pipe = store.pipeline()
 
@@ -65,7 +65,7 @@ def test_a_batch_of_1200_requests_is_still_one_round_trip(make_store, round_trip
 
 
 def test_routing_or_reporting_without_a_pipeline_is_one_round_trip_each(make_store, round_trips):
-    store = warm(make_store(), round_trips)
+    store = warm(make_store(lease=HELD), round_trips)
 
     store.record_routed("r1", ["svc-00", "svc-01"])
     assert len(round_trips) == 1
@@ -76,7 +76,7 @@ def test_routing_or_reporting_without_a_pipeline_is_one_round_trip_each(make_sto
 
 
 def test_a_view_refresh_is_one_round_trip_and_a_cached_view_none(make_store, round_trips):
-    store = warm(make_store(view_max_age_s=60.0), round_trips)
+    store = warm(make_store(lease=HELD, view_max_age_s=60.0), round_trips)
     snapshot = fleet(64)
 
     first = store.view(snapshot)
@@ -87,7 +87,7 @@ def test_a_view_refresh_is_one_round_trip_and_a_cached_view_none(make_store, rou
 
 
 def test_the_cached_view_shows_this_workers_own_routing_at_once(make_store, round_trips):
-    store = warm(make_store(view_max_age_s=60.0), round_trips)
+    store = warm(make_store(lease=HELD, view_max_age_s=60.0), round_trips)
     snapshot = fleet(4)
     store.view(snapshot)
 
@@ -99,7 +99,7 @@ def test_the_cached_view_shows_this_workers_own_routing_at_once(make_store, roun
 
 
 def test_scripts_lost_in_a_redis_restart_are_reloaded_transparently(private_redis):
-    store = RedisStateStore(make_client(private_redis.url), key_prefix="t:")
+    store = RedisStateStore(make_client(private_redis.url), key_prefix="t:", lease=HELD)
     store._client.script_flush()  # what a restart does to the script cache
     pipe = store.pipeline()
     pipe.set("t:marker", "1")
@@ -116,7 +116,7 @@ def test_scripts_lost_in_a_redis_restart_are_reloaded_transparently(private_redi
 
 
 def test_a_fleet_of_2500_services_is_one_round_trip_too(make_store, round_trips):
-    store = warm(make_store(view_max_age_s=0.0), round_trips)
+    store = warm(make_store(lease=HELD, view_max_age_s=0.0), round_trips)
     snapshot = fleet(2500)
     store.record_routed_many([(f"r{i}", [s]) for i, s in enumerate(snapshot.service_ids)])
     round_trips.clear()

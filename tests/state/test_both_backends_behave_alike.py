@@ -7,6 +7,7 @@ which is what makes them interchangeable behind ``create_state_store()``.
 import pytest
 
 from routing.core.breaker import BreakerConfig, BreakerRecord
+from routing.core.state import LeaseConfig
 from routing.core.types import BreakerState, FleetSnapshot, LiveView, ServiceSpec
 from tests.state.conftest import FakeClock, fleet
 
@@ -20,7 +21,9 @@ def clock():
 
 @pytest.fixture
 def store(backend, clock):
-    return backend(breaker_config=CONFIG, clock=clock, inflight_timeout_s=30.0, error_window=4)
+    return backend(
+        breaker_config=CONFIG, clock=clock, lease=LeaseConfig.fixed(30.0), error_window=4
+    )
 
 
 def test_a_new_fleet_is_idle(store):
@@ -155,6 +158,29 @@ def test_unreported_requests_stop_counting_after_the_timeout(store, clock):
 
     assert store.view(snapshot).in_flight.tolist() == [1]
     assert store.in_flight_requests() == 1
+
+
+def test_a_lease_lasts_the_services_expected_service_time(backend, clock):
+    lease = LeaseConfig(default_s=0.2, factor=2.0, min_s=0.05, max_s=5.0)
+    store = backend(clock=clock, lease=lease)
+    snapshot = fleet(4)
+    # unmeasured (default), fast (floor), an awkward EWMA (2 x EWMA), very slow (cap)
+    for service_id, latency in (("svc-01", 10.0), ("svc-02", 123.456), ("svc-03", 9999.0)):
+        store.record_outcome("warm", service_id, True, latency)
+    ewma = store.view(snapshot).ewma_latency_ms.tolist()
+    assert ewma == [0.0, 10.0, 123.456, 9999.0]
+    routed_at = clock.now
+    store.record_routed("r1", snapshot.service_ids)
+
+    # Exactly now + ttl on both backends (the Lua rule matches the Python bit for bit).
+    deadlines = [routed_at + lease.ttl(e) for e in ewma]
+    for i in sorted(range(4), key=deadlines.__getitem__):
+        deadline = deadlines[i]
+        clock.now = deadline - 1e-6
+        assert store.view(snapshot).in_flight[i] == 1
+        clock.now = deadline
+        assert store.view(snapshot).in_flight[i] == 0
+    assert store.in_flight_requests() == 0
 
 
 def test_snapshot_state_lists_every_known_service(store):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.state.conftest import fleet
+from tests.state.conftest import HELD, fleet
 from tests.state.workers import route_and_finish
 
 pytestmark = pytest.mark.integration  # real Redis
@@ -15,7 +15,7 @@ SERVICES = ["svc-00", "svc-01", "svc-02"]
 
 
 def test_many_threads_on_two_workers_lose_no_update(make_store):
-    workers = [make_store(), make_store()]
+    workers = [make_store(lease=HELD), make_store(lease=HELD)]
     snapshot = fleet(3)
     threads, per_thread = 8, 150
     errors = []
@@ -46,7 +46,7 @@ def test_many_threads_on_two_workers_lose_no_update(make_store):
         threads * len(odd),
         threads * sum(1 for i in even if i % 3),
     ]
-    reader = make_store(view_max_age_s=0.0)
+    reader = make_store(lease=HELD, view_max_age_s=0.0)
     assert reader.view(snapshot).in_flight.tolist() == expected
     finished_everywhere = sum(1 for i in even if i % 3 == 0)
     assert reader.in_flight_requests() == threads * (per_thread - finished_everywhere)
@@ -68,6 +68,6 @@ def test_several_processes_routing_at_once_give_exact_counts(make_store, redis_u
 
     assert finished == processes * per_process // 2
     left = processes * per_process - finished
-    reader = make_store(view_max_age_s=0.0)
+    reader = make_store(lease=HELD, view_max_age_s=0.0)
     assert reader.view(fleet(3)).in_flight.tolist() == [left, left, left]
     assert reader.in_flight_requests() == left

@@ -12,13 +12,14 @@ import pytest
 
 from routing.core.types import BreakerState
 from telemetry.state.redis_store import RedisStateStore, make_client
-from tests.state.conftest import fleet
+from tests.state.conftest import HELD, fleet
 
 pytestmark = pytest.mark.integration  # real Redis
 
 
 def worker(server, **options) -> RedisStateStore:
     options.setdefault("key_prefix", "moe:state:")
+    options.setdefault("lease", HELD)  # these tests count in flight on the real clock
     return RedisStateStore(make_client(server.url), **options)
 
 

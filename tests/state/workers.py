@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from telemetry.state.redis_store import RedisStateStore, make_client
-from tests.state.conftest import fleet
+from tests.state.conftest import HELD, fleet
 
 
 def route_and_finish(url: str, prefix: str, worker: int, requests: int, services: list[str]):
     """Route ``requests`` requests over ``services`` (one pipelined call per 50), then report an
     outcome for every even-numbered one. Returns how many were reported."""
-    store = RedisStateStore(make_client(url), key_prefix=prefix)
+    store = RedisStateStore(make_client(url), key_prefix=prefix, lease=HELD)
     ids = [f"w{worker}-r{i}" for i in range(requests)]
     for start in range(0, requests, 50):
         pipe = store.pipeline()

@@ -106,7 +106,9 @@ def test_without_redis_the_job_learns_from_recorded_outcomes(db, client_api):
     for i in range(20):
         for sid in ("fast", "slow"):
             routed = client_api.post(
-                "/api/v1/route", {"data": {"key": f"{sid}{i}"}}, format="json"
+                "/api/v1/route",
+                {"data": {"key": f"{sid}{i}"}, "routing_strategy": "consistent_hash"},
+                format="json",
             ).json()
             chosen = routed["selected_services"][0]
             client_api.post(

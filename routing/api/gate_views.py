@@ -1,0 +1,174 @@
+"""Gate API: retrain the learned gate in Celery on demand, follow the job, list the versions.
+
+Operators only (staff count as operators). The retrain endpoints mirror the rebalance ones in
+``telemetry.api_views``: 202 with a task id, then poll ``retrain/<task_id>`` for its state.
+"""
+
+from celery.result import AsyncResult
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from moe_project.api_errors import APIError
+from moe_project.strict_serializers import StrictIntegerField, StrictSerializer
+from registry.api.serializers import ErrorSerializer
+from registry.permissions import IsOperator
+from routing.models import GateModel
+from routing.tasks import retrain_gate
+
+# Bounds on what a caller may ask one retraining to read: below the minimum nothing is
+# learned; above the maximum one job would hold a worker's CPU for minutes.
+MIN_MAX_EXAMPLES = 50
+MAX_MAX_EXAMPLES = 100_000
+DEFAULT_VERSIONS = 50
+MAX_VERSIONS = 200
+TASK_ID_MAX_LENGTH = 64
+
+_ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(ErrorSerializer, description="Not an operator."),
+    429: OpenApiResponse(ErrorSerializer, description="Rate limited."),
+}
+_BAD_INPUT = {400: OpenApiResponse(ErrorSerializer, description="Invalid input, by field.")}
+
+
+class GateRetrainRequestSerializer(StrictSerializer):
+    """Optional body of ``POST /api/v1/gate/retrain``."""
+
+    max_examples = StrictIntegerField(
+        required=False,
+        min_value=MIN_MAX_EXAMPLES,
+        max_value=MAX_MAX_EXAMPLES,
+        help_text="Most recent decisions with outcomes to learn from (default: the server's).",
+    )
+
+
+class GateRetrainQueuedSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    state = serializers.CharField()
+    status_url = serializers.CharField(help_text="Relative to this endpoint's URL.")
+
+
+class GateRetrainStatusSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    state = serializers.CharField(help_text="Celery state: PENDING, STARTED, SUCCESS, ...")
+    result = serializers.DictField(
+        required=False, help_text="When SUCCESS: what retraining did (trained, version, ...)."
+    )
+    error = serializers.CharField(required=False, help_text="When FAILURE: the error's type.")
+
+
+class GateVersionSerializer(serializers.ModelSerializer):
+    """A gate version as the API shows it: metrics and evaluation, never the weights."""
+
+    class Meta:
+        model = GateModel
+        fields = ["version", "active", "trained_at", "notes", "validation_metrics", "evaluation"]
+
+
+class GateVersionListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = GateVersionSerializer(many=True)
+
+
+class GateVersionQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, default=DEFAULT_VERSIONS, min_value=1, max_value=MAX_VERSIONS
+    )
+
+
+def recent_gate_versions(limit: int) -> list[GateModel]:
+    """The newest ``limit`` gate versions, newest first, without loading their weights."""
+    fields = GateVersionSerializer.Meta.fields
+    return list(GateModel.objects.only(*fields).order_by("-version")[:limit])
+
+
+def _validate_task_id(task_id: str) -> None:
+    if len(task_id) > TASK_ID_MAX_LENGTH or not all(c.isalnum() or c == "-" for c in task_id):
+        raise APIError(
+            "validation_error",
+            "Invalid input: task_id: not a task id.",
+            {"task_id": ["Not a task id."]},
+        )
+
+
+class GateRetrainView(APIView):
+    """POST: queue a retraining of the gate; 202 with its task id."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="gate_retrain",
+        summary="Retrain the learned gate now (in Celery)",
+        request=GateRetrainRequestSerializer,
+        responses={
+            202: OpenApiResponse(GateRetrainQueuedSerializer, description="Queued."),
+            **_BAD_INPUT,
+            **_ERRORS,
+            503: OpenApiResponse(ErrorSerializer, description="The job broker is unreachable."),
+        },
+        tags=["gate"],
+    )
+    def post(self, request):
+        body = GateRetrainRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = retrain_gate.delay(max_examples=body.validated_data.get("max_examples"))
+        except Exception as exc:  # broker unreachable: say so instead of a 500
+            raise APIError(
+                "broker_unavailable", f"Could not queue the job: {type(exc).__name__}", None, 503
+            ) from None
+        return Response(
+            {"task_id": result.id, "state": "PENDING", "status_url": f"retrain/{result.id}"},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class GateRetrainStatusView(APIView):
+    """GET: the state of a retraining job and, once it succeeded, its result."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="gate_retrain_status",
+        summary="State and result of a retraining job",
+        responses={200: GateRetrainStatusSerializer, **_BAD_INPUT, **_ERRORS},
+        tags=["gate"],
+    )
+    def get(self, request, task_id: str):
+        _validate_task_id(task_id)
+        result = AsyncResult(task_id, app=retrain_gate.app)
+        body = {"task_id": task_id, "state": result.state}
+        if result.successful():
+            body["result"] = result.result
+        elif result.failed():
+            body["error"] = type(result.result).__name__
+        return Response(body)
+
+
+class GateVersionListView(APIView):
+    """GET: gate versions, newest first (operators and staff)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        operation_id="gate_versions_list",
+        summary="Gate versions with their validation metrics and off-policy evaluation",
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description=f"How many, 1..{MAX_VERSIONS} (default {DEFAULT_VERSIONS}).",
+            )
+        ],
+        responses={200: GateVersionListSerializer, **_BAD_INPUT, **_ERRORS},
+        tags=["gate"],
+    )
+    def get(self, request):
+        query = GateVersionQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        versions = recent_gate_versions(query.validated_data["limit"])
+        results = GateVersionSerializer(versions, many=True).data
+        return Response({"count": len(results), "results": results})

@@ -1,0 +1,164 @@
+"""Off-policy evaluation: how would another policy have done on decisions logged by this one?
+
+Each logged decision carries the candidates that were eligible, the service chosen, the
+probability (propensity) with which the logging policy chose it, and the reward of its
+outcome. For a target policy ``pi`` that gives a probability to every candidate:
+
+- **IPS** (inverse propensity scoring): ``mean(w_i r_i)`` with ``w_i = pi(a_i|x_i) / p_i``;
+  unbiased when every action ``pi`` may take had a positive logging probability.
+- **SNIPS** (self-normalised): ``sum(w_i r_i) / sum(w_i)``: a little biased, far less variance.
+- **DR** (doubly robust, Dudik et al. 2011): ``mean(sum_a pi(a|x_i) q(x_i, a)
+  + w_i (r_i - q(x_i, a_i)))`` with a reward model ``q``: unbiased if either the propensities
+  or ``q`` are right, lower variance than IPS when ``q`` is decent.
+- **ESS** (effective sample size, Kish): ``(sum w)^2 / sum w^2``: how many logged decisions
+  the estimate really rests on; a small ESS means a few rare decisions carry it.
+- **support**: the mean importance weight, ``mean(w)``, is 1 in expectation when the log
+  tried everything the target policy does; far below 1, the target mostly does what the log
+  never tried (a deterministic logger), and the estimate is the reward model's guess.
+
+:func:`compare` estimates the improvement of a candidate over a baseline as the mean of
+paired per-decision DR differences, with a one-sided normal lower confidence bound; a
+candidate should go live only when that bound is above zero and the ESS is large enough.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    request_type: str
+    complexity: float
+    candidates: tuple[str, ...]
+    action: str
+    propensity: float
+    reward: float
+
+
+# A policy: for a logged decision, the probability of each of its candidates (in order).
+Policy = Callable[[LoggedDecision], np.ndarray]
+# A reward model: for a logged decision, the expected reward of each of its candidates.
+RewardModel = Callable[[LoggedDecision], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    ips: float
+    snips: float
+    dr: float
+    ess: float
+    n: int
+    # Per-decision DR terms, for paired comparisons.
+    dr_terms: np.ndarray
+    support: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {
+            "ips": round(self.ips, 6),
+            "snips": round(self.snips, 6),
+            "dr": round(self.dr, 6),
+            "ess": round(self.ess, 1),
+            "support": round(self.support, 4),
+            "n": self.n,
+        }
+
+
+def usable(rows: Sequence[LoggedDecision]) -> list[LoggedDecision]:
+    """Rows off-policy evaluation can use: a known positive propensity, and the chosen
+    service among the logged candidates."""
+    return [
+        r
+        for r in rows
+        if r.propensity is not None
+        and r.propensity > 0
+        and math.isfinite(r.reward)
+        and r.action in r.candidates
+    ]
+
+
+def estimate(rows: Sequence[LoggedDecision], policy: Policy, model: RewardModel) -> Estimate:
+    n = len(rows)
+    if n == 0:
+        return Estimate(0.0, 0.0, 0.0, 0.0, 0, np.zeros(0))
+    w = np.empty(n)
+    r = np.empty(n)
+    dr = np.empty(n)
+    for i, row in enumerate(rows):
+        pi = policy(row)
+        q = model(row)
+        a = row.candidates.index(row.action)
+        w[i] = pi[a] / row.propensity
+        r[i] = row.reward
+        dr[i] = float(pi @ q) + w[i] * (row.reward - q[a])
+    wsum = w.sum()
+    return Estimate(
+        ips=float((w * r).mean()),
+        snips=float((w * r).sum() / wsum) if wsum > 0 else 0.0,
+        dr=float(dr.mean()),
+        ess=float(wsum**2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0,
+        n=n,
+        dr_terms=dr,
+        support=float(w.mean()),
+    )
+
+
+def logged_value(rows: Sequence[LoggedDecision]) -> Estimate:
+    """The logging policy's own value (on-policy: the mean observed reward)."""
+    r = np.array([row.reward for row in rows], dtype=np.float64)
+    mean = float(r.mean()) if len(r) else 0.0
+    return Estimate(mean, mean, mean, float(len(r)), len(r), r)
+
+
+# Below this mean importance weight the log did not try what the candidate would do.
+MIN_SUPPORT = 0.5
+
+
+def compare(
+    candidate: Estimate,
+    baseline: Estimate,
+    confidence: float = 0.95,
+    min_ess: float = 30.0,
+    min_support: float = MIN_SUPPORT,
+) -> dict:
+    """Is ``candidate`` better than ``baseline`` on the same rows, with confidence?"""
+    n = candidate.n
+    if n < 2 or baseline.n != n:
+        return {
+            "improvement": 0.0,
+            "lower_bound": None,
+            "better": False,
+            "decision": f"not enough logged decisions to compare ({n})",
+        }
+    diff = candidate.dr_terms - baseline.dr_terms
+    mean = float(diff.mean())
+    se = float(diff.std(ddof=1) / math.sqrt(n))
+    z = NormalDist().inv_cdf(confidence)
+    lower = mean - z * se
+    if candidate.ess < min_ess:
+        better, why = False, f"ESS {candidate.ess:.0f} < {min_ess:g}: too little support"
+    elif candidate.support < min_support:
+        better = False
+        why = (
+            f"mean importance weight {candidate.support:.2f} < {min_support:g}: the log seldom "
+            "tried what the candidate would do, too little support"
+        )
+    elif lower > 0:
+        better = True
+        why = f"DR improvement {mean:+.4f}, {confidence:.0%} lower bound {lower:+.4f} > 0"
+    else:
+        better = False
+        why = f"DR improvement {mean:+.4f}, {confidence:.0%} lower bound {lower:+.4f} <= 0"
+    return {
+        "improvement": round(mean, 6),
+        "std_error": round(se, 6),
+        "lower_bound": round(lower, 6),
+        "confidence": confidence,
+        "better": better,
+        "decision": why,
+    }
