@@ -227,11 +227,13 @@ class RoutingEngine:
         ctx = RouteContext(fleet, view, eligible, idx, self._top_k(top_k))
         choice = impl.route(request, ctx)
         note = fleet.filter_note(rtype, caps)
-        excluded = int(static.sum()) - idx.size
+        excluded = fleet.candidate_count(rtype, caps) - idx.size
         if excluded:
             note = f"{note}; {excluded} breaker open or full"
-        ids = fleet.ids
-        candidates = tuple([ids[i] for i in idx])
+            ids = fleet.ids
+            candidates = tuple([ids[i] for i in idx])
+        else:
+            candidates = fleet.candidate_ids(rtype, caps)
         return self._decision(
             choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates
         )

@@ -98,6 +98,7 @@ class PreparedFleet:
         self._fleet_types = frozenset(self.types)
         self._candidates: dict[tuple[str, tuple[str, ...]], np.ndarray | None] = {}
         self._notes: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._candidate_ids: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
         self.capability_sets = [s.capabilities for s in snapshot.services]
         self._cap_index = {c: j for j, c in enumerate(snapshot.capability_names)}
         self._vnodes = vnodes
@@ -162,6 +163,20 @@ class PreparedFleet:
         if len(self._candidates) < _MAX_CACHED:
             self._candidates[key] = mask
         return mask
+
+    def candidate_count(self, request_type: str, capabilities: tuple[str, ...]) -> int:
+        return len(self.candidate_ids(request_type, capabilities))
+
+    def candidate_ids(self, request_type: str, capabilities: tuple[str, ...]) -> tuple[str, ...]:
+        """Ids of :meth:`candidates` (cached)."""
+        key = (request_type, capabilities)
+        ids = self._candidate_ids.get(key)
+        if ids is None:
+            mask = self.candidates(request_type, capabilities)
+            ids = () if mask is None else tuple(self.ids[i] for i in np.flatnonzero(mask))
+            if len(self._candidate_ids) < _MAX_CACHED:
+                self._candidate_ids[key] = ids
+        return ids
 
     def filter_note(self, request_type: str, capabilities: tuple[str, ...]) -> str:
         """Who the static filters removed, for a decision's reason (cached)."""

@@ -592,10 +592,11 @@ class PowerOfTwo(Strategy):
             a, b, cost_a, cost_b = b, a, cost_b, cost_a
         # Ties counted as worse: a slight overestimate where costs are exactly equal.
         lat_all = lat[idx]
-        lat_all = np.where(lat_all > 0, lat_all, default_latency(lat_all.tolist()))
+        if not lat_all.all():
+            lat_all = np.where(lat_all > 0, lat_all, default_latency(lat_all.tolist()))
         costs = lat_all * (load[idx] + 1.0) / fleet.weight[idx]
-        worse = int((costs >= cost_a).sum()) - 1
-        p = self.propensity(n, max(worse, 1))
+        worse = np.count_nonzero(costs >= cost_a) - 1
+        p = self.propensity(n, max(int(worse), 1))
         return self._choice(a, b, cost_a, cost_b, fleet, p)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
