@@ -262,7 +262,7 @@ MOE_OPE_MIN_ESS = env_float("MOE_OPE_MIN_ESS", 30.0, minimum=1.0)
 # Leases: an unreported selection stops counting in flight after the service's expected
 # service time (MOE_LEASE_LATENCY_FACTOR x its latency EWMA, within [MIN, MAX]), or after
 # MOE_LEASE_DEFAULT_SECONDS while nothing has been measured.
-MOE_LEASE_DEFAULT_SECONDS = env_float("MOE_LEASE_DEFAULT_SECONDS", 0.1, minimum=0.001)
+MOE_LEASE_DEFAULT_SECONDS = env_float("MOE_LEASE_DEFAULT_SECONDS", 0.05, minimum=0.001)
 MOE_LEASE_LATENCY_FACTOR = env_float("MOE_LEASE_LATENCY_FACTOR", 2.0, minimum=1.0)
 MOE_LEASE_MIN_SECONDS = env_float("MOE_LEASE_MIN_SECONDS", 0.01, minimum=0.001)
 MOE_LEASE_MAX_SECONDS = env_float("MOE_LEASE_MAX_SECONDS", 30.0, minimum=0.01)

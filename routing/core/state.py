@@ -46,7 +46,7 @@ class LeaseConfig:
     backend compiles the same rule into its routed script (``telemetry/state/scripts.py``).
     """
 
-    default_s: float = 0.1
+    default_s: float = 0.05
     factor: float = 2.0
     min_s: float = 0.01
     max_s: float = 30.0

@@ -25,7 +25,7 @@ from telemetry.state.redis_store import RedisStateStore, make_client
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # A lease that outlives any test: for tests that count in flight on the real clock and are about
-# something else than lease expiry (the default lease of an unmeasured service is 0.1 s).
+# something else than lease expiry (the default lease of an unmeasured service is 0.05 s).
 HELD = LeaseConfig.fixed(3600.0)
 
 

@@ -19,7 +19,7 @@ def counted_until(store, clock, snapshot, index, ttl):
 
 def test_the_lease_is_twice_the_ewma_and_follows_it(backend):
     clock = FakeClock(START)
-    store = backend(clock=clock, lease=LeaseConfig())  # default_s 0.1, factor 2
+    store = backend(clock=clock, lease=LeaseConfig())  # default_s 0.05, factor 2
     snapshot = fleet(2)
     store.record_outcome("warm-1", "svc-00", True, 200.0)  # EWMA 200 ms -> lease 0.4 s
     store.record_outcome("warm-2", "svc-01", True, 1500.0)  # EWMA 1.5 s -> lease 3 s

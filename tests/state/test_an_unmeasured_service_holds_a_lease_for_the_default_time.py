@@ -26,5 +26,5 @@ def test_an_unreported_request_on_an_unmeasured_service_expires_after_the_defaul
     assert store.in_flight_requests() == 0
 
 
-def test_the_default_lease_is_a_tenth_of_a_second():
-    assert LeaseConfig().ttl(0.0) == 0.1
+def test_the_default_lease_is_fifty_milliseconds():
+    assert LeaseConfig().ttl(0.0) == 0.05

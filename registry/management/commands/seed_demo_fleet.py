@@ -34,7 +34,7 @@ DEMO_FLEET = [
         "llm-general",
         "inference",
         8101,
-        ["text-generation", "chat", "summarization"],
+        ["text-generation", "chat", "summarization", "analysis"],
         64,
         metadata={"model": "llama-3.1-8b-instruct", "gpu": "L4"},
     ),
