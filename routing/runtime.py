@@ -24,11 +24,11 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from moe_project.api_errors import APIError
+from routing.core.context import fleet_context
 from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.fleet import TypeRule
 from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
-from routing.core.policy import fleet_context
 from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
 from routing.history import (
     RedisStreamBuffer,
