@@ -158,13 +158,15 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
     # A broker that needs no server: kombu's filesystem transport under var/celery.
-    for sub in ("in", "processed", "results"):
+    for sub in ("in", "processed", "results", "control"):
         (CELERY_FS_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_FS_DIR / "in"),
         "data_folder_out": str(CELERY_FS_DIR / "in"),
         "processed_folder": str(CELERY_FS_DIR / "processed"),
+        # Exchange tables (broadcast, pidbox); kombu's default is the working directory.
+        "control_folder": str(CELERY_FS_DIR / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = env_str(
