@@ -18,21 +18,21 @@ import gc
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from routing.core.config import EngineConfig
 from routing.core.features import featurize
-from routing.core.fleet import PreparedFleet, TypeRule, memo
-from routing.core.gate import Gate, GateConfig, GateScorer, gate_from_bytes
-from routing.core.learning import LearnerConfig, OutcomeLearner
-from routing.core.objective import Objective
+from routing.core.fleet import PreparedFleet, memo
+from routing.core.gate import Gate, GateScorer, gate_from_bytes
+from routing.core.learning import OutcomeLearner
 from routing.core.strategies import (
     STRATEGIES,
     BatchContext,
     Choice,
     RouteContext,
     Strategy,
+    StrategyDeps,
     get_strategy,
 )
 from routing.core.types import (
@@ -43,41 +43,6 @@ from routing.core.types import (
     RouteRequest,
     ServiceStatus,
 )
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    default_top_k: int = 2
-    max_top_k: int = 8
-    # Switch capacity factor: a service may take this multiple of its fair share of the load.
-    capacity_factor: float = 1.25
-    # Bounded-load consistent hashing: no service above ceil((1 + eps) * average load).
-    hash_eps: float = 0.25
-    hash_vnodes: int = 100
-    # Seed of the power-of-two RNG; None seeds from the OS.
-    p2c_seed: int | None = None
-    device: str = "cpu"
-    # tda_aware: request anomaly at or above this gets redundancy (k >= 2); services at or
-    # above tda_avoid_threshold are avoided while any other is eligible.
-    tda_request_threshold: float = 0.5
-    tda_avoid_threshold: float = 0.8
-    tda_penalty: float = 2.0
-    # Who may serve a request of a given type (see fleet.TypeRule).
-    type_rule: TypeRule = field(default_factory=TypeRule)
-    # Online learning of the learned strategies, and what they optimise.
-    learner_config: LearnerConfig = field(default_factory=LearnerConfig)
-    objective: Objective = field(default_factory=Objective)
-    # Pause the cyclic garbage collector while a batch is routed (see route_batch).
-    pause_gc_in_batches: bool = True
-    gate_config: GateConfig = field(default_factory=GateConfig)
-
-    def __post_init__(self) -> None:
-        if self.default_top_k < 1 or self.max_top_k < self.default_top_k:
-            raise ValueError("need 1 <= default_top_k <= max_top_k")
-        if self.capacity_factor < 1.0:
-            raise ValueError("capacity_factor must be >= 1")
-        if self.hash_eps <= 0:
-            raise ValueError("hash_eps must be > 0")
 
 
 def _decision_factory():
@@ -138,7 +103,15 @@ class RoutingEngine:
         # Set by the caller (the Django side) to the active model version's id.
         self.gate_version: int | str | None = None
         self.rng = random.Random(self.config.p2c_seed)
-        self._strategies: dict[str, Strategy] = {n: cls(self) for n, cls in STRATEGIES.items()}
+        deps = StrategyDeps(
+            config=self.config,
+            rng=self.rng,
+            learner=self.learner,
+            learned_table=self.learned_table,
+            strategy=self.strategy,
+            choose_strategy=self.choose_strategy,
+        )
+        self._strategies: dict[str, Strategy] = {n: cls(deps) for n, cls in STRATEGIES.items()}
 
     # -- models ----------------------------------------------------------------------------
 

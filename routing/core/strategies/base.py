@@ -1,0 +1,164 @@
+"""What every strategy shares: the Choice it returns, the contexts it sees, the dependency
+object it is built with, and the capacity-aware assignment used by batch paths.
+
+Every strategy picks from services the engine has already found eligible (candidates for the
+request: accepted type, every required capability; routable, breaker allows, under capacity)
+and returns a :class:`Choice` of service indices (snapshot order). Each has a single-request
+path tuned for latency and a batch path that respects capacity across the batch: the engine
+passes a shared ``load`` array (in-flight + assigned so far in this batch) that every batch
+path checks and updates.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from routing.core.config import EngineConfig
+from routing.core.features import featurize
+from routing.core.fleet import PreparedFleet
+from routing.core.learning import OutcomeLearner
+from routing.core.types import LiveView, RouteRequest
+
+NEG_INF = -np.inf
+
+
+class Choice(NamedTuple):
+    """A strategy's pick: service indices in preference order, one score each.
+
+    Batch loops build plain tuples in this field order (cheaper than the NamedTuple call).
+    """
+
+    selected: list[int]
+    scores: list[float]
+    confidence: float
+    reason: str
+    strategy: str
+    # Probability with which selected[0] was chosen (1.0: deterministic; None: unknown).
+    propensity: float | None = 1.0
+
+
+@dataclass(slots=True)
+class RouteContext:
+    """What a strategy sees for one request."""
+
+    fleet: PreparedFleet
+    view: LiveView
+    eligible: np.ndarray  # bool (n,)
+    eligible_idx: np.ndarray  # int, indices of eligible services
+    top_k: int
+
+
+class BatchContext:
+    """Shared state while routing a batch: loads grow as requests are assigned."""
+
+    def __init__(
+        self, fleet: PreparedFleet, view: LiveView, requests: Sequence[RouteRequest]
+    ) -> None:
+        self.fleet = fleet
+        self.view = view
+        self.requests = requests
+        self.load = np.array(view.in_flight, dtype=np.float64)
+        self._features: np.ndarray | None = None
+
+    def features(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Feature rows of the requests at ``positions`` (increasing), featurised once."""
+        if self._features is None:
+            self._features = featurize(self.requests)
+        if len(positions) == len(self.requests):  # the whole batch: no copy
+            return self._features
+        return self._features[np.asarray(positions, dtype=np.int64)]
+
+    def available(self, mask: np.ndarray) -> np.ndarray:
+        return mask & (self.load < self.fleet.capacity)
+
+
+@dataclass(frozen=True)
+class StrategyDeps:
+    """What strategies need from the engine, and nothing more: the configuration, the RNG,
+    the online learner and its per-snapshot tables, and (for ``adaptive``) the other
+    strategies and the rule that picks among them."""
+
+    config: EngineConfig
+    rng: random.Random
+    learner: OutcomeLearner
+    learned_table: Callable[[PreparedFleet, str], Any]
+    strategy: Callable[[str], Strategy]
+    choose_strategy: Callable[[RouteRequest], tuple[str, str]]
+
+
+class Strategy:
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, deps: StrategyDeps) -> None:
+        self.deps = deps
+        self.config = deps.config
+
+    def route(self, request: RouteRequest, ctx: RouteContext) -> Choice:
+        raise NotImplementedError
+
+    def route_batch(
+        self,
+        requests: Sequence[RouteRequest],
+        positions: Sequence[int],
+        mask: np.ndarray,
+        top_k: int,
+        bctx: BatchContext,
+    ) -> list[Choice | None]:
+        """Route ``requests`` (at ``positions`` in the batch) among services in ``mask``;
+        None for a request that finds every eligible service full."""
+        raise NotImplementedError
+
+
+def capacity_factor_bound(total_load: float, capacity: np.ndarray, factor: float) -> np.ndarray:
+    """Switch-style expert capacity: ``factor`` x each service's fair share of the load,
+    shares proportional to capacity, at least 1."""
+    share = capacity / capacity.sum()
+    return np.maximum(1.0, np.ceil(factor * total_load * share))
+
+
+def assign_in_order(scores: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+    """Give each row its best-scoring column that has room, earlier rows first.
+
+    ``scores`` (m, n) with -inf where a row may not go (not modified); ``remaining`` (n,)
+    slots per column, decremented in place. Returns the column per row, -1 where nothing had
+    room. Runs in rounds: every pending row proposes its best open column, each column
+    accepts proposals in row order up to its room, columns that filled up close, and the
+    rejected rows propose again.
+    """
+    m, n = scores.shape
+    choice = np.full(m, -1, dtype=np.int64)
+    rows = np.arange(m)
+    sub = scores
+    while rows.size:
+        closed = remaining <= 0
+        if closed.any():
+            sub = sub.copy() if sub is scores else sub
+            sub[:, closed] = NEG_INF
+        best = sub.argmax(axis=1)
+        has = sub[np.arange(len(rows)), best] > NEG_INF
+        if not has.all():
+            rows, best = rows[has], best[has]
+            if not rows.size:
+                break
+        order = np.argsort(best, kind="stable")
+        cols = best[order]
+        rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
+        accepted = rank < remaining[cols]
+        choice[rows[order[accepted]]] = cols[accepted]
+        remaining -= np.bincount(cols[accepted], minlength=n).astype(remaining.dtype)
+        if accepted.all():
+            break
+        rows = np.sort(rows[order[~accepted]])
+        sub = scores[rows]
+    return choice
+
+
+def softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
