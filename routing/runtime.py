@@ -30,13 +30,7 @@ from routing.core.fleet import TypeRule
 from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
 from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
-from routing.history import (
-    RedisStreamBuffer,
-    SpoolBuffer,
-    amend_record,
-    decision_record,
-    outcome_record,
-)
+from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
 from routing.metrics import RoutingMetrics
 
 logger = logging.getLogger(__name__)
@@ -129,10 +123,7 @@ class Router:
             )
             self._mark_reported = self.redis_client.register_script(_MARK_REPORTED)
         self.store = self._create_store()
-        self.history_spool = SpoolBuffer()
-        self.history_stream = (
-            RedisStreamBuffer(self.redis_client, self.history_spool) if self.redis_client else None
-        )
+        self.history = HistoryWriter(self.redis_client)
         self.metrics = RoutingMetrics(self.redis_client)
         self._lock = threading.Lock()
         self._snapshot = FleetSnapshot.build([])
@@ -339,7 +330,7 @@ class Router:
         self.store.record_routed_many(live, pipe=pipe)
         for request_id, selected in live:
             pipe.set(PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl)
-        self.history_stream.queue(pipe, records)
+        self.history.queue(pipe, records)
         self.metrics.queue(pipe, routed)
         results = self.store.execute(pipe)
         if results is None:
@@ -382,11 +373,11 @@ class Router:
                 pipe.set(PENDING_KEY + r.request_id, value, ex=ttl)
             else:
                 pipe.delete(PENDING_KEY + r.request_id)
-        self.history_stream.queue(pipe, amendments)
+        self.history.queue(pipe, amendments)
         try:
             pipe.execute()
         except redis.RedisError:
-            self.history_spool.append(amendments)
+            self.history.append(amendments, local=True)
         return routed
 
     def _commit_local(self, live, records, routed, about, state_recorded: bool = False) -> None:
@@ -403,7 +394,7 @@ class Router:
                 len(pending) > PENDING_MAX_LOCAL or next(iter(pending.values()))[2] < oldest
             ):
                 pending.popitem(last=False)
-        self.history_spool.append(records)
+        self.history.append(records, local=True)
         self.metrics.record_local(routed)
 
     def _after_commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> None:
@@ -518,13 +509,9 @@ class Router:
             request_id, service_id, success, latency_ms, status_code, reward, primary
         )
         if flushed_row is not None:
-            from routing.history import apply_records
-
-            apply_records([record])
-        elif self.history_stream is not None:
-            self.history_stream.append([record])
+            self.history.apply_now([record])
         else:
-            self.history_spool.append([record])
+            self.history.append([record])
         self.metrics.record_outcome(service_id, success, reward)
         return {
             "request_id": request_id,

@@ -1,0 +1,134 @@
+"""Where history records wait for the flush: per-process spool files, or a Redis stream."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+STREAM_KEY = "moe:history"
+STREAM_GROUP = "flushers"
+SEGMENT_MAX_RECORDS = 5000
+SEGMENT_MAX_AGE_S = 2.0
+# Every spool of this process, so a flush here can seal them (no router needed).
+_SPOOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+def spool_dir() -> Path:
+    path = Path(getattr(settings, "MOE_HISTORY_DIR", "") or settings.VAR_DIR / "history")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class SpoolBuffer:
+    """Per-process segment files of JSON lines (see the module docstring)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or spool_dir()
+        _SPOOLS.add(self)
+        self._lock = threading.Lock()
+        self._handle = None
+        self._path: Path | None = None
+        self._count = 0
+        self._opened_at = 0.0
+
+    def _open_segment(self) -> None:
+        name = f"seg-{os.getpid()}-{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        self._path = self.directory / f"{name}.open"
+        self._handle = open(self._path, "ab", buffering=0)  # noqa: SIM115 - kept open on purpose
+        self._count = 0
+        self._opened_at = time.monotonic()
+
+    def _seal(self) -> None:
+        if self._handle is None:
+            return
+        self._handle.close()
+        self._path.rename(self._path.with_suffix(".ready"))
+        self._handle = None
+
+    def append(self, records: Sequence[dict]) -> None:
+        if not records:
+            return
+        blob = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        with self._lock:
+            if self._handle is not None and (
+                self._count >= SEGMENT_MAX_RECORDS
+                or time.monotonic() - self._opened_at >= SEGMENT_MAX_AGE_S
+            ):
+                self._seal()
+            if self._handle is None:
+                self._open_segment()
+            self._handle.write(blob)
+            self._count += len(records)
+
+    def seal(self) -> None:
+        """Close the current segment so the next flush can delete it once applied."""
+        with self._lock:
+            self._seal()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_records(path: Path) -> list[dict]:
+    records = []
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return records
+    for line in raw.split(b"\n"):
+        if not line:
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            # Only a torn final line of a segment still being written can fail to parse;
+            # it is re-read on the next flush once complete.
+            continue
+    return records
+
+
+class RedisStreamBuffer:
+    """A Redis stream; ``append`` can queue onto the caller's pipeline."""
+
+    def __init__(self, client, fallback: SpoolBuffer) -> None:
+        self.client = client
+        self.fallback = fallback
+
+    def queue(self, pipe, records: Sequence[dict]) -> None:
+        if records:
+            pipe.xadd(STREAM_KEY, {"r": orjson.dumps(list(records))})
+
+    def append(self, records: Sequence[dict]) -> None:
+        import redis
+
+        if not records:
+            return
+        try:
+            self.client.xadd(STREAM_KEY, {"r": orjson.dumps(list(records))})
+        except redis.RedisError:
+            logger.warning("history: Redis unavailable, %d records spooled locally", len(records))
+            self.fallback.append(records)
+
+
+def seal_local_spools() -> None:
+    """Close this process's open segments so a flush in this process can take them."""
+    for spool in list(_SPOOLS):
+        spool.seal()

@@ -1,0 +1,258 @@
+"""The flush: buffered records into the database in bulk, each routed request exactly once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+
+from routing.history.buffers import (
+    STREAM_GROUP,
+    STREAM_KEY,
+    SpoolBuffer,
+    pid_alive,
+    read_records,
+    seal_local_spools,
+    spool_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+# Rows per INSERT/UPDATE statement: large enough to amortise round trips, small enough to
+# stay under SQLite's variable limit and PostgreSQL's comfortable statement size.
+DB_BATCH_SIZE = 500
+# Records read from the stream per XREADGROUP call.
+STREAM_READ_COUNT = 5000
+# Outcomes whose decision never shows up are dropped (with a warning) after this long.
+CARRY_MAX_AGE_S = 24 * 3600.0
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+@dataclass
+class FlushResult:
+    decisions: int = 0
+    outcomes: int = 0
+    carried: int = 0
+
+    def as_dict(self) -> dict:
+        return {"decisions": self.decisions, "outcomes": self.outcomes, "carried": self.carried}
+
+
+def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
+    """Write records to the database; returns the result and outcomes still without a row."""
+    from routing.models import RoutingDecision
+
+    decisions: dict[str, dict] = {}
+    outcomes: dict[str, dict] = {}
+    amended: list[dict] = []
+    for rec in records:
+        kind = rec.get("k")
+        if kind == "d":
+            decisions[rec["id"]] = rec
+        elif kind == "o":
+            # The primary service's report wins over the others of a top-k request.
+            if rec.get("pr", True) or rec["id"] not in outcomes:
+                outcomes[rec["id"]] = rec
+        elif kind == "a":
+            if rec["id"] in decisions:  # fold into the decision before it is inserted
+                target = decisions[rec["id"]]
+                target.update(sel=rec["sel"], r=rec["r"], ne=not rec["sel"])
+            else:
+                amended.append(rec)
+    result = FlushResult()
+    with transaction.atomic():
+        if decisions:
+            existing = set(
+                RoutingDecision.objects.filter(request_id__in=list(decisions)).values_list(
+                    "request_id", flat=True
+                )
+            )
+            rows = [
+                RoutingDecision(
+                    request_id=rid,
+                    request_type=rec["t"],
+                    features=rec["f"],
+                    requested_strategy=rec["rs"],
+                    strategy=rec["s"],
+                    override_id=rec["o"],
+                    selected_services=rec["sel"],
+                    primary_service=rec["sel"][0] if rec["sel"] else "",
+                    scores=rec["sc"],
+                    confidence=rec["c"],
+                    reason=rec["r"],
+                    no_eligible_service=rec["ne"],
+                    decision_ms=rec["ms"],
+                    propensity=rec.get("p"),
+                    decided_at=_ts(rec["at"]),
+                )
+                for rid, rec in decisions.items()
+                if rid not in existing
+            ]
+            RoutingDecision.objects.bulk_create(
+                rows, batch_size=DB_BATCH_SIZE, ignore_conflicts=True
+            )
+            result.decisions = len(rows)
+        carried: list[dict] = []
+        for rec in amended:
+            updated = RoutingDecision.objects.filter(request_id=rec["id"]).update(
+                selected_services=rec["sel"],
+                primary_service=rec["sel"][0] if rec["sel"] else "",
+                reason=rec["r"],
+                no_eligible_service=not rec["sel"],
+            )
+            if not updated and time.time() - rec["at"] < CARRY_MAX_AGE_S:
+                carried.append(rec)
+        if outcomes:
+            found = {
+                row.request_id: row
+                for row in RoutingDecision.objects.filter(request_id__in=list(outcomes))
+            }
+            changed = []
+            now = time.time()
+            for rid, rec in outcomes.items():
+                row = found.get(rid)
+                if row is None:
+                    if now - rec["at"] < CARRY_MAX_AGE_S:
+                        carried.append(rec)
+                    else:
+                        logger.warning("history: dropping outcome for unknown request %s", rid)
+                    continue
+                if not rec.get("pr", True) and row.reported_at is not None:
+                    continue  # a secondary report never replaces one already stored
+                row.success = rec["ok"]
+                row.outcome_service = rec["svc"]
+                row.latency_ms = rec["lat"]
+                row.status_code = rec["code"]
+                row.reward = rec.get("rw")
+                row.reported_at = _ts(rec["at"])
+                changed.append(row)
+            RoutingDecision.objects.bulk_update(
+                changed,
+                [
+                    "success",
+                    "outcome_service",
+                    "latency_ms",
+                    "status_code",
+                    "reward",
+                    "reported_at",
+                ],
+                batch_size=DB_BATCH_SIZE,
+            )
+            result.outcomes = len(changed)
+        result.carried = len(carried)
+    return result, carried
+
+
+def _merge(total: FlushResult, part: FlushResult) -> None:
+    total.decisions += part.decisions
+    total.outcomes += part.outcomes
+    total.carried = part.carried
+
+
+def _drain_spool(directory: Path, total: FlushResult) -> None:
+    my_pid = os.getpid()
+    claimed: list[Path] = []
+    live_open: list[Path] = []
+    for path in sorted(directory.glob("seg-*")):
+        pid = int(path.name.split("-")[1])
+        if path.suffix == ".open" and (pid == my_pid or pid_alive(pid)):
+            live_open.append(path)
+            continue
+        if path.suffix in (".ready", ".open"):
+            target = path.with_name(f"{path.stem}.draining-{my_pid}")
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue  # another flusher claimed it
+            claimed.append(target)
+        elif ".draining-" in path.name and not pid_alive(int(path.name.rsplit("-", 1)[1])):
+            claimed.append(path)  # a flusher died mid-way; its claim is ours now
+    records = [rec for path in claimed + live_open for rec in read_records(path)]
+    if not records:
+        for path in claimed:
+            path.unlink(missing_ok=True)
+        return
+    part, carried = apply_records(records)
+    _merge(total, part)
+    if carried:
+        SpoolBuffer(directory).append(carried)
+    for path in claimed:
+        path.unlink(missing_ok=True)
+
+
+def _drain_stream(client, total: FlushResult) -> None:
+    import redis
+
+    try:
+        client.xgroup_create(STREAM_KEY, STREAM_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    consumer = f"flusher-{os.getpid()}-{threading.get_ident()}"
+    # Entries a dead flusher read but never acknowledged come back after a minute.
+    _next, reclaimed, *_ = client.xautoclaim(
+        STREAM_KEY, STREAM_GROUP, consumer, min_idle_time=60_000, start_id="0-0", count=100000
+    )
+    batches = [reclaimed] if reclaimed else []
+    while True:
+        answer = client.xreadgroup(
+            STREAM_GROUP, consumer, {STREAM_KEY: ">"}, count=STREAM_READ_COUNT
+        )
+        entries = answer[0][1] if answer else []
+        if entries:
+            batches.append(entries)
+        for entries in batches:
+            ids = [eid for eid, _ in entries]
+            records = [rec for _, fields in entries for rec in orjson.loads(fields[b"r"])]
+            part, carried = apply_records(records)
+            _merge(total, part)
+            if carried:
+                client.xadd(STREAM_KEY, {"r": orjson.dumps(carried)})
+            client.xack(STREAM_KEY, STREAM_GROUP, *ids)
+            client.xdel(STREAM_KEY, *ids)
+        batches = []
+        if len(entries) < STREAM_READ_COUNT:
+            break
+
+
+def flush_history(
+    spool_directory: Path | None = None, redis_client=None, *, use_settings: bool = True
+) -> FlushResult:
+    """Drain the buffers into the database (idempotent; safe to run concurrently).
+
+    ``spool_directory`` defaults to the configured spool folder and ``redis_client`` to a
+    client for ``REDIS_URL`` when set (``use_settings=False``: only what is given). Open
+    segments of this process are sealed first, so what it buffered is flushed too.
+    """
+    total = FlushResult()
+    seal_local_spools()
+    if spool_directory is None and use_settings:
+        spool_directory = spool_dir()
+    if spool_directory is not None:
+        _drain_spool(Path(spool_directory), total)
+    if redis_client is None and use_settings and settings.REDIS_URL:
+        import redis
+
+        redis_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=1
+        )
+    if redis_client is not None:
+        import redis
+
+        try:
+            _drain_stream(redis_client, total)
+        except redis.RedisError as exc:
+            logger.warning("history: stream not drained, Redis unavailable: %s", exc)
+    return total
