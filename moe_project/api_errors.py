@@ -62,7 +62,26 @@ def _flatten(detail) -> dict:
     return out
 
 
+def _domain_error(exc):
+    """Routing's domain errors -> (status, code); None for anything else."""
+    from routing import errors
+
+    mapping = (
+        (errors.UnknownRequest, 404, "not_found"),
+        (errors.OutcomeAlreadyReported, 409, "outcome_already_reported"),
+        (errors.InvalidRoutingInput, 400, "validation_error"),
+        (errors.RoutingError, 400, "invalid_request"),
+    )
+    for kind, status_code, code in mapping:
+        if isinstance(exc, kind):
+            return status_code, code
+    return None
+
+
 def exception_handler(exc, context):
+    domain = _domain_error(exc)
+    if domain is not None:
+        return error_response(domain[1], exc.message, exc.fields, domain[0])
     if isinstance(exc, APIError):
         return error_response(exc.code, str(exc.detail), exc.fields, exc.status_code)
     if isinstance(exc, Http404):

@@ -23,15 +23,16 @@ from dataclasses import dataclass, replace
 from django.conf import settings
 from django.db import DatabaseError
 
-from moe_project.api_errors import APIError
 from routing.core.context import fleet_context
 from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.fleet import TypeRule
 from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
 from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
+from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
 from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
 from routing.metrics import RoutingMetrics
+from routing.overrides import ActiveOverride, resolve_override
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ PENDING_MAX_LOCAL = 200_000
 
 
 @dataclass(frozen=True, slots=True)
-class ActiveOverride:
-    id: int
-    strategy: str
-    scope: str
-    request_type: str
-    top_k: int | None
-    expires_at: float | None  # epoch seconds
-
-
-@dataclass(frozen=True, slots=True)
 class Routed:
     """A decision plus what the API reports about it."""
 
@@ -59,11 +50,6 @@ class Routed:
     decision: Decision
     override_id: int | None
     top_k: int | None
-
-
-class NotFound(APIError):
-    def __init__(self, message: str):
-        super().__init__("not_found", message, None, 404)
 
 
 # A pending entry is "<reported services>\n<selected services>\n<complexity>\n<type>" (ids
@@ -231,16 +217,7 @@ class Router:
     def override_for(self, request_type: str) -> ActiveOverride | None:
         if not self._overrides:
             return None
-        now = time.time()
-        chosen = None
-        for o in self._overrides:
-            if o.expires_at is not None and o.expires_at <= now:
-                continue
-            if o.scope == "request_type" and o.request_type == request_type:
-                return o
-            if o.scope == "global" and chosen is None:
-                chosen = o
-        return chosen
+        return resolve_override(self._overrides, request_type, time.time())
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -256,8 +233,7 @@ class Router:
     @staticmethod
     def _check_top_k(top_k: int | None, snapshot: FleetSnapshot) -> None:
         if top_k is not None and top_k > max(len(snapshot), 1):
-            raise APIError(
-                "validation_error",
+            raise InvalidRoutingInput(
                 f"Invalid input: top_k: exceeds the fleet size ({len(snapshot)}).",
                 {"top_k": [f"Must be at most the fleet size ({len(snapshot)})."]},
             )
@@ -475,7 +451,7 @@ class Router:
                 .first()
             )
             if flushed_row is None:
-                raise NotFound(f"No routed request with id {request_id!r}.")
+                raise UnknownRequest(f"No routed request with id {request_id!r}.")
             selected = tuple(flushed_row.selected_services)
             if service_id not in selected:
                 claim = ("?", selected)
@@ -485,15 +461,12 @@ class Router:
                 request_type = flushed_row.request_type
                 complexity = float((flushed_row.features or {}).get("complexity", 0.5))
         if claim == "dup":
-            raise APIError(
-                "outcome_already_reported",
+            raise OutcomeAlreadyReported(
                 f"An outcome of {service_id!r} for {request_id!r} was already reported.",
                 {"request_id": ["Outcome already reported for this service."]},
-                409,
             )
         if isinstance(claim, tuple) and claim and claim[0] == "?":
-            raise APIError(
-                "validation_error",
+            raise InvalidRoutingInput(
                 f"Invalid input: service_id: {service_id!r} was not selected for this request.",
                 {"service_id": [f"Not one of the selected services: {', '.join(claim[1])}."]},
             )

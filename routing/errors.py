@@ -1,0 +1,25 @@
+"""Domain errors of routing, free of HTTP: the API maps them to status codes and the error
+JSON in one place (``moe_project.api_errors``)."""
+
+from __future__ import annotations
+
+
+class RoutingError(Exception):
+    """A request the router cannot act on; ``fields`` names the offending inputs."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidRoutingInput(RoutingError):
+    """Input that is well-formed but does not fit the fleet or the decision."""
+
+
+class UnknownRequest(RoutingError):
+    """No routed request with that id."""
+
+
+class OutcomeAlreadyReported(RoutingError):
+    """That service's outcome for that request was reported before."""

@@ -1,0 +1,24 @@
+"""Override resolution is a pure function: a type-scoped override beats a global one,
+expired ones never apply, and the newest global one wins."""
+
+from routing.overrides import ActiveOverride, resolve_override
+
+
+def override(id, scope="global", request_type="", expires_at=None, strategy="semantic"):
+    return ActiveOverride(id, strategy, scope, request_type, None, expires_at)
+
+
+def test_a_type_scoped_override_beats_a_global_one():
+    rows = [override(1), override(2, "request_type", "inference")]
+    assert resolve_override(rows, "inference", now=100.0).id == 2
+    assert resolve_override(rows, "storage", now=100.0).id == 1
+
+
+def test_expired_overrides_never_apply():
+    rows = [override(1, expires_at=99.0), override(2, "request_type", "etl", expires_at=50.0)]
+    assert resolve_override(rows, "etl", now=100.0) is None
+
+
+def test_the_first_unexpired_global_one_wins():
+    rows = [override(3, expires_at=10.0), override(2), override(1)]
+    assert resolve_override(rows, "x", now=100.0).id == 2
