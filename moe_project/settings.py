@@ -252,11 +252,12 @@ MOE_LATENCY_COST_MS = env_float("MOE_LATENCY_COST_MS", 1000.0, minimum=1.0)
 MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
 # Exploration of the learned strategies: epsilon starts at MOE_EXPLORATION_RATE and decays
 # with the evidence in the request's context down to MOE_EXPLORATION_MIN.
-MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.2, minimum=0.0)
-MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.02, minimum=0.0)
-# Online learning forgets old outcomes: each outcome of a (service, request type) arm weighs
-# older ones down by this factor (0.98 ~ the last 50 outcomes dominate).
-MOE_LEARNING_DISCOUNT = env_float("MOE_LEARNING_DISCOUNT", 0.98, minimum=0.5)
+MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.1, minimum=0.0)
+MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
+# Online learning forgets old outcomes slowly: each outcome weighs the older ones of its
+# complexity segment down by this factor (0.998 ~ the last 500); a detected change (a service
+# starting to fail or slow down) forgets faster (routing/core/learning.py).
+MOE_LEARNING_DISCOUNT = env_float("MOE_LEARNING_DISCOUNT", 0.998, minimum=0.5)
 # A new learned version goes live only if its off-policy estimate beats the active one's with
 # this one-sided confidence and at least this effective sample size.
 MOE_OPE_CONFIDENCE = env_float("MOE_OPE_CONFIDENCE", 0.95, minimum=0.5)
@@ -270,6 +271,31 @@ MOE_LEASE_MIN_SECONDS = env_float("MOE_LEASE_MIN_SECONDS", 0.01, minimum=0.001)
 MOE_LEASE_MAX_SECONDS = env_float("MOE_LEASE_MAX_SECONDS", 30.0, minimum=0.01)
 MOE_FORWARD_TIMEOUT_SECONDS = env_float("MOE_FORWARD_TIMEOUT_SECONDS", 5.0, minimum=0.01)
 MOE_HEALTH_PROBE_TIMEOUT_SECONDS = env_float("MOE_HEALTH_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+
+# --- Proxy and forwarding (/api/v1/proxy/<path>, "forward": true; routing/forwarding.py) -----
+# An attempt must produce response headers within ATTEMPT_TIMEOUT (and connect within
+# CONNECT_TIMEOUT); the whole call, retries included, within DEADLINE, or sooner when the
+# client sends X-Moe-Deadline-Ms.
+MOE_PROXY_ATTEMPT_TIMEOUT_SECONDS = env_float(
+    "MOE_PROXY_ATTEMPT_TIMEOUT_SECONDS", MOE_FORWARD_TIMEOUT_SECONDS, minimum=0.01
+)
+MOE_PROXY_CONNECT_TIMEOUT_SECONDS = env_float(
+    "MOE_PROXY_CONNECT_TIMEOUT_SECONDS", 1.0, minimum=0.01
+)
+MOE_PROXY_DEADLINE_SECONDS = env_float("MOE_PROXY_DEADLINE_SECONDS", 15.0, minimum=0.01)
+# Retries add at most RATIO x the requests of the last WINDOW seconds, plus MIN_RETRIES per
+# window (so a quiet router can still retry); counted per process.
+MOE_RETRY_BUDGET_RATIO = env_float("MOE_RETRY_BUDGET_RATIO", 0.2, minimum=0.0)
+MOE_RETRY_BUDGET_WINDOW_SECONDS = env_float("MOE_RETRY_BUDGET_WINDOW_SECONDS", 10.0, minimum=0.1)
+MOE_RETRY_BUDGET_MIN_RETRIES = env_int("MOE_RETRY_BUDGET_MIN_RETRIES", 3, minimum=0)
+# A 429's Retry-After pauses that service for at most this long.
+MOE_PROXY_MAX_COOLDOWN_SECONDS = env_float("MOE_PROXY_MAX_COOLDOWN_SECONDS", 60.0, minimum=0.0)
+# A response's first bytes are held back this far, so that a failure within them can still
+# be retried; beyond it the body streams and a failure can only be reported.
+MOE_PROXY_RETRY_BUFFER_BYTES = env_int("MOE_PROXY_RETRY_BUFFER_BYTES", 65536, minimum=0)
+# Largest request body the proxy accepts (413 above); it is spooled to disk, not held in memory.
+MOE_PROXY_MAX_BODY_BYTES = env_int("MOE_PROXY_MAX_BODY_BYTES", 1024**3, minimum=1024)
+
 MOE_WS_ALLOWED_ORIGINS = env_list("MOE_WS_ALLOWED_ORIGINS", [])
 # Route events are coalesced: one message per flush interval, at most this many decisions.
 MOE_WS_FLUSH_SECONDS = env_float("MOE_WS_FLUSH_SECONDS", 0.1, minimum=0.01)

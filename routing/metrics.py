@@ -2,7 +2,9 @@
 
 Prometheus (``GET /metrics``): ``moe_routing_total{strategy,outcome}``,
 ``moe_expert_usage{service}``, ``moe_routing_latency_ms`` (decision time histogram) and
-``moe_load_balance_score``. Set ``PROMETHEUS_MULTIPROC_DIR`` to aggregate several workers.
+``moe_load_balance_score``. With ``PROMETHEUS_MULTIPROC_DIR`` set (``make run`` and the
+image's entrypoint do when ``MOE_WEB_WORKERS`` > 1) every worker writes its series there and
+``/metrics`` adds them up (see ``telemetry/urls.py``).
 
 The JSON summary (``GET /api/v1/metrics``) must describe the whole fleet, not one worker: with
 Redis the counters live in Redis hashes updated on the route pipeline (no extra round trip);
@@ -30,7 +32,13 @@ ROUTING_LATENCY = Histogram(
     "Time to decide one request (ms)",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 50),
 )
-LOAD_BALANCE = Gauge("moe_load_balance_score", "Jain's index of utilisation over healthy services")
+# Set on every /metrics scrape from the fleet-wide state: with several workers (multiprocess
+# mode) the value last computed is the one to export, not one series per worker.
+LOAD_BALANCE = Gauge(
+    "moe_load_balance_score",
+    "Jain's index of utilisation over healthy services",
+    multiprocess_mode="mostrecent",
+)
 OUTCOMES = PromCounter("moe_outcomes_total", "Reported outcomes", ["service", "success"])
 REWARD = PromCounter(
     "moe_outcome_reward",

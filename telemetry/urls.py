@@ -7,7 +7,12 @@ from telemetry import dashboard
 
 
 def prometheus_metrics(request):
-    """Prometheus text; gauges that describe the fleet now are refreshed before export."""
+    """Prometheus text; gauges that describe the fleet now are refreshed before export.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, django-prometheus's view builds a registry with
+    prometheus_client's ``MultiProcessCollector``: the series of every web worker, added up
+    (counters and histograms summed, the load-balance gauge as last set by any worker).
+    """
     from routing.runtime import get_router
 
     router = get_router()

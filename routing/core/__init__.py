@@ -13,5 +13,4 @@
 - ``hashing``: stable hashes, bounded-load consistent hashing; ``balancing``: power of two
   choices and Jain's index; ``anomaly``: outlier scores for tda_aware.
 - ``breaker``: the circuit breaker state machine; ``state``: the in-process LiveStateStore.
-- ``bench``: ``python -m routing.core.bench`` (see docs/PERFORMANCE.md).
 """

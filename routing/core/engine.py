@@ -147,11 +147,10 @@ class RoutingEngine:
         if not self.gate_trained:
             return self.learner.table(fleet.snapshot, request_type)
         gate, token = self._gate_state
-        bins = self.learner.config.bins
+        knots = self.learner.knot_positions()
 
         def prior() -> np.ndarray:
-            centres = (np.arange(bins) + 0.5) / bins
-            requests = [RouteRequest(request_type=request_type, complexity=c) for c in centres]
+            requests = [RouteRequest(request_type=request_type, complexity=c) for c in knots]
             logits = self.gate_scorer(fleet).logits(featurize(requests)).astype(np.float64)
             return 1.0 / (1.0 + np.exp(-logits))
 

@@ -6,23 +6,28 @@ Zhang 2007): for each request, the arms are the candidate services, the context 
 :class:`~routing.core.objective.Objective` of the reported outcome.
 
 Reward model
-    One arm per ``(service_id, request_type)``. An arm keeps discounted sufficient statistics
-    (evidence ``n`` and reward sum ``s``) in ``bins`` complexity bins; each new outcome first
-    multiplies its bin's statistics by ``discount`` (so the last ~``1/(1-discount)`` outcomes
-    of that bin dominate and a service that starts failing or slowing is overtaken within a
-    few outcomes), then adds to it. The estimate for a bin is a Nadaraya-Watson smoothing over
-    neighbouring bins (Gaussian kernel, ``bandwidth`` bins) shrunk toward a prior::
+    One arm per ``(service_id, request_type)``. Its expected reward as a function of the
+    request's complexity ``c`` in [0, 1] is piecewise linear: values ``theta`` at ``bins + 1``
+    evenly spaced knots, linearly interpolated between them (a hat basis: an outcome at ``c``
+    informs the two knots around it, in proportion to how close it is). ``theta`` is the
+    ridge-regularised weighted least-squares fit::
 
-        mean[j] = (sum_i K(j, i) s[i] + w0 * prior) / (sum_i K(j, i) n[i] + w0)
+        theta = (A + w0 I + mu D'D)^-1 (b + w0 prior)
 
-    The prior is the arm's own mean over every bin when it has evidence, else
-    ``prior_mean`` (optimistic: an untried candidate looks good, so it gets tried), with weight
-    ``prior_weight``. Smoothing shares evidence between nearby complexities, so the best
-    service may change with complexity and ~2,000 outcomes are enough to find where.
+    where ``A`` and ``b`` are the usual normal-equation sums, ``D'D`` penalises differences
+    between neighbouring knots (knots with little data borrow from their neighbours), and
+    the prior is the arm's own mean reward when it has outcomes, else ``prior_mean``
+    (optimistic, so an untried candidate gets tried). A crossover (the best service changing
+    with complexity) is located between knots, not rounded to a bin.
+
+    Forgetting is per segment between two knots: a new outcome first multiplies that
+    segment's sums by ``discount``, so the last ~``1/(1-discount)`` outcomes of a segment
+    dominate it and a service that starts failing or slowing is overtaken within a few
+    outcomes, while its evidence for other complexities does not fade.
 
 Exploration, with logged propensities
     epsilon-greedy over the candidates' scores, ``score = mean - load_penalty * utilisation``,
-    where epsilon decays with the evidence the candidates hold for this context:
+    where epsilon decays with the evidence the candidates hold near this complexity:
     ``epsilon = max(epsilon_min, epsilon0 * evidence_scale / (evidence_scale + evidence))``.
     The probability of the chosen service, ``(1 - epsilon) [greedy] + epsilon / K``, is
     returned with every decision and written to history, which makes off-policy evaluation of
@@ -49,19 +54,36 @@ import orjson
 from routing.core.objective import Objective
 from routing.core.types import FleetSnapshot
 
-FORMAT_VERSION = 1
-_TABLES = 32  # (snapshot, request type) score tables kept per learner
+FORMAT_VERSION = 2
+_TABLES = 32  # (snapshot, request type, prior) score tables kept per learner
+# Reward noise variance assumed before an arm has outcomes (rewards in [0, 1]: sd ~0.3).
+_PRIOR_NOISE = 0.1
+_NOISE_FLOOR = 0.02
 
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    bins: int = 10
-    bandwidth: float = 0.7
-    discount: float = 0.98
+    # Segments of the complexity axis (knots = bins + 1).
+    bins: int = 5
+    # Penalty on differences between neighbouring knots (in outcomes' weight).
+    smoothing: float = 0.5
+    smoothing_order: int = 1
+    discount: float = 0.998
+    # Drift: when an arm's recent residuals (reward minus estimate, EWMA with drift_alpha)
+    # stray more than drift_sigmas standard errors from zero, its past is mostly forgotten
+    # (kept at drift_keep): a service that starts failing or slowing is re-learned in a few
+    # outcomes, while a steady one keeps a long memory (discount) and precise estimates.
+    drift_alpha: float = 0.15
+    drift_sigmas: float = 5.0
+    drift_keep: float = 0.05
     prior_mean: float = 1.0
     prior_weight: float = 1.0
-    epsilon: float = 0.2
-    epsilon_min: float = 0.02
+    # Optimism in the face of uncertainty: a candidate's score is its estimate plus this many
+    # posterior standard deviations (reward units), so a candidate the router knows little
+    # about at this complexity gets tried there (UCB), not just at random.
+    ucb: float = 1.0
+    epsilon: float = 0.1
+    epsilon_min: float = 0.01
     evidence_scale: float = 20.0
     load_penalty: float = 0.05
     # A service above its capacity-factor share loses this much score: it spills to a
@@ -75,36 +97,85 @@ class LearnerConfig:
             raise ValueError("discount must be in (0, 1]")
         if not 0.0 <= self.epsilon_min <= self.epsilon <= 1.0:
             raise ValueError("need 0 <= epsilon_min <= epsilon <= 1")
-        if self.bandwidth <= 0 or self.prior_weight <= 0 or self.evidence_scale <= 0:
-            raise ValueError("bandwidth, prior_weight and evidence_scale must be > 0")
+        if self.smoothing < 0 or self.prior_weight <= 0 or self.evidence_scale <= 0:
+            raise ValueError("smoothing >= 0, prior_weight > 0 and evidence_scale > 0")
+        if self.ucb < 0:
+            raise ValueError("ucb must be >= 0")
+
+    @property
+    def knots(self) -> int:
+        return self.bins + 1
 
 
-def complexity_bin(complexity: float, bins: int) -> int:
+def knot_position(complexity: float, bins: int) -> tuple[int, float]:
+    """The segment ``j`` (between knots j and j + 1) holding ``complexity`` and the weight
+    ``w`` of knot j + 1 (0 at knot j, 1 at knot j + 1)."""
     if complexity != complexity:  # NaN
-        return 0
-    return min(bins - 1, max(0, int(complexity * bins)))
+        complexity = 0.0
+    x = min(1.0, max(0.0, float(complexity))) * bins
+    j = min(bins - 1, int(x))
+    return j, x - j
 
 
 class _Arm:
-    __slots__ = ("n", "s", "mean", "evidence")
+    """Per-segment sums: ``seg[s] = (a00, a01, a11, b0, b1, n, r)`` for the 2x2 normal
+    equations of knots (s, s + 1), the outcomes' weight and their reward sum."""
+
+    __slots__ = ("seg", "theta", "evidence", "var", "cov", "drift", "noise", "drifts")
 
     def __init__(self, bins: int, prior: float) -> None:
-        self.n = np.zeros(bins)
-        self.s = np.zeros(bins)
-        self.mean = np.full(bins, prior)
-        self.evidence = np.zeros(bins)
+        self.seg = np.zeros((bins, 7))
+        self.drift = 0.0  # EWMA of recent residuals
+        self.noise = 0.1  # slow EWMA of squared residuals (reward noise variance)
+        self.drifts = 0
+        self.theta = np.full(bins + 1, prior)
+        self.evidence = np.zeros(bins + 1)
+        # Posterior (co)variance of the knot values, up to the noise variance: the diagonal
+        # and the first off-diagonal of the inverse system matrix (all interpolation needs).
+        self.var = np.zeros(bins + 1)
+        self.cov = np.zeros(bins)
 
 
 class _Table:
-    """Dense (bins, n_services) means and evidence for one snapshot and request type."""
+    """Knot values, evidence and posterior (co)variances of every service of one snapshot for
+    one request type: arrays ``(knots, n_services)`` (``cov``: ``(knots - 1, n)``), read by
+    interpolation at a request's complexity."""
 
-    __slots__ = ("snapshot", "request_type", "mean", "evidence")
+    __slots__ = ("snapshot", "request_type", "theta", "evidence", "var", "cov", "bins", "ucb")
 
-    def __init__(self, snapshot: FleetSnapshot, request_type: str, mean, evidence) -> None:
+    def __init__(self, snapshot, request_type, theta, evidence, var, cov, bins, ucb) -> None:
         self.snapshot = snapshot
         self.request_type = request_type
-        self.mean = mean
+        self.theta = theta
         self.evidence = evidence
+        self.var = var
+        self.cov = cov
+        self.bins = bins
+        self.ucb = ucb
+
+    def at(self, complexity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Estimated reward, evidence and optimistic score of every service at one
+        complexity."""
+        j, w = knot_position(complexity, self.bins)
+        v = 1.0 - w
+        theta, evidence = self.theta, self.evidence
+        mean = v * theta[j] + w * theta[j + 1]
+        var = v * v * self.var[j] + 2.0 * v * w * self.cov[j] + w * w * self.var[j + 1]
+        score = mean + self.ucb * np.sqrt(np.maximum(var, 0.0))
+        return mean, v * evidence[j] + w * evidence[j + 1], score
+
+    def at_many(self, complexity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(m, n_services)`` estimates, evidence and scores for ``m`` complexities."""
+        x = np.clip(np.nan_to_num(np.asarray(complexity, dtype=np.float64)), 0.0, 1.0)
+        x = x * self.bins
+        j = np.minimum(self.bins - 1, x.astype(np.int64))
+        w = (x - j)[:, None]
+        v = 1.0 - w
+        theta, evidence = self.theta, self.evidence
+        mean = v * theta[j] + w * theta[j + 1]
+        var = v * v * self.var[j] + 2.0 * v * w * self.cov[j] + w * w * self.var[j + 1]
+        score = mean + self.ucb * np.sqrt(np.maximum(var, 0.0))
+        return mean, v * evidence[j] + w * evidence[j + 1], score
 
 
 class OutcomeLearner:
@@ -121,8 +192,16 @@ class OutcomeLearner:
         self.objective = objective or Objective()
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
-        idx = np.arange(cfg.bins)
-        self._kernel = np.exp(-0.5 * ((idx[:, None] - idx[None, :]) / cfg.bandwidth) ** 2)
+        k = cfg.knots
+        # Differences of neighbouring knots (order 1), or second differences (order 2: sparse
+        # knots continue their neighbours' trend instead of flattening toward them).
+        order = min(cfg.smoothing_order, k - 1)
+        diff = np.diff(np.eye(k), n=order, axis=0) if order else np.zeros((0, k))
+        # The fixed part of the system matrix: ridge toward the prior plus smoothness.
+        self._regulariser = cfg.prior_weight * np.eye(k) + cfg.smoothing * diff.T @ diff
+        prior_inv = np.linalg.inv(self._regulariser)
+        self._prior_var = np.diag(prior_inv).copy()
+        self._prior_cov = np.diag(prior_inv, 1).copy()
         self._arms: dict[tuple[str, str], _Arm] = {}
         self._tables: OrderedDict[tuple, _Table] = OrderedDict()
         self._lock = threading.Lock()
@@ -133,24 +212,27 @@ class OutcomeLearner:
     def observe(self, service_id: str, request_type: str, complexity: float, reward: float) -> None:
         """Count one outcome (reward in [0, 1]) of ``service_id`` for such a request."""
         cfg = self.config
-        b = complexity_bin(complexity, cfg.bins)
+        j, w = knot_position(complexity, cfg.bins)
         reward = min(1.0, max(0.0, float(reward)))
+        p0, p1 = 1.0 - w, w
         with self._lock:
             arm = self._arms.get((service_id, request_type))
             if arm is None:
                 arm = self._arms[(service_id, request_type)] = _Arm(cfg.bins, cfg.prior_mean)
-            # Forget per bin: a service's evidence for simple requests does not fade because
-            # it keeps serving complex ones.
-            arm.n[b] = arm.n[b] * cfg.discount + 1.0
-            arm.s[b] = arm.s[b] * cfg.discount + reward
+            self._watch_drift(arm, reward - (p0 * arm.theta[j] + p1 * arm.theta[j + 1]))
+            seg = arm.seg[j]
+            seg *= cfg.discount
+            seg += (p0 * p0, p0 * p1, p1 * p1, p0 * reward, p1 * reward, 1.0, reward)
             self._refresh(arm)
             self.outcomes += 1
             for table in self._tables.values():
                 if table.request_type == request_type:
                     i = table.snapshot.index.get(service_id)
                     if i is not None:
-                        table.mean[:, i] = arm.mean
+                        table.theta[:, i] = arm.theta
                         table.evidence[:, i] = arm.evidence
+                        table.var[:, i] = arm.var * arm.noise
+                        table.cov[:, i] = arm.cov * arm.noise
 
     def observe_outcome(
         self,
@@ -164,16 +246,49 @@ class OutcomeLearner:
         self.observe(service_id, request_type, complexity, reward)
         return reward
 
+    def _watch_drift(self, arm: _Arm, residual: float) -> None:
+        cfg = self.config
+        a = cfg.drift_alpha
+        arm.drift = (1 - a) * arm.drift + a * residual
+        if arm.seg[:, 5].sum() < 10:  # too little history to call anything a change
+            arm.noise = 0.98 * arm.noise + 0.02 * residual * residual
+            return
+        # The noise floor keeps one rare failure of a near-perfect service from counting as
+        # a change (its residual variance is tiny until then).
+        limit = cfg.drift_sigmas * math.sqrt(max(arm.noise, _NOISE_FLOOR) * a / (2 - a))
+        if abs(arm.drift) > limit:
+            arm.seg *= cfg.drift_keep
+            arm.drift = 0.0
+            arm.drifts += 1
+        else:
+            arm.noise = 0.98 * arm.noise + 0.02 * residual * residual
+
     def _refresh(self, arm: _Arm) -> None:
         cfg = self.config
-        total = arm.n.sum()
+        seg = arm.seg
+        k = cfg.knots
+        a = self._regulariser.copy()
+        b = np.zeros(k)
+        s = np.arange(cfg.bins)
+        a[s, s] += seg[:, 0]
+        a[s, s + 1] += seg[:, 1]
+        a[s + 1, s] += seg[:, 1]
+        a[s + 1, s + 1] += seg[:, 2]
+        b[:-1] += seg[:, 3]
+        b[1:] += seg[:, 4]
+        total, reward_sum = seg[:, 5].sum(), seg[:, 6].sum()
         prior = cfg.prior_mean
         if total > 1e-9:
             # Back off to the arm's own mean, still a little optimistic where it has no data.
-            prior = (arm.s.sum() + cfg.prior_weight * cfg.prior_mean) / (total + cfg.prior_weight)
-        evidence = self._kernel @ arm.n
+            prior = (reward_sum + cfg.prior_weight * cfg.prior_mean) / (total + cfg.prior_weight)
+        inverse = np.linalg.inv(a)
+        arm.theta = inverse @ (b + cfg.prior_weight * prior)
+        arm.var = np.diag(inverse).copy()
+        arm.cov = np.diag(inverse, 1).copy()
+        evidence = np.zeros(k)
+        evidence[:-1] += seg[:, 0] + seg[:, 1]
+        evidence[1:] += seg[:, 2] + seg[:, 1]
         arm.evidence = evidence
-        arm.mean = (self._kernel @ arm.s + cfg.prior_weight * prior) / (evidence + cfg.prior_weight)
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -184,10 +299,10 @@ class OutcomeLearner:
         prior: Callable[[], np.ndarray] | None = None,
         prior_token: object = None,
     ) -> _Table:
-        """Means and evidence of every service of ``snapshot`` for ``request_type``.
+        """Knot values and evidence of every service of ``snapshot`` for ``request_type``.
 
-        ``prior()`` may give ``(bins, n)`` prior means (a trained gate's predictions) for the
-        services with no outcome of this type yet; ``prior_token`` names that prior in the
+        ``prior()`` may give ``(knots, n)`` prior values (a trained gate's predictions) for
+        the services with no outcome of this type yet; ``prior_token`` names that prior in the
         cache (a new gate means new tables). Without it they start at ``prior_mean``.
         """
         key = (id(snapshot), request_type, prior_token)
@@ -198,33 +313,59 @@ class OutcomeLearner:
         start = prior() if prior is not None else None
         with self._lock:
             n = len(snapshot)
-            mean = np.full((cfg.bins, n), cfg.prior_mean) if start is None else start.copy()
-            evidence = np.zeros((cfg.bins, n))
+            theta = np.full((cfg.knots, n), cfg.prior_mean) if start is None else start.copy()
+            evidence = np.zeros((cfg.knots, n))
+            var = np.repeat(self._prior_var[:, None] * _PRIOR_NOISE, n, axis=1)
+            cov = np.repeat(self._prior_cov[:, None] * _PRIOR_NOISE, n, axis=1)
             for i, spec in enumerate(snapshot.services):
                 arm = self._arms.get((spec.service_id, request_type))
                 if arm is not None:
-                    mean[:, i] = arm.mean
+                    theta[:, i] = arm.theta
                     evidence[:, i] = arm.evidence
-            table = _Table(snapshot, request_type, mean, evidence)
+                    var[:, i] = arm.var * arm.noise
+                    cov[:, i] = arm.cov * arm.noise
+            table = _Table(snapshot, request_type, theta, evidence, var, cov, cfg.bins, cfg.ucb)
             self._tables[key] = table
             while len(self._tables) > _TABLES:
                 self._tables.popitem(last=False)
         return table
 
+    def knot_positions(self) -> np.ndarray:
+        return np.arange(self.config.knots) / self.config.bins
+
     def estimates(
         self, request_type: str, complexity: float, service_ids: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Estimated reward and evidence of each service for one request (no snapshot)."""
+        mean, evidence, _ = self.scores(request_type, complexity, service_ids)
+        return mean, evidence
+
+    def scores(
+        self, request_type: str, complexity: float, service_ids: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Estimate, evidence and optimistic score (what the greedy choice ranks by, before
+        load) of each service for one request."""
         cfg = self.config
-        b = complexity_bin(complexity, cfg.bins)
-        mean = np.full(len(service_ids), cfg.prior_mean)
-        evidence = np.zeros(len(service_ids))
+        j, w = knot_position(complexity, cfg.bins)
+        v = 1.0 - w
+        k = len(service_ids)
+        mean = np.full(k, cfg.prior_mean)
+        evidence = np.zeros(k)
+        var = _PRIOR_NOISE * np.full(
+            k,
+            v * v * self._prior_var[j]
+            + 2 * v * w * self._prior_cov[j]
+            + w * w * self._prior_var[j + 1],
+        )
         for i, sid in enumerate(service_ids):
             arm = self._arms.get((sid, request_type))
             if arm is not None:
-                mean[i] = arm.mean[b]
-                evidence[i] = arm.evidence[b]
-        return mean, evidence
+                mean[i] = v * arm.theta[j] + w * arm.theta[j + 1]
+                evidence[i] = v * arm.evidence[j] + w * arm.evidence[j + 1]
+                var[i] = arm.noise * (
+                    v * v * arm.var[j] + 2 * v * w * arm.cov[j] + w * w * arm.var[j + 1]
+                )
+        return mean, evidence, mean + cfg.ucb * np.sqrt(np.maximum(var, 0.0))
 
     def epsilon(self, evidence: float) -> float:
         cfg = self.config
@@ -268,8 +409,7 @@ class OutcomeLearner:
     def to_bytes(self) -> bytes:
         with self._lock:
             arms = [
-                [sid, rtype, arm.n.round(6).tolist(), arm.s.round(6).tolist()]
-                for (sid, rtype), arm in self._arms.items()
+                [sid, rtype, arm.seg.round(6).tolist()] for (sid, rtype), arm in self._arms.items()
             ]
             return orjson.dumps(
                 {
@@ -287,12 +427,12 @@ class OutcomeLearner:
             raise ValueError(f"unsupported learner format {data.get('format')!r}")
         bins = self.config.bins
         arms: dict[tuple[str, str], _Arm] = {}
-        for sid, rtype, n, s in data["arms"]:
-            if len(n) != bins or len(s) != bins:
-                continue  # saved with another bin count: start that arm afresh
+        for sid, rtype, seg in data["arms"]:
+            seg = np.asarray(seg, dtype=np.float64)
+            if seg.shape != (bins, 7):
+                continue  # saved with another segment count: start that arm afresh
             arm = _Arm(bins, self.config.prior_mean)
-            arm.n = np.asarray(n, dtype=np.float64)
-            arm.s = np.asarray(s, dtype=np.float64)
+            arm.seg = seg
             self._refresh(arm)
             arms[(sid, rtype)] = arm
         with self._lock:
@@ -317,5 +457,5 @@ def replay(
 
 
 def effective_memory(discount: float) -> float:
-    """How many recent outcomes of an arm carry most of its weight (1 / (1 - discount))."""
+    """How many recent outcomes of a segment carry most of its weight (1 / (1 - discount))."""
     return math.inf if discount >= 1.0 else 1.0 / (1.0 - discount)

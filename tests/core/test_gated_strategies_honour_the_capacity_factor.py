@@ -67,6 +67,8 @@ def test_switch_spills_past_the_capacity_factor_only_to_an_equally_good_service(
 
 def test_a_batch_never_overfills_and_prefers_the_best_service(engine):
     snapshot = uniform_fleet(4, capacity=10)
+    for service_id in ("svc-000", "svc-001", "svc-003"):
+        teach(engine, service_id, 0.5)
     teach(engine, "svc-002", 1.0)
     decisions = engine.route_batch([RouteRequest()] * 25, snapshot, view(4), "switch_transformer")
     firsts = [d.selected[0] for d in decisions]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,12 +36,6 @@ _LEAKY_PREFIXES = ("DATABASE_URL", "REDIS_URL", "CELERY_", "MOE_", "DJANGO_")
 # Every process started by these helpers, for failure reports (name -> Proc).
 STARTED: dict[str, Proc] = {}
 _started_lock = threading.Lock()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_path(url: str, path: str) -> str:

@@ -57,7 +57,7 @@ def test_outcomes_teach_the_learner_with_the_objectives_reward(client_api, fleet
 
     mean, evidence = learner.estimates("inference", 0.9, [service])
     assert learner.outcomes == 1
-    assert evidence[0] > 0.9
+    assert evidence[0] > 0.4  # one outcome, shared by the two knots around 0.9
     # one outcome of reward 0.9 against the optimistic prior (1.0, weight 1)
     assert 0.9 < mean[0] < 1.0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -21,6 +20,7 @@ import redis
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import FleetSnapshot, ServiceSpec
 from telemetry.state.redis_store import RedisStateStore, make_client
+from tests.support.net import free_port
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -109,12 +109,6 @@ def backend(request):
 
     build.name = request.param
     return build
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivateRedis:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from routing.core.learning import complexity_bin
 from routing.core.strategies.base import (
     NEG_INF,
     Choice,
@@ -50,16 +49,16 @@ class _GatedStrategy(Strategy):
         learner = self.deps.learner
         lcfg = learner.config
         table = self.deps.learned_table(fleet, request.request_type)
-        b = complexity_bin(request.complexity, lcfg.bins)
-        mean = table.mean[b, idx]
-        evidence = table.evidence[b, idx]
+        mean, evidence, optimistic = table.at(request.complexity)
+        mean, evidence, optimistic = mean[idx], evidence[idx], optimistic[idx]
         load = view.in_flight[idx]
         k = min(self.k_for(ctx.top_k), len(idx))
         bound = capacity_factor_bound(
             load.sum() + k, fleet.capacity[idx], self.config.capacity_factor
         )
         over = load >= bound
-        score = mean - lcfg.load_penalty * (load / fleet.capacity_safe[idx])
+        base = optimistic - lcfg.load_penalty * (load / fleet.capacity_safe[idx])
+        score = base
         if over.any():
             score = score - lcfg.spill_margin * over
         chosen, greedy, propensity, eps = learner.choose(score, float(evidence.sum()))
@@ -67,9 +66,7 @@ class _GatedStrategy(Strategy):
         if k > 1:
             order += [int(j) for j in np.argsort(-score, kind="stable") if j != chosen][: k - 1]
         selected = [int(idx[j]) for j in order]
-        best_unpenalised = int(
-            (mean - lcfg.load_penalty * load / fleet.capacity_safe[idx]).argmax()
-        )
+        best_unpenalised = int(base.argmax())
         reason = self._reason(
             k,
             len(idx),
@@ -99,11 +96,10 @@ class _GatedStrategy(Strategy):
         # The engine groups a batch by (type, capabilities): one request type here.
         table = self.deps.learned_table(fleet, requests[0].request_type)
         complexity = np.fromiter((r.complexity for r in requests), np.float64, m)
-        bins = np.clip((np.nan_to_num(complexity) * lcfg.bins).astype(np.int64), 0, lcfg.bins - 1)
-        mean = table.mean[bins]  # (m, n)
-        evidence = table.evidence[bins][:, open_idx].sum(axis=1)
+        mean, evidence, optimistic = table.at_many(complexity)  # (m, n) each
+        evidence = evidence[:, open_idx].sum(axis=1)
         util = load / fleet.capacity_safe
-        score = mean - lcfg.load_penalty * util
+        score = optimistic - lcfg.load_penalty * util
         score[:, ~open_] = NEG_INF
         greedy = score.argmax(axis=1)
         scale = lcfg.evidence_scale

@@ -7,13 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from routing.bench_load import (
-    Workload,
-    percentile,
-    run_python_loadgen,
-    run_wrk,
-    wrk_script,
-)
+from tests.performance.bench_load import Workload, run_python_loadgen, run_wrk, wrk_script
+from tests.support.stats import percentile
 
 NO_ELIGIBLE = b'{"results":[{"error":{"code":"no_eligible_service"}},{"ok":1}]}'
 

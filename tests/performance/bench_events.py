@@ -1,7 +1,8 @@
 """What the live feed costs the route path: ``publish_routes`` with 0 and with 10 dashboards.
 
-    .venv/bin/python -m telemetry.bench_events                 # in-memory channel layer
-    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m telemetry.bench_events
+    .venv/bin/python -m tests.performance.bench_events          # in-memory channel layer
+    REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python -m tests.performance.bench_events
+    .venv/bin/python -m tests.performance.bench_events --json   # one JSON object, no table
 
 The calling thread plays the route path. Three phases per dashboard count, in one run:
 
@@ -22,10 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import statistics
+import sys
 import threading
 import time
+
+from tests.support.stats import percentile
 
 
 def _setup_django() -> None:
@@ -66,7 +71,7 @@ class ServerThread:
 
         for _ in range(n):
             client = WebsocketCommunicator(RoutingFeedConsumer.as_asgi(), "/ws/routing")
-            client.scope["user"] = User(username="bench", is_active=True)
+            client.scope["user"] = User(username="bench", is_active=True, is_staff=True)
             accepted, _ = await client.connect(timeout=10)
             assert accepted
             await client.receive_from(timeout=10)  # hello
@@ -207,8 +212,8 @@ def measure(consumers: int, seconds: float, batch: int) -> dict:
         "baseline_per_s": baseline_per_s,
         "single_calls_per_s": len(timings) / single_seconds,
         "single_mean_us": statistics.fmean(timings) / 1000,
-        "single_p50_us": timings[len(timings) // 2] / 1000,
-        "single_p99_us": timings[int(len(timings) * 0.99)] / 1000,
+        "single_p50_us": percentile(timings, 50) / 1000,
+        "single_p99_us": percentile(timings, 99) / 1000,
         "batch_items_per_s": batches * batch / batch_seconds,
         "batch_call_us": batch_seconds / batches * 1e6,
         "messages_per_s_per_consumer": server.messages / per / elapsed,
@@ -217,16 +222,35 @@ def measure(consumers: int, seconds: float, batch: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per phase and run")
     parser.add_argument("--batch", type=int, default=100, help="items per batch call")
     parser.add_argument("--consumers", default="0,10", help="comma-separated dashboard counts")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
+    args = parser.parse_args(argv)
     _setup_django()
     from django.conf import settings
 
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    route_rate(None, 1.0)  # warm up the engine and its per-snapshot caches
+    rows = [
+        measure(int(n), args.seconds, args.batch) for n in args.consumers.split(",") if n.strip()
+    ]
+    if args.json:
+        report = {
+            "benchmark": "bench_events",
+            "command": "python -m tests.performance.bench_events " + " ".join(argv or sys.argv[1:]),
+            "layer": layer,
+            "seconds_per_phase": args.seconds,
+            "batch_items": args.batch,
+            "runs": [
+                {**r, "overhead": round(1 - r["routes_per_s"] / r["baseline_per_s"], 4)}
+                for r in rows
+            ],
+        }
+        print(json.dumps(report, indent=2))
+        return 0
     print(f"layer: {layer}; {args.seconds}s per phase; batch calls of {args.batch} items")
     print(
         f"{'dashboards':>10} {'no feed':>9} {'routes/s':>9} {'overhead':>8} {'calls/s':>10} "
@@ -234,9 +258,7 @@ def main() -> None:
         f"{'p99 us':>6} {'batch call us':>13} {'msgs/s/dash':>11} {'items/dash':>10} "
         f"{'dropped/dash':>13}"
     )
-    route_rate(None, 1.0)  # warm up the engine and its per-snapshot caches
-    for consumers in (int(n) for n in args.consumers.split(",")):
-        r = measure(consumers, args.seconds, args.batch)
+    for r in rows:
         overhead = 1 - r["routes_per_s"] / r["baseline_per_s"]
         print(
             f"{r['consumers']:>10} {r['baseline_per_s']:>9,.0f} {r['routes_per_s']:>9,.0f} "
@@ -247,6 +269,8 @@ def main() -> None:
             f"{r['items_delivered_per_consumer']:>10,.0f} {r['dropped_per_consumer']:>13,.0f}"
         )
 
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,12 +2,12 @@
 
 import json
 
-from routing.core import bench
 from routing.core.strategies import STRATEGY_NAMES
+from tests.performance import bench_core
 
 
 def test_quick_bench_prints_one_json_object_covering_every_strategy(capsys):
-    assert bench.main(["--quick"]) == 0
+    assert bench_core.main(["--quick"]) == 0
     result = json.loads(capsys.readouterr().out)
 
     assert set(result) == {"decision", "batch", "load_balance"}

@@ -1,10 +1,10 @@
 """HTTP benchmark: the ASGI server the README uses, a trivial view, route and batch, one run.
 
-    python manage.py bench_http                          # uvicorn, 1 worker, local state
-    python manage.py bench_http --server both            # uvicorn and daphne, same settings
-    python manage.py bench_http --redis --workers 2      # scale-out: Redis state, PostgreSQL
-    python manage.py bench_http --scale-out              # local x1, redis x1, redis x2
-    python manage.py bench_http --duration 10 --rounds 2 --json
+    python -m tests.performance.bench_http                        # uvicorn, 1 worker, local state
+    python -m tests.performance.bench_http --server both          # uvicorn and daphne
+    python -m tests.performance.bench_http --redis --workers 2    # scale-out: Redis, PostgreSQL
+    python -m tests.performance.bench_http --scale-out            # local x1, redis x1, redis x2
+    python -m tests.performance.bench_http --duration 10 --rounds 2 --json
 
 Everything happens in a throwaway environment (a temp var dir with its own SQLite database and
 history spool; with ``--redis`` a scratch PostgreSQL database and Redis db, flushed and dropped
@@ -16,9 +16,10 @@ worker answers, warm up, then measure in the same run, one phase after the other
 * ``POST /api/v1/route/batch`` with ``--batch-size`` items per call - calls/s, decisions/s.
 
 Load comes from wrk (a separate process) when installed, else from the Python load generator in
-``routing.bench_load`` (also a separate process). Beside throughput, each phase reports the
-server's CPU time per request read from /proc: on a busy machine throughput moves with the
-neighbours, CPU per request much less, so the CPU ratio is the steadier figure to compare.
+``tests.performance.bench_load`` (also a separate process). Beside throughput, each phase
+reports the server's CPU time per request read from /proc: on a busy machine throughput moves
+with the neighbours, CPU per request much less, so the CPU ratio is the steadier figure to
+compare.
 
 The benchmark routes and never reports outcomes, so the demo fleet's capacities (8 to 200
 in-flight requests) would fill up within a second and measure ``no_eligible_service`` answers;
@@ -29,6 +30,7 @@ counted and reported; a run with any is flagged invalid.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import json
 import logging
@@ -42,12 +44,9 @@ import time
 from pathlib import Path
 
 import httpx
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 
-from routing.bench_load import (
-    CLOCK_TICKS,
-    HOST,
+from tests.performance.bench_load import (
+    ROOT,
     BenchEnvironment,
     PhaseResult,
     ServerProcess,
@@ -61,6 +60,8 @@ from routing.bench_load import (
     summarise_profile,
     wrk_version,
 )
+from tests.support.net import HOST
+from tests.support.procs import CLOCK_TICKS
 
 TARGET_ROUTE_RATIO = 0.70
 TARGET_BATCH_DECISIONS = 50_000
@@ -71,122 +72,143 @@ DEFAULT_DATABASE_URL = "postgres://root@127.0.0.1:5432/moe_bench"
 DEFAULT_CAPACITY = 1_000_000
 
 
-class Command(BaseCommand):
-    help = (
-        "Benchmark the HTTP API on the README's ASGI server: trivial view vs POST /api/v1/route "
-        "vs POST /api/v1/route/batch, in one run; prints requests/s, p50/p99, decisions/s and "
-        "the route/trivial ratio."
-    )
+class BenchError(Exception):
+    """A run that cannot go on (bad options, a server that died); the message says why."""
 
-    def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=1, help="ASGI worker processes.")
-        parser.add_argument(
-            "--duration", type=float, default=10.0, help="Seconds per measured phase."
-        )
-        parser.add_argument(
-            "--warmup", type=float, default=2.0, help="Seconds of warm-up per endpoint."
-        )
-        parser.add_argument("--server", choices=["uvicorn", "daphne", "both"], default="uvicorn")
-        parser.add_argument(
-            "--redis",
-            action="store_true",
-            help="Scale-out setup: Redis live state + PostgreSQL (scratch db, dropped after).",
-        )
-        parser.add_argument(
-            "--scale-out",
-            action="store_true",
-            help="Compare in one run: local state x1 worker, Redis x1, Redis x2 "
-            "(overrides --workers/--redis).",
-        )
-        parser.add_argument(
-            "--connections", type=int, default=16, help="Keep-alive connections (ping, route)."
-        )
-        parser.add_argument(
-            "--batch-connections",
-            type=int,
-            default=None,
-            help="Connections for the batch phase (default: 2 per worker).",
-        )
-        parser.add_argument("--batch-size", type=int, default=1000, help="Items per batch call.")
-        parser.add_argument(
-            "--rounds",
-            type=int,
-            default=1,
-            help="Measure the three phases this many times (order reversed every other round).",
-        )
-        parser.add_argument(
-            "--strategy", default=None, help="routing_strategy to send (default: the server's)."
-        )
-        parser.add_argument(
-            "--loadgen",
-            choices=["auto", "wrk", "python"],
-            default="auto",
-            help="wrk when installed (auto), else the asyncio one in routing.bench_load.",
-        )
-        parser.add_argument(
-            "--redis-url",
-            default=DEFAULT_REDIS_URL,
-            help="Scratch Redis db for --redis (flushed; db 0 is refused).",
-        )
-        parser.add_argument(
-            "--database-url",
-            default=DEFAULT_DATABASE_URL,
-            help="Scratch PostgreSQL database for --redis (dropped and recreated; its name "
-            "must contain 'bench').",
-        )
-        parser.add_argument(
-            "--capacity",
-            type=int,
-            default=DEFAULT_CAPACITY,
-            help="max_capacity given to every demo service (0 keeps the demo values).",
-        )
-        parser.add_argument(
-            "--profile",
-            metavar="DIR",
-            default=None,
-            help="Record py-spy (GIL holder) for every measured phase into DIR, with a text "
-            "summary per phase. Sampling costs the server a little CPU.",
-        )
-        parser.add_argument(
-            "--app",
-            default="moe_project.asgi:application",
-            help="ASGI application to serve (to try a tuned entry point against the default).",
-        )
-        parser.add_argument(
-            "--server-env",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="Extra environment for the server process (repeatable), e.g. "
-            "DJANGO_SETTINGS_MODULE or PYTHONPATH for an experiment.",
-        )
-        parser.add_argument(
-            "--dashboards",
-            type=int,
-            default=0,
-            help="Also measure routes with N live-feed WebSocket clients connected.",
-        )
-        parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
-        parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.performance.bench_http",
+        description="Benchmark the HTTP API on the README's ASGI server: trivial view vs "
+        "POST /api/v1/route vs POST /api/v1/route/batch, in one run; prints requests/s, p50/p99, "
+        "decisions/s and the route/trivial ratio.",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="ASGI worker processes.")
+    parser.add_argument("--duration", type=float, default=10.0, help="Seconds per measured phase.")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="Seconds of warm-up per endpoint."
+    )
+    parser.add_argument("--server", choices=["uvicorn", "daphne", "both"], default="uvicorn")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="Scale-out setup: Redis live state + PostgreSQL (scratch db, dropped after).",
+    )
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="Compare in one run: local state x1 worker, Redis x1, Redis x2 "
+        "(overrides --workers/--redis).",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=16, help="Keep-alive connections (ping, route)."
+    )
+    parser.add_argument(
+        "--batch-connections",
+        type=int,
+        default=None,
+        help="Connections for the batch phase (default: 2 per worker).",
+    )
+    parser.add_argument("--batch-size", type=int, default=1000, help="Items per batch call.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Measure the three phases this many times (order reversed every other round).",
+    )
+    parser.add_argument(
+        "--strategy", default=None, help="routing_strategy to send (default: the server's)."
+    )
+    parser.add_argument(
+        "--loadgen",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="wrk when installed (auto), else the asyncio one in tests.performance.bench_load.",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help="Scratch Redis db for --redis (flushed; db 0 is refused).",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="Scratch PostgreSQL database for --redis (dropped and recreated; its name "
+        "must contain 'bench').",
+    )
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=DEFAULT_CAPACITY,
+        help="max_capacity given to every demo service (0 keeps the demo values).",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="Record py-spy (GIL holder) for every measured phase into DIR, with a text "
+        "summary per phase. Sampling costs the server a little CPU.",
+    )
+    parser.add_argument(
+        "--app",
+        default="moe_project.asgi:application",
+        help="ASGI application to serve (to try a tuned entry point against the default).",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Extra environment for the server process (repeatable), e.g. "
+        "DJANGO_SETTINGS_MODULE or PYTHONPATH for an experiment.",
+    )
+    parser.add_argument(
+        "--dashboards",
+        type=int,
+        default=0,
+        help="Also measure routes with N live-feed WebSocket clients connected.",
+    )
+    parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
+    parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = vars(build_parser().parse_args(argv))
+    try:
+        result = HttpBench(opts).run()
+    except BenchError as exc:
+        print(f"bench_http: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if opts["json"] else _table(result))
+    return 0
+
+
+class HttpBench:
+    """One benchmark run over the setups and servers the options name."""
+
+    def __init__(self, opts: dict) -> None:
+        self.opts = opts
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def handle(self, *args, **opts):
+    def run(self) -> dict:
+        opts = self.opts
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if opts["scale_out"]:
             setups = [("local", 1), ("redis", 1), ("redis", 2)]
         else:
             if opts["workers"] < 1:
-                raise CommandError("--workers must be at least 1.")
+                raise BenchError("--workers must be at least 1.")
             if opts["workers"] > 1 and not opts["redis"]:
-                raise CommandError(
+                raise BenchError(
                     "Without --redis the live state is per process: only 1 worker is a valid "
                     "setup. Add --redis for several workers."
                 )
             setups = [("redis" if opts["redis"] else "local", opts["workers"])]
         for name in ("duration", "warmup"):
             if opts[name] < (1 if name == "duration" else 0):
-                raise CommandError(f"--{name} is too small.")
+                raise BenchError(f"--{name} is too small.")
         servers = ["uvicorn", "daphne"] if opts["server"] == "both" else [opts["server"]]
         loadgen = self._pick_loadgen(opts["loadgen"])
 
@@ -205,7 +227,7 @@ class Command(BaseCommand):
                     env.flush_redis()
                     runs.append(self._run(env, kind, workers, loadgen, opts))
         except KeyboardInterrupt:
-            raise CommandError("interrupted") from None
+            raise BenchError("interrupted") from None
         finally:
             for env in environments.values():
                 env.cleanup()
@@ -215,9 +237,9 @@ class Command(BaseCommand):
                 shutil.rmtree(workdir, ignore_errors=True)
 
         machine["loadavg_end"] = list(os.getloadavg())
-        result = {
+        return {
             "benchmark": "bench_http",
-            "command": _command_line(),
+            "command": "python -m tests.performance.bench_http " + " ".join(_argv(opts)),
             "machine": machine,
             "settings": {
                 "duration_s": opts["duration"],
@@ -235,19 +257,15 @@ class Command(BaseCommand):
             "summary": _summary(runs),
             "elapsed_s": round(time.time() - started, 1),
         }
-        if opts["json"]:
-            self.stdout.write(json.dumps(result, indent=2))
-        else:
-            self.stdout.write(_table(result))
 
     # -- one setup -----------------------------------------------------------------------------
 
     def _pick_loadgen(self, choice: str) -> str:
         version = wrk_version()
         if choice == "wrk" and version is None:
-            raise CommandError("wrk is not installed (apt-get install wrk), use --loadgen python.")
+            raise BenchError("wrk is not installed (apt-get install wrk), use --loadgen python.")
         if choice == "python" or version is None:
-            return "python (routing.bench_load, asyncio, separate process)"
+            return "python (tests.performance.bench_load, asyncio, separate process)"
         return version
 
     def _environment(self, workdir: Path, state: str, opts) -> BenchEnvironment:
@@ -256,19 +274,19 @@ class Command(BaseCommand):
             env = BenchEnvironment(
                 workdir,
                 state,
-                settings.BASE_DIR,
+                ROOT,
                 redis_url=opts["redis_url"] if redis else None,
                 database_url=opts["database_url"] if redis else None,
                 capacity=opts["capacity"],
             )
         except ValueError as exc:
-            raise CommandError(str(exc)) from None
+            raise BenchError(str(exc)) from None
         self._progress(f"[{state}] migrate + seed in {env.var_dir}")
         try:
             env.prepare()
         except Exception as exc:
             env.cleanup()
-            raise CommandError(f"[{state}] could not prepare the environment: {exc}") from None
+            raise BenchError(f"[{state}] could not prepare the environment: {exc}") from None
         return env
 
     def _run(self, env: BenchEnvironment, kind: str, workers: int, loadgen: str, opts) -> dict:
@@ -278,9 +296,9 @@ class Command(BaseCommand):
         for item in opts["server_env"]:
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise CommandError(f"--server-env wants KEY=VALUE, not {item!r}")
+                raise BenchError(f"--server-env wants KEY=VALUE, not {item!r}")
             server_env[key] = value
-        server = ServerProcess(kind, workers, server_env, settings.BASE_DIR, log, app=opts["app"])
+        server = ServerProcess(kind, workers, server_env, ROOT, log, app=opts["app"])
         self._progress(f"[{label}] starting: {kind} with {workers} worker(s)")
         try:
             server.start()
@@ -359,7 +377,7 @@ class Command(BaseCommand):
         def phase(workload: Workload, duration: float, measure: bool = True) -> dict:
             connections = batch_connections if workload.name == "batch" else opts["connections"]
             if not server.alive():
-                raise CommandError(f"the server exited:\n{server.log_tail()}")
+                raise BenchError(f"the server exited:\n{server.log_tail()}")
             cpu_before = server.cpu_ticks()
             load_before = os.getloadavg()[0]
             runner = run_wrk if use_wrk else run_python_loadgen
@@ -373,7 +391,7 @@ class Command(BaseCommand):
                     [
                         sys.executable,
                         "-m",
-                        "telemetry.bench_dashboards",
+                        "tests.performance.bench_dashboards",
                         "--port",
                         str(server.port),
                         "--token",
@@ -385,13 +403,13 @@ class Command(BaseCommand):
                     ],
                     stdout=subprocess.PIPE,
                     text=True,
-                    cwd=settings.BASE_DIR,
+                    cwd=ROOT,
                 )
                 time.sleep(1.0)  # let them connect and receive their hello
             try:
                 result = runner(workload, server.port, duration, connections, env.var_dir)
             except Exception as exc:
-                raise CommandError(f"{workload.name}: {exc}\n{server.log_tail()}") from None
+                raise BenchError(f"{workload.name}: {exc}\n{server.log_tail()}") from None
             finally:
                 if dashboards is not None:
                     dashboards.terminate()
@@ -424,7 +442,7 @@ class Command(BaseCommand):
         return phase
 
     def _progress(self, message: str) -> None:
-        self.stderr.write(message)
+        print(message, file=sys.stderr, flush=True)
 
 
 # --- server helpers ----------------------------------------------------------------------------
@@ -434,17 +452,18 @@ def _wait_ready(server: ServerProcess, client: httpx.Client) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not server.alive():
-            raise CommandError(f"the server exited during startup:\n{server.log_tail()}")
+            raise BenchError(f"the server exited during startup:\n{server.log_tail()}")
         try:
             if client.get("/api/v1/ping").status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise CommandError(f"the server did not answer within {READY_TIMEOUT_S:.0f} s")
+    raise BenchError(f"the server did not answer within {READY_TIMEOUT_S:.0f} s")
 
 
 def _token(client: httpx.Client) -> str:
+    _django_setup()  # the demo login's name and password live with the seed command
     from registry.management.commands.seed_demo_fleet import (
         DEFAULT_DEMO_PASSWORD,
         DEMO_USERNAME,
@@ -455,7 +474,7 @@ def _token(client: httpx.Client) -> str:
         "/api/v1/auth/token/", json={"username": DEMO_USERNAME, "password": password}
     )
     if response.status_code != 200:
-        raise CommandError(f"could not get a token: {response.status_code} {response.text}")
+        raise BenchError(f"could not get a token: {response.status_code} {response.text}")
     return response.json()["access"]
 
 
@@ -475,7 +494,7 @@ def _warm_workers(
         if response.status_code == 503:
             return None  # a worker answering before its fleet snapshot is loaded
         if response.status_code != 200:
-            raise CommandError(f"route answered {response.status_code}: {response.text}")
+            raise BenchError(f"route answered {response.status_code}: {response.text}")
         return response.json()["request_id"][:-10]
 
     deadline = time.monotonic() + 60
@@ -487,10 +506,28 @@ def _warm_workers(
     return len(seen), cold_503
 
 
-def _command_line() -> str | None:
-    if len(sys.argv) > 1 and sys.argv[1] == "bench_http":
-        return "python manage.py " + " ".join(sys.argv[1:])
-    return None  # called from code (call_command)
+def _django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moe_project.settings")
+    import django
+
+    django.setup()
+
+
+def _argv(opts: dict) -> list[str]:
+    """The options of this run as command-line arguments (defaults left out)."""
+    defaults = vars(build_parser().parse_args([]))
+    out = []
+    for key, value in opts.items():
+        if value == defaults[key]:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [f"{flag}={v}" for v in value]
+        else:
+            out.append(f"{flag}={value}")
+    return out
 
 
 def _server_version(kind: str) -> str:
@@ -702,3 +739,7 @@ def _table(result: dict) -> str:
     lines.append("")
     lines.append(json.dumps(result["summary"], indent=2))
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

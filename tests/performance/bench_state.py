@@ -1,6 +1,7 @@
 """Per-operation latency of the live-state backends, local vs Redis, in the same run.
 
-    python -m telemetry.state.bench [--services 64] [--ops 5000] [--redis-url URL | --spawn-redis]
+    python -m tests.performance.bench_state [--services 64] [--ops 5000]
+        [--redis-url URL | --spawn-redis]
 
 Prints JSON: p50/p99 (microseconds) of ``record_routed``, ``record_outcome`` and ``view()``
 for each backend at 64 services. For Redis, ``record_routed`` is also measured as the router
@@ -24,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,11 +32,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-import numpy as np
-
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import FleetSnapshot, ServiceSpec
 from telemetry.state.redis_store import RedisStateStore, make_client
+from tests.support.net import free_port
+from tests.support.stats import percentile
 
 BENCH_LEASE_S = 3600.0
 BENCH_LEASE = LeaseConfig.fixed(BENCH_LEASE_S)
@@ -54,17 +54,17 @@ def _fleet(n: int) -> FleetSnapshot:
 def _measure(op: Callable[[int], object], ops: int, warmup: int = 200) -> dict[str, float]:
     for i in range(warmup):
         op(-1 - i)
-    samples = np.empty(ops)
+    samples = []
     clock = time.perf_counter_ns
     for i in range(ops):
         started = clock()
         op(i)
-        samples[i] = clock() - started
-    us = samples / 1000.0
+        samples.append((clock() - started) / 1000.0)
+    samples.sort()
     return {
-        "p50_us": round(float(np.percentile(us, 50)), 2),
-        "p99_us": round(float(np.percentile(us, 99)), 2),
-        "mean_us": round(float(us.mean()), 2),
+        "p50_us": round(percentile(samples, 50), 2),
+        "p99_us": round(percentile(samples, 99), 2),
+        "mean_us": round(sum(samples) / len(samples), 2),
         "ops": ops,
     }
 
@@ -160,9 +160,7 @@ def _spawn_redis(workdir: str) -> tuple[subprocess.Popen, str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("--spawn-redis: redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         + ["--dir", workdir],
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         process, args.redis_url = _spawn_redis(workdir)
     snapshot = _fleet(args.services)
     report = {
-        "command": "python -m telemetry.state.bench " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m tests.performance.bench_state " + " ".join(argv or sys.argv[1:]),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

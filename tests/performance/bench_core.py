@@ -1,4 +1,4 @@
-"""Benchmark of the routing core: ``python -m routing.core.bench [--quick] [--seed N]``.
+"""Benchmark of the routing core: ``python -m tests.performance.bench_core [--quick] [--seed N]``.
 
 Prints one JSON object to stdout::
 
@@ -40,6 +40,7 @@ from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
+from tests.support.stats import percentile
 
 TYPES = ("inference", "analysis", "etl", "search")
 REQUEST_TYPES = TYPES + ("vision", "translate", "embed", "rank")
@@ -96,10 +97,6 @@ def mixed_requests(count: int, rng: random.Random) -> list[RouteRequest]:
     return out
 
 
-def percentile(sorted_ns: list[int], q: float) -> float:
-    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e3
-
-
 def bench_decisions(calls: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     pool = mixed_requests(2000, rng)
@@ -124,8 +121,8 @@ def bench_decisions(calls: int, seed: int) -> list[dict]:
                 {
                     "strategy": strategy,
                     "services": n,
-                    "p50_us": round(percentile(timings, 0.50), 1),
-                    "p99_us": round(percentile(timings, 0.99), 1),
+                    "p50_us": round(percentile(timings, 50) / 1e3, 1),
+                    "p99_us": round(percentile(timings, 99) / 1e3, 1),
                 }
             )
             print(f"decision {strategy:18s} n={n:3d} {out[-1]}", file=sys.stderr)

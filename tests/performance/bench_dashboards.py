@@ -1,7 +1,7 @@
 """N dashboard-like WebSocket clients for benchmarks: connect to /ws/routing with a JWT and
 read every message until stopped; print one JSON line with what they saw.
 
-    python -m telemetry.bench_dashboards --port 8005 --token <access> -n 10 --seconds 20
+    python -m tests.performance.bench_dashboards --port 8005 --token <access> -n 10 --seconds 20
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""``manage.py bench_http`` runs end to end on a tiny load and prints the documented JSON.
+"""``python -m tests.performance.bench_http`` runs end to end on a tiny load and prints the
+documented JSON.
 
 Only the shape and the bookkeeping are checked (figures present, counts consistent, no error
 answers, the server stopped), never a timing: other suites may be running on the same cores.
 """
 
-import io
 import json
 import re
 import socket
 
 import pytest
-from django.core.management import call_command
+
+from tests.performance import bench_http
 
 pytestmark = pytest.mark.integration
 
@@ -23,23 +24,16 @@ def _port_is_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_a_tiny_run_reports_trivial_route_and_batch_figures_and_stops_the_server():
+def test_a_tiny_run_reports_trivial_route_and_batch_figures_and_stops_the_server(capsys):
     # given / when
-    out, err = io.StringIO(), io.StringIO()
-    call_command(
-        "bench_http",
-        "--duration=1",
-        "--warmup=0",
-        "--connections=2",
-        "--batch-size=20",
-        "--json",
-        stdout=out,
-        stderr=err,
-    )
-    result = json.loads(out.getvalue())
+    argv = ["--duration=1", "--warmup=0", "--connections=2", "--batch-size=20", "--json"]
+    argv += ["--dashboards=2"]  # live-feed clients (bench_dashboards) during one more phase
+    assert bench_http.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
 
     # then: one run of the default setup
     assert result["benchmark"] == "bench_http"
+    assert result["command"].startswith("python -m tests.performance.bench_http --duration=1")
     assert result["machine"]["cpus"] >= 1
     assert result["settings"]["batch_size"] == 20
     (run,) = result["runs"]
@@ -58,6 +52,11 @@ def test_a_tiny_run_reports_trivial_route_and_batch_figures_and_stops_the_server
     assert batch["decisions_per_s"] == pytest.approx(batch["calls_per_s"] * 20, rel=0.01)
     assert batch["no_eligible_items"] == 0
 
+    # the dashboards connected and received route events
+    assert run["dashboards_seen"]["connected"] == 2
+    assert run["dashboards_seen"]["route_events"] > 0
+    assert run["route_dashboards"]["non_2xx"] == 0
+
     # the ratio and the targets are reported
     assert run["route_trivial_ratio"] == pytest.approx(
         run["route"]["requests_per_s"] / run["trivial"]["requests_per_s"], abs=0.002
@@ -69,3 +68,9 @@ def test_a_tiny_run_reports_trivial_route_and_batch_figures_and_stops_the_server
     # and the server is gone
     port = int(re.search(r"--port (\d+)", run["server_command"]).group(1))
     assert _port_is_closed(port)
+
+
+def test_several_workers_without_redis_are_refused_before_anything_starts(capsys):
+    assert bench_http.main(["--workers=2", "--json"]) == 1
+
+    assert "--redis" in capsys.readouterr().err
