@@ -52,7 +52,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from routing.core.objective import Objective
+from tests.support.net import free_port
+from tests.support.procs import kill_group as _kill_group
+from tests.support.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -525,8 +527,8 @@ class PhaseStats:
         }
         if self.route_ms:
             ms = sorted(self.route_ms)
-            out["http_route_ms_p50"] = round(ms[len(ms) // 2], 3)
-            out["http_route_ms_p99"] = round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3)
+            out["http_route_ms_p50"] = round(percentile(ms, 50), 3)
+            out["http_route_ms_p99"] = round(percentile(ms, 99), 3)
         if self.concrete:
             out["concrete_strategies"] = dict(self.concrete.most_common())
         if self.error_samples:
@@ -537,26 +539,6 @@ class PhaseStats:
 # ---------------------------------------------------------------------------------------------
 # Servers
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _kill_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL it if anything is left."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 class SimulationError(RuntimeError):
