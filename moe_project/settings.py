@@ -238,6 +238,8 @@ MOE_STATE_BACKEND = env_choice(
 # Without Redis, other processes' registry changes are seen by polling the version row.
 MOE_REGISTRY_POLL_SECONDS = env_float("MOE_REGISTRY_POLL_SECONDS", 1.0, minimum=0.0)
 MOE_HISTORY_RETENTION_DAYS = env_float("MOE_HISTORY_RETENTION_DAYS", 30.0, minimum=0.01)
+# Where each process spools routing history until the flush (embedded default, or Redis down).
+MOE_HISTORY_DIR = env_str("MOE_HISTORY_DIR", str(VAR_DIR / "history"))
 MOE_PENDING_TTL_SECONDS = env_float("MOE_PENDING_TTL_SECONDS", 3600.0, minimum=1.0)
 # Who can serve a request: a request of type T goes to services whose service_type is in
 # MOE_TYPE_ACCEPTS[T] (default: T itself). A request with no type, or a type that is neither

@@ -25,7 +25,7 @@ _SPOOLS: weakref.WeakSet = weakref.WeakSet()
 
 
 def spool_dir() -> Path:
-    path = Path(getattr(settings, "MOE_HISTORY_DIR", "") or settings.VAR_DIR / "history")
+    path = Path(settings.MOE_HISTORY_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

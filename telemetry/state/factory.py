@@ -41,14 +41,14 @@ def create_state_store(**options: Any) -> LiveStateStore:
 
     from routing.core.state import LocalStateStore
 
-    backend = getattr(settings, "MOE_STATE_BACKEND", "local")
+    backend = settings.MOE_STATE_BACKEND
     if "lease" not in options:
         options["lease"] = lease_config()
     if backend == "local":
         return LocalStateStore(**options)
     if backend != "redis":
         raise ImproperlyConfigured(f"MOE_STATE_BACKEND must be local or redis, not {backend!r}")
-    url = getattr(settings, "REDIS_URL", None)
+    url = settings.REDIS_URL
     if not url:
         raise ImproperlyConfigured("MOE_STATE_BACKEND=redis needs REDIS_URL")
     from telemetry.state.redis_store import RedisStateStore, make_client
