@@ -7,8 +7,9 @@
    with no outcomes yet.
 2. On the newest 20%, never seen in training, it estimates off-policy (IPS, SNIPS, doubly
    robust, effective sample size: ``routing.core.offpolicy``) how the candidate's policy, with
-   its exploration, would have done, and how the active version's would have (or, with no
-   active version, what the logging policy actually got), from the logged propensities.
+   its exploration, would have done, and how the active version's would have (with no active
+   version: the learner starting from nothing, which is what a new worker would run), from
+   the logged propensities.
 3. The candidate is stored with that evaluation; it is activated only when the DR improvement
    has a one-sided lower confidence bound above zero (``MOE_OPE_CONFIDENCE``) and the
    estimate rests on enough data (``MOE_OPE_MIN_ESS``). Activated, its learner statistics are
@@ -152,9 +153,12 @@ def evaluate_candidate(
     model = _reward_model(candidate)  # fitted on the training split only
     new = offpolicy.estimate(logged, _policy(candidate), model)
     if active is None:
-        old, against = offpolicy.logged_value(logged), "logging policy (observed rewards)"
+        # What a worker runs with no version to load: the learner starting from nothing.
+        active = OutcomeLearner(candidate.config, candidate.objective)
+        against = "cold start (no active version)"
     else:
-        old, against = offpolicy.estimate(logged, _policy(active), model), "active version"
+        against = "active version"
+    old = offpolicy.estimate(logged, _policy(active), model)
     verdict = offpolicy.compare(new, old, confidence, min_ess)
     return {
         "method": "doubly robust, paired, one-sided normal bound",
@@ -163,6 +167,8 @@ def evaluate_candidate(
         "usable": len(logged),
         "candidate": new.as_dict(),
         "baseline": old.as_dict(),
+        # For context: what the policy that logged these decisions actually obtained.
+        "logged": offpolicy.logged_value(logged).as_dict(),
         "ess": round(new.ess, 1),
         **verdict,
     }

@@ -385,14 +385,17 @@ class OutcomeLearner:
         return chosen, greedy, propensity, eps
 
     def probabilities(self, scores: np.ndarray, evidence: float) -> np.ndarray:
-        """The probability of each candidate under :meth:`choose` (for evaluation)."""
+        """The probability of each candidate under :meth:`choose` (for evaluation). Exact
+        ties share the greedy mass: online they are broken by load, which the log does not
+        keep, so a learner with nothing to go on counts as uniform."""
         k = len(scores)
         p = np.zeros(k)
         if k == 0:
             return p
         eps = self.epsilon(evidence) if k > 1 else 0.0
         p += eps / k
-        p[int(scores.argmax())] += 1.0 - eps
+        best = np.flatnonzero(scores >= scores.max() - 1e-12)
+        p[best] += (1.0 - eps) / len(best)
         return p
 
     # -- persistence -----------------------------------------------------------------------

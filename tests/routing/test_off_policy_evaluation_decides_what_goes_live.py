@@ -77,12 +77,21 @@ def test_a_worse_candidate_is_refused_and_a_better_one_accepted():
     assert accepted["candidate"]["dr"] == pytest.approx(0.9 * 0.98 + 0.02 * 0.57, abs=0.05)
 
 
-def test_with_no_active_version_the_candidate_must_beat_what_the_log_got():
+def test_with_no_active_version_the_candidate_must_beat_a_cold_start():
     held_out = logged(1500, 3, uniform)
     verdict = evaluate_candidate(learner_believing(GOOD), None, held_out, 0.95, 30)
-    assert verdict["against"] == "logging policy (observed rewards)"
+    assert verdict["against"] == "cold start (no active version)"
+    # A learner that knows nothing picks uniformly: the mean of the true rewards.
     assert verdict["baseline"]["dr"] == pytest.approx(np.mean(list(TRUE.values())), abs=0.05)
+    assert verdict["logged"]["dr"] == pytest.approx(np.mean(list(TRUE.values())), abs=0.05)
     assert verdict["better"]
+
+
+def test_a_candidate_no_better_than_a_cold_start_is_refused():
+    held_out = logged(1500, 6, uniform)
+    clueless = learner_believing({"a": 0.5, "b": 0.5, "c": 0.5})
+    verdict = evaluate_candidate(clueless, None, held_out, 0.95, 30)
+    assert not verdict["better"]
 
 
 def test_a_candidate_the_log_barely_supports_is_refused():

@@ -55,7 +55,7 @@ def test_retraining_creates_an_active_version_that_prefers_the_good_service(clie
     active = GateModel.objects.get(active=True)
     assert active.version == result["version"]
     evaluation = active.evaluation
-    assert evaluation["against"] == "logging policy (observed rewards)"
+    assert evaluation["against"] == "cold start (no active version)"
     assert evaluation["lower_bound"] > 0
     assert evaluation["candidate"]["dr"] > evaluation["baseline"]["dr"] + 0.1
     assert evaluation["ess"] >= 30
