@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 
 class StrictCharField(serializers.CharField):
@@ -68,4 +69,35 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """A query-string integer written as plain ASCII digits; an empty value is not absent.
+
+    (DRF's IntegerField also takes " 5", "5.0" and other scripts' digits, and treats
+    ``?limit=`` as if the parameter were missing.)
+    """
+
+    default_error_messages = {"invalid": "Must be an integer (digits only)."}
+
+    def get_value(self, dictionary):
+        return dictionary.get(self.field_name, empty)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.isascii() or not data.isdigit():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SingleValueQuerySerializer(serializers.Serializer):
+    """Query parameters given at most once each (``?limit=1&limit=2`` is a 400 naming it)."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):
+            repeated = sorted(name for name in self.fields if len(data.getlist(name)) > 1)
+            if repeated:
+                raise serializers.ValidationError(
+                    {name: ["Give this parameter once."] for name in repeated}
+                )
         return super().to_internal_value(data)

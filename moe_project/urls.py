@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import (
     TokenObtainPairView,
@@ -9,14 +10,70 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
+from moe_project.api_docs import JSON_BODY, error_responses, raw_schema_serializer
+from moe_project.schema_extensions import NO_NUL_PATTERN, NON_BLANK_PATTERN
+
+_TOKEN = {"type": "string"}
+# simplejwt's fields: required, not blank (surrounding whitespace is trimmed, except from the
+# password); other keys are ignored.
+_NON_BLANK = {"type": "string", "minLength": 1, "pattern": NON_BLANK_PATTERN}
+
+
+def _body(name: str, **fields: dict):
+    schema = {"type": "object", "required": list(fields), "properties": fields}
+    return raw_schema_serializer(name, lambda: schema)
+
+
+def _token_view(view, summary: str, request, answer: dict):
+    """simplejwt's view with every answer it can give documented (401: bad credentials)."""
+    responses = {200: {"type": "object", **answer}, **error_responses(*JSON_BODY, 401, 429)}
+    return extend_schema_view(
+        post=extend_schema(summary=summary, request=request, responses=responses, tags=["auth"])
+    )(view)
+
+
 handler400 = "moe_project.api_errors.json_bad_request"
 handler404 = "moe_project.api_errors.json_not_found"
 handler500 = "moe_project.api_errors.json_server_error"
 
 api_v1 = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
-    path("auth/token/verify/", TokenVerifyView.as_view(), name="token-verify"),
+    path(
+        "auth/token/",
+        _token_view(
+            TokenObtainPairView,
+            "Access and refresh token for a login",
+            _body(
+                "TokenObtainRequestSerializer",
+                username=_NON_BLANK,
+                password={"type": "string", "minLength": 1, "pattern": NO_NUL_PATTERN},
+            ),
+            {
+                "required": ["access", "refresh"],
+                "properties": {"access": _TOKEN, "refresh": _TOKEN},
+            },
+        ).as_view(),
+        name="token-obtain",
+    ),
+    path(
+        "auth/token/refresh/",
+        _token_view(
+            TokenRefreshView,
+            "A new access token for a refresh token",
+            _body("TokenRefreshRequestSerializer", refresh=_NON_BLANK),
+            {"required": ["access"], "properties": {"access": _TOKEN, "refresh": _TOKEN}},
+        ).as_view(),
+        name="token-refresh",
+    ),
+    path(
+        "auth/token/verify/",
+        _token_view(
+            TokenVerifyView,
+            "Whether a token is valid (200 with {})",
+            _body("TokenVerifyRequestSerializer", token=_NON_BLANK),
+            {},
+        ).as_view(),
+        name="token-verify",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("registry.api.urls")),
     path("", include("routing.api.urls")),

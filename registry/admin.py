@@ -17,6 +17,12 @@ from registry.choices import ServiceStatus
 from registry.constants import OPERATE_ROUTER_PERMISSION
 from registry.models import Capability, Service
 
+# One admin for the whole product (routing and Celery schedules register on the same site).
+admin.site.site_header = "moe-router operations"
+admin.site.site_title = "moe-router admin"
+admin.site.index_title = "Fleet, routing and schedules"
+admin.site.site_url = "/dashboard/"  # "View site" opens the live dashboard
+
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):

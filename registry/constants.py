@@ -20,15 +20,36 @@ RESERVED_SERVICE_IDS = frozenset({"register"})
 # The permission that makes a user an operator (besides is_staff).
 OPERATE_ROUTER_PERMISSION = "registry.operate_router"
 
-# What the operators group holds (the data migration 0002 keeps its own copy of this list).
-OPERATOR_PERMISSION_CODENAMES = (
-    "operate_router",
-    "add_service",
-    "change_service",
-    "delete_service",
-    "view_service",
-    "add_capability",
-    "change_capability",
-    "delete_capability",
-    "view_capability",
+# What the operators group holds, as "app_label.codename": the registry, strategy overrides,
+# routing history (read-only), gate versions (view, and change for activate/rollback) and the
+# Celery schedules. Data migrations keep their own frozen copies of this list.
+OPERATOR_PERMISSIONS = (
+    "registry.operate_router",
+    "registry.add_service",
+    "registry.change_service",
+    "registry.delete_service",
+    "registry.view_service",
+    "registry.add_capability",
+    "registry.change_capability",
+    "registry.delete_capability",
+    "registry.view_capability",
+    "routing.add_strategyoverride",
+    "routing.change_strategyoverride",
+    "routing.delete_strategyoverride",
+    "routing.view_strategyoverride",
+    "routing.view_routingdecision",
+    "routing.view_gatemodel",
+    "routing.change_gatemodel",
+    "django_celery_beat.add_periodictask",
+    "django_celery_beat.change_periodictask",
+    "django_celery_beat.delete_periodictask",
+    "django_celery_beat.view_periodictask",
+    "django_celery_beat.add_intervalschedule",
+    "django_celery_beat.change_intervalschedule",
+    "django_celery_beat.delete_intervalschedule",
+    "django_celery_beat.view_intervalschedule",
+    "django_celery_beat.add_crontabschedule",
+    "django_celery_beat.change_crontabschedule",
+    "django_celery_beat.delete_crontabschedule",
+    "django_celery_beat.view_crontabschedule",
 )

@@ -1,12 +1,14 @@
 """Who may operate the router: staff, or users holding ``registry.operate_router``.
 
-The operators group (``settings.MOE_OPERATOR_GROUP``, created by a data migration) holds that
-permission plus add/change/delete/view on services and capabilities.
+The operators group (``settings.MOE_OPERATOR_GROUP``, created by data migrations) holds that
+permission plus what the admin needs: services, capabilities, strategy overrides, routing
+history (view only), gate versions (view, change for activate/rollback) and the Celery
+schedules (``registry.constants.OPERATOR_PERMISSIONS``).
 """
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from registry.constants import OPERATE_ROUTER_PERMISSION, OPERATOR_PERMISSION_CODENAMES
+from registry.constants import OPERATE_ROUTER_PERMISSION, OPERATOR_PERMISSIONS
 
 
 def is_operator(user) -> bool:
@@ -36,14 +38,23 @@ class IsOperatorOrReadOnly(BasePermission):
         return request.method in SAFE_METHODS or is_operator(user)
 
 
+def operator_permissions():
+    """The Permission rows of ``OPERATOR_PERMISSIONS`` (those that exist in this database)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    wanted = Q(pk__in=[])
+    for name in OPERATOR_PERMISSIONS:
+        app_label, codename = name.split(".", 1)
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.filter(wanted)
+
+
 def ensure_operator_group():
-    """Get or create the operators group and make sure it holds the operator permissions."""
+    """Get or create the operators group holding exactly the operator permissions."""
     from django.conf import settings
-    from django.contrib.auth.models import Group, Permission
+    from django.contrib.auth.models import Group
 
     group, _ = Group.objects.get_or_create(name=settings.MOE_OPERATOR_GROUP)
-    wanted = Permission.objects.filter(
-        content_type__app_label="registry", codename__in=OPERATOR_PERMISSION_CODENAMES
-    )
-    group.permissions.add(*wanted)  # adds only what is missing
+    group.permissions.set(operator_permissions())  # adds what is missing, drops extras
     return group

@@ -3,8 +3,11 @@
 import json
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.core.paginator import Paginator
+from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from registry.services import bump_registry_version
@@ -44,8 +47,43 @@ class ServiceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class HistoryPaginator(Paginator):
+    """Pages over routing history without ``SELECT COUNT(*)`` on every page.
+
+    Counting is exact up to ``EXACT_LIMIT`` rows, found by reading at most that many primary
+    keys through the (indexed) list order; beyond it the unfiltered list on PostgreSQL reports
+    the planner's estimate (``pg_class.reltuples``), anything else ``EXACT_LIMIT``, so the page
+    links reach the first ``EXACT_LIMIT`` rows and filters or the date drill-down narrow the rest.
+    """
+
+    EXACT_LIMIT = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        seen = len(queryset.values_list("pk", flat=True)[: self.EXACT_LIMIT + 1])
+        if seen <= self.EXACT_LIMIT:
+            return seen
+        return max(self.EXACT_LIMIT, self._estimate(queryset))
+
+    @staticmethod
+    def _estimate(queryset) -> int:
+        connection = connections[queryset.db]
+        if connection.vendor != "postgresql" or queryset.query.where:
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [queryset.model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row and row[0] and row[0] > 0 else 0
+
+
 @admin.register(RoutingDecision)
 class RoutingDecisionAdmin(admin.ModelAdmin):
+    """Routing history, read-only, usable at millions of rows (see ``HistoryPaginator``)."""
+
     list_display = (
         "request_id",
         "decided_at",
@@ -60,10 +98,23 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
         "status_code",
     )
     list_filter = ("strategy", ServiceFilter, OutcomeFilter, "no_eligible_service", "decided_at")
+    # Exact matches only (see get_search_results): each is an indexed lookup.
     search_fields = ("request_id", "request_type", "primary_service")
+    search_help_text = "Exact request id, request type or service id."
     date_hierarchy = "decided_at"
     list_per_page = 100
+    paginator = HistoryPaginator
     show_full_result_count = False  # COUNT(*) over a large history table is slow
+
+    def get_search_results(self, request, queryset, search_term):
+        """Exact match on indexed columns; ``icontains`` would scan the whole table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return (
+            queryset.filter(Q(request_id=term) | Q(request_type=term) | Q(primary_service=term)),
+            False,
+        )
 
     def has_add_permission(self, request):
         return False
@@ -293,7 +344,10 @@ class GateModelAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Activate (or roll back to) the selected version")
+    @admin.action(
+        description="Activate (or roll back to) the selected version",
+        permissions=["change"],
+    )
     def activate(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)

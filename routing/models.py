@@ -85,7 +85,19 @@ class RoutingDecision(models.Model):
 
     class Meta:
         ordering = ["-decided_at"]
-        indexes = [models.Index(fields=["strategy", "decided_at"])]
+        # Every admin list filter is indexed together with the list's order (newest first),
+        # so a filtered page is an index range scan even with millions of rows.
+        indexes = [
+            models.Index(fields=["strategy", "decided_at"]),
+            models.Index(fields=["primary_service", "decided_at"], name="routing_dec_service_time"),
+            models.Index(fields=["success", "decided_at"], name="routing_dec_success_time"),
+            models.Index(
+                fields=["no_eligible_service", "decided_at"], name="routing_dec_noelig_time"
+            ),
+        ]
+        permissions = [
+            ("view_all_decisions", "Can watch every client's decisions on the live feed"),
+        ]
 
     def __str__(self) -> str:
         target = ",".join(self.selected_services) or "no service"

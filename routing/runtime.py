@@ -224,10 +224,12 @@ class Router:
     def _new_id(self) -> str:
         return f"{self._prefix}{next(self._counter):010x}"
 
-    def _resolve(self, request_type: str, strategy: str | None, top_k: int | None):
+    def _resolve(self, request_type: str, strategy: str | None, top_k: int | None, fleet_size: int):
         override = self.override_for(request_type)
         if override is not None:
-            return override.strategy, override.top_k or top_k, override.id
+            # An operator's k larger than today's fleet means "as many as there are".
+            k = min(override.top_k, max(fleet_size, 1)) if override.top_k else top_k
+            return override.strategy, k, override.id
         return strategy or settings.MOE_DEFAULT_STRATEGY, top_k, None
 
     @staticmethod
@@ -238,34 +240,46 @@ class Router:
                 {"top_k": [f"Must be at most the fleet size ({len(snapshot)})."]},
             )
 
-    def route(self, request: RouteRequest, strategy: str | None, top_k: int | None) -> Routed:
+    def route(
+        self,
+        request: RouteRequest,
+        strategy: str | None,
+        top_k: int | None,
+        client: int | str | None = None,
+    ) -> Routed:
         snapshot = self.snapshot()
-        strategy, top_k, override_id = self._resolve(request.request_type, strategy, top_k)
         self._check_top_k(top_k, snapshot)
+        strategy, top_k, override_id = self._resolve(
+            request.request_type, strategy, top_k, len(snapshot)
+        )
         view = self.store.view(snapshot)
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
-        return self._commit([routed], [request], self._context(snapshot, view))[0]
+        return self._commit([routed], [request], self._context(snapshot, view), client)[0]
 
     def route_batch(
-        self, requests: Sequence[RouteRequest], strategy: str | None, top_k: int | None
+        self,
+        requests: Sequence[RouteRequest],
+        strategy: str | None,
+        top_k: int | None,
+        client: int | str | None = None,
     ) -> list[Routed]:
         snapshot = self.snapshot()
         self._check_top_k(top_k, snapshot)
         # Requests with the same effective strategy go through the engine together.
         groups: dict[tuple[str, int | None, int | None], list[int]] = {}
         for i, req in enumerate(requests):
-            groups.setdefault(self._resolve(req.request_type, strategy, top_k), []).append(i)
+            key = self._resolve(req.request_type, strategy, top_k, len(snapshot))
+            groups.setdefault(key, []).append(i)
         routed: list[Routed | None] = [None] * len(requests)
         view = self.store.view(snapshot)
         for (strat, k, override_id), idx in groups.items():
-            self._check_top_k(k, snapshot)
             decisions = self.engine.route_batch(
                 [requests[i] for i in idx], snapshot, view, strat, k
             )
             for i, decision in zip(idx, decisions, strict=True):
                 routed[i] = Routed(self._new_id(), decision, override_id, k)
-        return self._commit(routed, requests, self._context(snapshot, view))
+        return self._commit(routed, requests, self._context(snapshot, view), client)
 
     @staticmethod
     def _context(snapshot: FleetSnapshot, view) -> list[float]:
@@ -277,7 +291,11 @@ class Router:
         return [round(float(x), 4) for x in context]
 
     def _commit(
-        self, routed: Sequence[Routed], requests: Sequence[RouteRequest], context: list[float]
+        self,
+        routed: Sequence[Routed],
+        requests: Sequence[RouteRequest],
+        context: list[float],
+        client: int | str | None = None,
     ) -> list[Routed]:
         """State, pending entries, history and metrics for routed requests, in one go."""
         records = [
@@ -296,7 +314,7 @@ class Router:
             routed = self._commit_redis(live, records, routed, about)
         else:
             self._commit_local(live, records, routed, about)
-        self._after_commit(routed, requests)
+        self._after_commit(routed, requests, client)
         return routed
 
     def _commit_redis(self, live, records, routed: list[Routed], about) -> list[Routed]:
@@ -373,8 +391,16 @@ class Router:
         self.history.append(records, local=True)
         self.metrics.record_local(routed)
 
-    def _after_commit(self, routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> None:
-        """Hand decisions to the live feed: only as many as one coalesced message carries."""
+    def _after_commit(
+        self,
+        routed: Sequence[Routed],
+        requests: Sequence[RouteRequest],
+        client: int | str | None = None,
+    ) -> None:
+        """Hand decisions to the live feed: only as many as one coalesced message carries.
+
+        ``client`` (the routing user's id) lets the feed show a client only its own decisions.
+        """
         from telemetry.events import publish_routes, route_items_limit, wants_routes
 
         if not wants_routes():
@@ -391,6 +417,7 @@ class Router:
                     "no_eligible_service": r.decision.no_eligible_service,
                     "request_type": req.request_type,
                     "confidence": round(float(r.decision.confidence), 4),
+                    "client": client,
                 }
                 for r, req in zip(routed[first:], requests[first:], strict=True)
             ],

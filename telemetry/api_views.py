@@ -1,14 +1,20 @@
 """Telemetry API: trigger a rebalance in Celery and read its state."""
 
 from celery.result import AsyncResult
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from moe_project.api_docs import OPERATOR, error_responses
 from moe_project.api_errors import APIError
 from registry.permissions import IsOperator
+from routing.api.gate_views import (
+    TASK_ID_PARAMETER,
+    TASK_ID_RE,
+    GateRetrainQueuedSerializer,
+    GateRetrainStatusSerializer,
+)
 from telemetry.tasks import rebalance
 
 
@@ -17,7 +23,16 @@ class RebalanceView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="load_rebalance",
+        summary="Rebalance service weights now (in Celery)",
+        request=None,
+        responses={
+            202: OpenApiResponse(GateRetrainQueuedSerializer, description="Queued."),
+            **error_responses(*OPERATOR, 503, descriptions={503: "The job broker is unreachable."}),
+        },
+        tags=["load"],
+    )
     def post(self, request):
         try:
             result = rebalance.delay()
@@ -34,9 +49,15 @@ class RebalanceView(APIView):
 class RebalanceStatusView(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="load_rebalance_status",
+        summary="State and result of a rebalance job",
+        parameters=[TASK_ID_PARAMETER],
+        responses={200: GateRetrainStatusSerializer, **error_responses(400, *OPERATOR)},
+        tags=["load"],
+    )
     def get(self, request, task_id: str):
-        if len(task_id) > 64 or not all(c.isalnum() or c == "-" for c in task_id):
+        if not TASK_ID_RE.fullmatch(task_id):
             raise APIError(
                 "validation_error",
                 "Invalid input: task_id: not a task id.",

@@ -12,6 +12,12 @@ promptly, as its own WebSocket message ``{"type": event_type, **payload}``.
 ones it left out in ``dropped``. Thousands of routes per second therefore cost a socket ten
 messages per second, and the caller pays for an append to a bounded deque under a lock.
 
+Who routed: a route item may carry ``client``, the id of the user who routed it (one
+``publish_routes`` call is one API request, so one client). The channel-layer message of a
+route flush also carries ``dropped_by_client`` (``{"<user id>": n}``), so a consumer that shows
+a client only its own decisions can report that client's ``dropped`` count; see
+:mod:`telemetry.consumers` for who sees what and the per-decision mode.
+
 ``wants_routes()`` is False when no one can be listening, so the router may skip building
 route items at all (in-memory layer and no dashboard connected to this process), and
 ``route_items_limit()`` says how many items one flush carries: for a batch of 10,000 the
@@ -101,6 +107,7 @@ ROUTE_ITEM_KEYS = (
     "no_eligible_service",
     "request_type",
     "confidence",
+    "client",
 )
 
 DEFAULT_INTERVAL_SECONDS = 0.1
@@ -196,6 +203,7 @@ class FeedPublisher:
         self._lock = threading.Lock()
         self._routes: deque = deque(maxlen=self.max_route_items)
         self._seen = 0
+        self._seen_by_client: dict[str, int] = {}
         self._armed_on: asyncio.AbstractEventLoop | None = None
         self._layer = None
         self._in_memory: bool | None = None
@@ -203,7 +211,7 @@ class FeedPublisher:
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         # One sender task drains the outbox in order: concurrent group_sends could overtake
         # each other (a service_removed arriving before its service_registered).
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[dict] = deque()
         self._sender: asyncio.Task | None = None
 
     # -- public API (any thread) --
@@ -213,7 +221,8 @@ class FeedPublisher:
 
         ``skipped`` counts decisions made just before ``items`` that the caller did not build
         items for (a big batch needs only its last ``max_route_items``); they are reported
-        in ``dropped`` like the ones the buffer leaves out.
+        in ``dropped`` like the ones the buffer leaves out. One call is one API request: the
+        ``client`` of its items (if any) is counted for all of them, skipped ones included.
         """
         if not items and not skipped:
             return
@@ -221,11 +230,16 @@ class FeedPublisher:
         if loop is None:
             return
         limit = self.max_route_items
+        count = len(items) + max(0, skipped)
+        client = items[-1].get("client") if items else None
         with self._lock:
             # The deque keeps the newest ``limit`` items; slicing first bounds the work for a
             # batch of thousands.
             self._routes.extend(items if len(items) <= limit else items[-limit:])
-            self._seen += len(items) + max(0, skipped)
+            self._seen += count
+            if client is not None:
+                by_client = self._seen_by_client
+                by_client[client] = by_client.get(client, 0) + count
             arm = self._armed_on is not loop
             if arm:
                 self._armed_on = loop
@@ -252,7 +266,7 @@ class FeedPublisher:
             return
         # Serialised here, in the caller's thread: a snapshot of the payload as it is now.
         text = orjson.dumps({**payload, "type": event_type}, default=str).decode()
-        self._call_on(loop, self._send, text)
+        self._call_on(loop, self._send, {"type": FEED_MESSAGE_TYPE, "text": text})
 
     def flush_soon(self) -> None:
         """Send what is buffered now instead of at the end of the interval (tests, shutdown)."""
@@ -345,9 +359,10 @@ class FeedPublisher:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
-            items, seen = self._routes, self._seen
+            items, seen, seen_by_client = self._routes, self._seen, self._seen_by_client
             self._routes = deque(maxlen=self.max_route_items)
             self._seen = 0
+            self._seen_by_client = {}
             if self._armed_on is loop:
                 self._armed_on = None
         if not seen:
@@ -357,15 +372,22 @@ class FeedPublisher:
         self.stats["route_items"] += len(events)
         self.stats["dropped"] += dropped
         message = {"type": ROUTE, "events": events, "dropped": dropped, "ts": time.time()}
-        self._send(orjson.dumps(message, default=str).decode())
+        self._send(
+            {
+                "type": FEED_MESSAGE_TYPE,
+                "text": orjson.dumps(message, default=str).decode(),
+                "route": True,
+                "dropped_by_client": _dropped_by_client(items, seen_by_client),
+            }
+        )
 
-    def _send(self, text: str) -> None:
+    def _send(self, message: dict) -> None:
         if self._layer is None:
             return
         if len(self._outbox) >= MAX_PENDING_SENDS:
             self.stats["send_errors"] += 1
             return
-        self._outbox.append(text)
+        self._outbox.append(message)
         loop = asyncio.get_running_loop()
         sender = self._sender
         if sender is None or sender.done() or sender.get_loop() is not loop:
@@ -375,16 +397,31 @@ class FeedPublisher:
         while self._outbox:
             await self._group_send(self._outbox.popleft())
 
-    async def _group_send(self, text: str) -> None:
+    async def _group_send(self, message: dict) -> None:
         # In memory, the layer the consumers use now (a settings change makes a new one).
         layer = channel_layers[self.layer_alias] if self._in_memory else self._layer
         try:
-            await layer.group_send(self.group, {"type": FEED_MESSAGE_TYPE, "text": text})
+            await layer.group_send(self.group, message)
             self.stats["messages"] += 1
         except Exception:  # a down Redis must not kill the sender; log and carry on
             errors = self.stats["send_errors"] = self.stats["send_errors"] + 1
             if errors in (1, 10) or errors % 1000 == 0:
                 logger.exception("live feed: group_send failed (%d so far)", errors)
+
+
+def _dropped_by_client(items, seen_by_client: dict) -> dict[str, int]:
+    """Per client (string keys: msgpack maps), how many of its decisions the flush left out."""
+    if not seen_by_client:
+        return {}
+    kept: dict = {}
+    for item in items:
+        client = item.get("client")
+        kept[client] = kept.get(client, 0) + 1
+    return {
+        str(client): seen - kept.get(client, 0)
+        for client, seen in seen_by_client.items()
+        if seen > kept.get(client, 0)
+    }
 
 
 def _route_view(item: Mapping[str, Any]) -> dict:

@@ -5,6 +5,8 @@ Personas (as in healthchecks' base test case): ``operator`` (member of the opera
 no operator rights) and anonymous.
 """
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -96,3 +98,57 @@ def anon_api() -> APIClient:
 def api_for():
     """Build an API client for any user (or None for anonymous)."""
     return _api_client_for
+
+
+# --- test layout: `pytest tests/unit/`, `pytest tests/integration/`, `pytest tests/performance/`
+#
+# The files are arranged by area (tests/routing, tests/state, ...), not by kind; these paths
+# select by kind instead, without moving files:
+#   tests/unit/         every test not marked integration/browser outside the two folders below
+#   tests/integration/  every test marked integration or browser, plus tests/integration/
+#   tests/performance/  the folder itself (benchmarks' smoke tests, the fleet simulation)
+# tests/unit/ holds only an __init__.py; both views collect the whole of tests/ and deselect.
+
+TESTS_DIR = Path(__file__).resolve().parent
+LAYOUT_VIEWS = {"unit", "integration"}
+SLOW_MARKERS = ("integration", "browser")
+
+
+def pytest_configure(config):
+    views, args = set(), []
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg).resolve()
+        if "::" not in arg and path.parent == TESTS_DIR and path.name in LAYOUT_VIEWS:
+            views.add(path.name)
+            arg = str(TESTS_DIR)
+        if arg not in args:
+            args.append(arg)
+    if views:
+        config.args[:] = args
+        config.stash[_views_key] = views
+
+
+_views_key = pytest.StashKey[set]()
+
+
+def _kind(item) -> str:
+    path = Path(str(item.path)).resolve()
+    if TESTS_DIR / "performance" in path.parents:
+        return "performance"
+    if TESTS_DIR / "integration" in path.parents:
+        return "integration"
+    if any(item.get_closest_marker(marker) for marker in SLOW_MARKERS):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    views = config.stash.get(_views_key, None)
+    if not views:
+        return
+    kept, deselected = [], []
+    for item in items:
+        (kept if _kind(item) in views else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept

@@ -4,11 +4,16 @@ Input fields are strict about JSON types (DRF's defaults would turn ``123`` into
 ``"5"`` into ``5``): a client sending the wrong type gets a 400 naming the field.
 """
 
+import re
+
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from moe_project.strict_serializers import (
+    SingleValueQuerySerializer,
     StrictCharField,
     StrictChoiceField,
     StrictFloatField,
@@ -158,8 +163,9 @@ class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Offending field name -> messages ('body' for the body as a whole).",
+        child=serializers.ListField(child=serializers.JSONField()),
+        help_text="Offending field name -> messages ('body' for the body as a whole); an "
+        "upstream_failed error lists its `attempts` here as objects.",
     )
 
 
@@ -169,7 +175,7 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
-class ServiceFilterSerializer(serializers.Serializer):
+class ServiceFilterSerializer(SingleValueQuerySerializer):
     """Query parameters of ``GET /api/v1/services``."""
 
     status = serializers.ChoiceField(choices=ServiceStatus.choices, required=False)
@@ -188,3 +194,51 @@ class ServiceFilterSerializer(serializers.Serializer):
         if "capability" in data:
             queryset = queryset.filter(capabilities__name=data["capability"])
         return queryset
+
+
+# --- OpenAPI: the register body with the limits the validators enforce -------------------------
+
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+# Starts with "/", not "//"; no space, control character, backslash or "#".
+HEALTH_PATH_PATTERN = r"^/([^/\x00-\x20\x7f\\#][^\x00-\x20\x7f\\#]*)?$"
+_PORT = (
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+)
+_NAME = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+
+
+def endpoint_pattern(allowed_hosts) -> str:
+    """A regex for endpoints on the allowed hosts (stricter than the validator: plain paths)."""
+    hosts = []
+    for raw in allowed_hosts:
+        entry = raw.strip().lower().strip("[]").rstrip(".")
+        if entry == "*":
+            hosts.append(rf"({_NAME}\.)*[a-z][a-z0-9]*")  # a name whose last label is not a number
+        elif entry.startswith("*."):
+            hosts.append(rf"({_NAME}\.)+{re.escape(entry[2:])}")
+        elif ":" in entry:
+            hosts.append(rf"\[{re.escape(entry)}\]")
+        elif entry:
+            hosts.append(re.escape(entry))
+    return rf"^https?://({'|'.join(hosts) or '(?!)'}){_PORT}(/[A-Za-z0-9._~-]*)*$"
+
+
+class ServiceRegisterSerializerScheme(OpenApiSerializerExtension):
+    """The register body: unknown fields refused, slugs, endpoint hosts, weight > 0."""
+
+    target_class = ServiceRegisterSerializer
+    priority = 1  # before the generic strict-serializer extension
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        props = schema["properties"]
+        props["service_id"]["pattern"] = SLUG_PATTERN
+        props["capabilities"]["items"]["pattern"] = SLUG_PATTERN
+        props["endpoint"]["pattern"] = endpoint_pattern(settings.MOE_ALLOWED_ENDPOINT_HOSTS)
+        props["health_path"]["pattern"] = HEALTH_PATH_PATTERN
+        weight = props["weight"]
+        weight.pop("minimum", None)
+        weight.update(exclusiveMinimum=True, minimum=0, maximum=constants.MAX_WEIGHT)
+        props["metadata"]["description"] += f" Nested at most {constants.METADATA_MAX_DEPTH} deep."
+        return schema

@@ -11,9 +11,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import services
+from moe_project.api_docs import CLIENT, JSON_BODY, OPERATOR, error_responses
+from moe_project.schema_extensions import NON_BLANK_PATTERN
+from registry import constants, services
 from registry.api.serializers import (
-    ErrorSerializer,
     ServiceFilterSerializer,
     ServiceListSerializer,
     ServiceRegisterSerializer,
@@ -23,12 +24,7 @@ from registry.choices import ServiceStatus, ServiceType
 from registry.models import Service
 from registry.permissions import IsOperator, IsOperatorOrReadOnly
 
-_ERRORS = {
-    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(ErrorSerializer, description="Not an operator."),
-}
-_BAD_INPUT = {400: OpenApiResponse(ErrorSerializer, description="Invalid input, by field.")}
-_NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="No such service.")}
+_NOT_FOUND = {404: "No service with this id."}
 
 
 def _services():
@@ -57,8 +53,7 @@ class ServiceRegisterView(APIView):
         responses={
             201: OpenApiResponse(ServiceSerializer, description="Created."),
             200: OpenApiResponse(ServiceSerializer, description="The id existed; updated."),
-            **_BAD_INPUT,
-            **_ERRORS,
+            **error_responses(*JSON_BODY, *OPERATOR),
         },
         tags=["services"],
     )
@@ -81,11 +76,21 @@ class ServiceListView(APIView):
         operation_id="services_list",
         summary="List services with their live state",
         parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=ServiceStatus.values),
-            OpenApiParameter("service_type", OpenApiTypes.STR, enum=ServiceType.values),
-            OpenApiParameter("capability", OpenApiTypes.STR, description="Capability name."),
+            # An empty value counts as absent (DRF), so "" is listed too.
+            OpenApiParameter("status", OpenApiTypes.STR, enum=["", *ServiceStatus.values]),
+            OpenApiParameter("service_type", OpenApiTypes.STR, enum=["", *ServiceType.values]),
+            OpenApiParameter(
+                "capability",
+                {
+                    "type": "string",
+                    "maxLength": constants.CAPABILITY_NAME_MAX_LENGTH,
+                    # empty counts as absent; else a non-blank value without NUL
+                    "pattern": f"^$|{NON_BLANK_PATTERN}",
+                },
+                description="Capability name.",
+            ),
         ],
-        responses={200: ServiceListSerializer, **_BAD_INPUT, **_ERRORS},
+        responses={200: ServiceListSerializer, **error_responses(400, *CLIENT)},
         tags=["services"],
     )
     def get(self, request):
@@ -101,7 +106,10 @@ class ServiceDetailView(APIView):
     @extend_schema(
         operation_id="services_retrieve",
         summary="One service with its live state",
-        responses={200: ServiceSerializer, **_NOT_FOUND, **_ERRORS},
+        responses={
+            200: ServiceSerializer,
+            **error_responses(404, *CLIENT, descriptions=_NOT_FOUND),
+        },
         tags=["services"],
     )
     def get(self, request, service_id: str):
@@ -110,7 +118,10 @@ class ServiceDetailView(APIView):
     @extend_schema(
         operation_id="services_remove",
         summary="Remove a service",
-        responses={204: None, **_NOT_FOUND, **_ERRORS},
+        responses={
+            204: OpenApiResponse(description="Removed."),
+            **error_responses(404, *OPERATOR, descriptions=_NOT_FOUND),
+        },
         tags=["services"],
     )
     def delete(self, request, service_id: str):

@@ -4,16 +4,22 @@ Operators only (staff count as operators). The retrain endpoints mirror the reba
 ``telemetry.api_views``: 202 with a task id, then poll ``retrain/<task_id>`` for its state.
 """
 
+import re
+
 from celery.result import AsyncResult
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from moe_project.api_docs import JSON_BODY, OPERATOR, error_responses
 from moe_project.api_errors import APIError
-from moe_project.strict_serializers import StrictIntegerField, StrictSerializer
-from registry.api.serializers import ErrorSerializer
+from moe_project.strict_serializers import (
+    QueryIntegerField,
+    SingleValueQuerySerializer,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from registry.permissions import IsOperator
 from routing.models import GateModel
 from routing.tasks import retrain_gate
@@ -25,13 +31,14 @@ MAX_MAX_EXAMPLES = 100_000
 DEFAULT_VERSIONS = 50
 MAX_VERSIONS = 200
 TASK_ID_MAX_LENGTH = 64
-
-_ERRORS = {
-    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(ErrorSerializer, description="Not an operator."),
-    429: OpenApiResponse(ErrorSerializer, description="Rate limited."),
-}
-_BAD_INPUT = {400: OpenApiResponse(ErrorSerializer, description="Invalid input, by field.")}
+# Celery task ids are UUIDs; ASCII only (str.isalnum would also take "é" or "²").
+TASK_ID_RE = re.compile(rf"[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}")
+TASK_ID_PARAMETER = OpenApiParameter(
+    "task_id",
+    {"type": "string", "pattern": rf"^[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}$"},
+    OpenApiParameter.PATH,
+    description="The id the job's 202 answer gave.",
+)
 
 
 class GateRetrainRequestSerializer(StrictSerializer):
@@ -73,8 +80,8 @@ class GateVersionListSerializer(serializers.Serializer):
     results = GateVersionSerializer(many=True)
 
 
-class GateVersionQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(
+class GateVersionQuerySerializer(SingleValueQuerySerializer):
+    limit = QueryIntegerField(
         required=False, default=DEFAULT_VERSIONS, min_value=1, max_value=MAX_VERSIONS
     )
 
@@ -86,7 +93,7 @@ def recent_gate_versions(limit: int) -> list[GateModel]:
 
 
 def _validate_task_id(task_id: str) -> None:
-    if len(task_id) > TASK_ID_MAX_LENGTH or not all(c.isalnum() or c == "-" for c in task_id):
+    if not TASK_ID_RE.fullmatch(task_id):
         raise APIError(
             "validation_error",
             "Invalid input: task_id: not a task id.",
@@ -105,9 +112,9 @@ class GateRetrainView(APIView):
         request=GateRetrainRequestSerializer,
         responses={
             202: OpenApiResponse(GateRetrainQueuedSerializer, description="Queued."),
-            **_BAD_INPUT,
-            **_ERRORS,
-            503: OpenApiResponse(ErrorSerializer, description="The job broker is unreachable."),
+            **error_responses(
+                *JSON_BODY, *OPERATOR, 503, descriptions={503: "The job broker is unreachable."}
+            ),
         },
         tags=["gate"],
     )
@@ -134,7 +141,8 @@ class GateRetrainStatusView(APIView):
     @extend_schema(
         operation_id="gate_retrain_status",
         summary="State and result of a retraining job",
-        responses={200: GateRetrainStatusSerializer, **_BAD_INPUT, **_ERRORS},
+        parameters=[TASK_ID_PARAMETER],
+        responses={200: GateRetrainStatusSerializer, **error_responses(400, *OPERATOR)},
         tags=["gate"],
     )
     def get(self, request, task_id: str):
@@ -159,11 +167,11 @@ class GateVersionListView(APIView):
         parameters=[
             OpenApiParameter(
                 "limit",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 1, "maximum": MAX_VERSIONS},
                 description=f"How many, 1..{MAX_VERSIONS} (default {DEFAULT_VERSIONS}).",
             )
         ],
-        responses={200: GateVersionListSerializer, **_BAD_INPUT, **_ERRORS},
+        responses={200: GateVersionListSerializer, **error_responses(400, *OPERATOR)},
         tags=["gate"],
     )
     def get(self, request):

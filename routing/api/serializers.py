@@ -5,6 +5,8 @@ The route endpoints validate by hand in :mod:`routing.validation` for speed.
 
 from rest_framework import serializers
 
+from moe_project.api_docs import raw_schema_serializer
+from moe_project.schema_extensions import NO_NUL_PATTERN, NON_BLANK_PATTERN
 from moe_project.strict_serializers import (
     StrictBoolField,
     StrictCharField,
@@ -51,6 +53,80 @@ class OverrideCreateSerializer(StrictSerializer):
         return attrs
 
 
+def override_create_schema() -> dict:
+    """``OverrideCreateSerializer`` as JSON Schema, with its cross-field rule.
+
+    ``request_type`` is required (non-blank) with scope ``request_type`` and must be empty or
+    absent with scope ``global``: one schema per scope.
+    """
+    common = {
+        "strategy": {
+            "type": "string",
+            "enum": list(STRATEGY_NAMES),
+            "x-spec-enum-id": "override-strategy",  # drf-spectacular: its own enum component
+        },
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "nullable": True},
+        "ttl_seconds": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TTL_SECONDS,
+            "nullable": True,
+            "description": "Ends by itself after this many seconds (default: never).",
+        },
+        "reason": {"type": "string", "maxLength": 500, "pattern": NO_NUL_PATTERN},
+    }
+
+    def variant(scope: str, request_type: dict, required: list[str]) -> dict:
+        return {
+            "type": "object",
+            "title": f"{scope} override",
+            "additionalProperties": False,
+            "required": ["strategy", "scope", *required],
+            "properties": {
+                **common,
+                # (inside allOf: drf-spectacular would merge both one-value enums into one)
+                "scope": {"allOf": [{"type": "string", "enum": [scope]}]},
+                "request_type": request_type,
+            },
+        }
+
+    # No "type"/"properties" beside oneOf: each variant is complete (and drf-spectacular keeps a
+    # component without them).
+    return {
+        "required": ["strategy", "scope"],
+        "oneOf": [
+            variant("global", {"type": "string", "maxLength": 0}, []),
+            variant(
+                "request_type",
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_TYPE_LENGTH,
+                    "pattern": NON_BLANK_PATTERN,
+                },
+                ["request_type"],
+            ),
+        ],
+    }
+
+
+OverrideCreateDocSerializer = raw_schema_serializer(
+    "OverrideCreateRequestSerializer", override_create_schema
+)
+
+
+class OutcomeResultSerializer(serializers.Serializer):
+    """What ``POST /api/v1/route/<request_id>/outcome`` answers."""
+
+    request_id = serializers.CharField()
+    service_id = serializers.CharField()
+    recorded = serializers.BooleanField()
+    reward = serializers.FloatField(help_text="The outcome's reward under the objective.")
+    breaker_state = serializers.CharField(
+        allow_null=True, help_text="The service's breaker state after this outcome, if known."
+    )
+
+
 class OverrideSerializer(serializers.ModelSerializer):
     class Meta:
         model = StrategyOverride
@@ -66,3 +142,9 @@ class OverrideSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+
+class OverrideListSerializer(serializers.Serializer):
+    """What ``GET /api/v1/strategy/override`` answers: the active overrides."""
+
+    results = OverrideSerializer(many=True)

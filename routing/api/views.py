@@ -4,7 +4,7 @@ import gc
 
 from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -12,13 +12,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moe_project import schema_extensions  # noqa: F401  (registers the JWT scheme)
+from moe_project.api_docs import CLIENT, JSON_BODY, OPERATOR, error_responses
 from moe_project.api_errors import APIError
 from moe_project.authentication import CachedStatelessJWTAuthentication
 from registry.permissions import IsOperator
 from routing import services
+from routing.api import schemas
 from routing.api.serializers import (
+    OutcomeResultSerializer,
     OutcomeSerializer,
+    OverrideCreateDocSerializer,
     OverrideCreateSerializer,
+    OverrideListSerializer,
     OverrideSerializer,
 )
 from routing.demo import run_demo
@@ -68,11 +73,24 @@ class RouteView(APIView):
     authentication_classes = HOT_PATH_AUTH
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="route",
+        summary="Route one request",
+        request=schemas.RouteRequestSerializer,
+        responses={
+            200: OpenApiResponse(schemas.RouteResponseSerializer, description="Routed."),
+            **error_responses(*JSON_BODY, *CLIENT, 502),
+            503: OpenApiResponse(
+                schemas.NoEligibleServiceSerializer,
+                description="No service can take the request (`error.code`: no_eligible_service).",
+            ),
+        },
+        tags=["route"],
+    )
     def post(self, request):
         inp = parse_route_body(request.data)
         router = get_router()
-        routed = router.route(inp.request, inp.strategy, inp.top_k)
+        routed = router.route(inp.request, inp.strategy, inp.top_k, client=request.user.pk)
         body = route_response(routed, _requested(inp.strategy))
         if routed.decision.no_eligible_service:
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -87,7 +105,20 @@ class RouteBatchView(APIView):
     authentication_classes = HOT_PATH_AUTH
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="route_batch",
+        summary="Route many requests in one call",
+        request=schemas.RouteBatchRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                schemas.RouteBatchResponseSerializer,
+                description="One route response per request, in order (a request no service "
+                "can take has `error.code` no_eligible_service).",
+            ),
+            **error_responses(*JSON_BODY, *CLIENT),
+        },
+        tags=["route"],
+    )
     def post(self, request):
         # A batch allocates tens of thousands of short-lived objects, none of them cyclic:
         # collecting meanwhile only rescans them (it roughly doubled the cost per decision).
@@ -95,7 +126,9 @@ class RouteBatchView(APIView):
         gc.disable()
         try:
             inp = parse_batch_body(request.data)
-            routed = get_router().route_batch(inp.requests, inp.strategy, inp.top_k)
+            routed = get_router().route_batch(
+                inp.requests, inp.strategy, inp.top_k, client=request.user.pk
+            )
             requested = _requested(inp.strategy)
             results = [route_response(r, requested) for r in routed]
         finally:
@@ -110,7 +143,33 @@ class OutcomeView(APIView):
     authentication_classes = HOT_PATH_AUTH
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=OutcomeSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="route_outcome",
+        summary="Report how the chosen service did",
+        parameters=[
+            OpenApiParameter(
+                "request_id",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="The route response's `request_id`.",
+            )
+        ],
+        request=OutcomeSerializer,
+        responses={
+            200: OutcomeResultSerializer,
+            **error_responses(
+                *JSON_BODY,
+                *CLIENT,
+                404,
+                409,
+                descriptions={
+                    404: "No routed request with this id (or it is too old).",
+                    409: "This service's outcome was already reported.",
+                },
+            ),
+        },
+        tags=["route"],
+    )
     def post(self, request, request_id: str):
         serializer = OutcomeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -131,12 +190,23 @@ class OverrideListView(APIView):
     def get_permissions(self):
         return [IsOperator()] if self.request.method == "POST" else [IsAuthenticated()]
 
-    @extend_schema(responses={200: OverrideSerializer(many=True)})
+    @extend_schema(
+        operation_id="strategy_override_list",
+        summary="Active strategy overrides",
+        responses={200: OverrideListSerializer, **error_responses(*CLIENT)},
+        tags=["strategy"],
+    )
     def get(self, request):
         overrides = StrategyOverride.objects.active()
         return Response({"results": OverrideSerializer(overrides, many=True).data})
 
-    @extend_schema(request=OverrideCreateSerializer, responses={201: OverrideSerializer})
+    @extend_schema(
+        operation_id="strategy_override_create",
+        summary="Pin a strategy, globally or for one request type (operators)",
+        request=OverrideCreateDocSerializer,
+        responses={201: OverrideSerializer, **error_responses(*JSON_BODY, *OPERATOR)},
+        tags=["strategy"],
+    )
     def post(self, request):
         serializer = OverrideCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -148,7 +218,17 @@ class OverrideListView(APIView):
 class OverrideDetailView(APIView):
     permission_classes = [IsOperator]
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        operation_id="strategy_override_end",
+        summary="End an override now (operators)",
+        responses={
+            204: OpenApiResponse(description="Ended."),
+            **error_responses(
+                *OPERATOR, 404, descriptions={404: "No active override with this id."}
+            ),
+        },
+        tags=["strategy"],
+    )
     def delete(self, request, override_id: int):
         try:
             services.end_override(override_id)
@@ -163,7 +243,12 @@ class OverrideDetailView(APIView):
 class MetricsView(APIView):
     """Fleet-wide routing summary: totals, per strategy/service, latency, load balance."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="metrics",
+        summary="Routing summary: totals, per strategy and service, latency, balance, learning",
+        responses={200: schemas.MetricsSerializer, **error_responses(*CLIENT)},
+        tags=["metrics"],
+    )
     def get(self, request):
         router = get_router()
         snapshot = router.snapshot()
@@ -184,14 +269,23 @@ class DemoView(APIView):
     """A sample workload through every strategy, compared side by side (nothing recorded)."""
 
     @extend_schema(
+        operation_id="demo_smart_routing",
+        summary="A sample workload through every strategy, side by side",
         parameters=[
-            OpenApiParameter("complexity", str, enum=["simple", "medium", "complex"]),
+            OpenApiParameter(
+                "complexity",
+                str,
+                enum=["simple", "medium", "complex"],
+                description="Default medium.",
+            ),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: schemas.DemoSerializer, **error_responses(400, *CLIENT)},
+        tags=["demo"],
     )
     def get(self, request):
-        complexity = request.query_params.get("complexity", "medium")
-        if complexity not in ("simple", "medium", "complex"):
+        given = request.query_params.getlist("complexity") or ["medium"]
+        complexity = given[-1]
+        if len(given) > 1 or complexity not in ("simple", "medium", "complex"):
             raise APIError(
                 "validation_error",
                 "Invalid input: complexity: must be simple, medium or complex.",

@@ -9,7 +9,6 @@ the feed's group): its live feed then goes through channels-redis. The screensho
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import redis
 
 from tests.live.conftest import CHROMIUM, missing
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -58,12 +58,6 @@ for i, (kind, capacity) in enumerate([("inference", 40), ("analysis", 24), ("sto
 """
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class AsgiServer:
@@ -266,6 +260,44 @@ def test_fleet_events_appear_as_they_happen(page, server, fleet_prefix):
     time.sleep(2.5)  # one more poll, so the charts have a few points
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+
+def test_the_specs_websocket_example_works_as_written_with_mode_each(browser, server, api):
+    # given: a logged-in browser tab on the server's origin, running the spec's example
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    tab.goto(f"{server.base}/admin/login/?next=/admin/")
+    tab.fill("#id_username", OPERATOR[0])
+    tab.fill("#id_password", OPERATOR[1])
+    tab.click("input[type=submit]")
+    tab.wait_for_url("**/admin/")
+    logged = []
+    tab.on("console", lambda message: logged.append(message))
+    tab.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const ws = new WebSocket(`ws://${location.host}/ws/routing?mode=each`);
+            ws.onmessage = e => console.log(JSON.parse(e.data).selected_services)
+            ws.onopen = () => resolve();
+            ws.onerror = () => reject(new Error("the socket failed"));
+            window.specSocket = ws;
+        })"""
+    )
+
+    # when: a client routes
+    expected = []
+    for key in ("user-1", "user-2", "user-3"):
+        response = api.post("/api/v1/route", json={"data": {"key": key}})
+        assert response.status_code == 200, response.text
+        expected.append(response.json()["selected_services"])
+
+    # then: the console shows each decision's selected services, nothing undefined
+    deadline = time.monotonic() + 15
+    while len(logged) < len(expected) and time.monotonic() < deadline:
+        tab.wait_for_timeout(100)
+    printed = [message.args[0].json_value() for message in logged]
+    assert printed == expected
+    context.close()
 
 
 def test_the_page_reconnects_by_itself_and_says_so(page, server, api):

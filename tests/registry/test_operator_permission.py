@@ -4,31 +4,26 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 
+from registry.constants import OPERATOR_PERMISSIONS
 from registry.permissions import ensure_operator_group, is_operator
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_migration_creates_the_operators_group_with_the_registry_permissions():
+def test_the_migrations_create_the_operators_group_with_the_operator_permissions():
     group = Group.objects.get(name=settings.MOE_OPERATOR_GROUP)
-    assert set(group.permissions.values_list("codename", flat=True)) == {
-        "operate_router",
-        "add_service",
-        "change_service",
-        "delete_service",
-        "view_service",
-        "add_capability",
-        "change_capability",
-        "delete_capability",
-        "view_capability",
-    }
+    held = set(group.permissions.values_list("content_type__app_label", "codename"))
+    assert {f"{app}.{codename}" for app, codename in held} == set(OPERATOR_PERMISSIONS)
+    assert ("registry", "operate_router") in held
+    assert ("routing", "view_routingdecision") in held
+    assert ("routing", "change_routingdecision") not in held
 
 
 def test_ensure_operator_group_restores_missing_permissions():
     group = Group.objects.get(name=settings.MOE_OPERATOR_GROUP)
     group.permissions.clear()
     assert ensure_operator_group() == group
-    assert group.permissions.count() == 9
+    assert group.permissions.count() == len(OPERATOR_PERMISSIONS)
 
 
 def test_personas(operator, staff, client_user):

@@ -1,5 +1,6 @@
 """Override resolution is a pure function: a type-scoped override beats a global one,
-expired ones never apply, and the newest global one wins."""
+expired ones never apply, and the newest global one wins; an override's k never exceeds the
+fleet."""
 
 from routing.overrides import ActiveOverride, resolve_override
 
@@ -22,3 +23,14 @@ def test_expired_overrides_never_apply():
 def test_the_first_unexpired_global_one_wins():
     rows = [override(3, expires_at=10.0), override(2), override(1)]
     assert resolve_override(rows, "x", now=100.0).id == 2
+
+
+def test_an_override_k_larger_than_the_fleet_means_every_service(client_api, fleet):
+    from routing.models import StrategyOverride
+    from routing.runtime import get_router
+
+    StrategyOverride.objects.create(strategy="top_k", scope="global", top_k=8)
+    get_router().mark_stale()
+    response = client_api.post("/api/v1/route", {"data": {}}, format="json")
+    assert response.status_code == 200, response.json()
+    assert len(response.json()["selected_services"]) == 4  # the whole fleet of four
