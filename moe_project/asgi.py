@@ -11,10 +11,21 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from moe_project.ws_urls import websocket_application  # noqa: E402
+from routing.api.proxy import PREFIX as PROXY_PREFIX  # noqa: E402
+from routing.api.proxy import asgi_proxy  # noqa: E402
+
+
+async def http_application(scope, receive, send):
+    """Django, except for the proxy endpoint, which skips the middleware (routing/api/proxy.py)."""
+    if scope["path"].startswith(PROXY_PREFIX):
+        await asgi_proxy(django_asgi_app, scope, receive, send)
+    else:
+        await django_asgi_app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application,
         "websocket": websocket_application(URLRouter),
     }
 )

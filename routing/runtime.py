@@ -173,6 +173,10 @@ class Router:
         from routing.models import GateModel, StrategyOverride
 
         snapshot = build_fleet_snapshot()
+        # Anomaly scores a job stored (the only way they reach this process without Redis).
+        from telemetry.services import apply_recorded_anomalies
+
+        apply_recorded_anomalies(self.store)
         overrides = tuple(
             ActiveOverride(
                 id=o.id,

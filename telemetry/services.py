@@ -119,7 +119,13 @@ def _with_recent_history(ids, latency: np.ndarray, errors: np.ndarray):
 
 def _update_anomaly_scores(service_ids, latency: np.ndarray, errors: np.ndarray) -> dict:
     """Telemetry outliers (latency / error-rate z-scores) become each service's anomaly score,
-    which ``tda_aware`` routes around. Returns the services now scored above zero."""
+    which ``tda_aware`` routes around. Returns the services now scored above zero.
+
+    The scores go to this process's store (the shared one with Redis) and to the database,
+    which is what the web process sees in the embedded default: a changed score bumps the
+    registry version, and each router applies the stored scores when it rebuilds its snapshot
+    (:func:`apply_recorded_anomalies`).
+    """
     from routing.core.anomaly import outlier_scores
     from routing.runtime import get_router
 
@@ -127,7 +133,62 @@ def _update_anomaly_scores(service_ids, latency: np.ndarray, errors: np.ndarray)
     store = get_router().store
     for service_id, score in zip(service_ids, scores, strict=True):
         store.set_anomaly(service_id, float(score))
+    _record_anomaly_scores(dict(zip(service_ids, (float(x) for x in scores), strict=True)))
     return {sid: round(float(x), 3) for sid, x in zip(service_ids, scores, strict=True) if x > 0}
+
+
+# A stored score that moves less than this is not rewritten (avoids registry version churn).
+MIN_ANOMALY_CHANGE = 0.01
+
+
+def _record_anomaly_scores(scores: dict[str, float]) -> bool:
+    """Upsert the scores that changed; bump the registry version once if any did."""
+    from telemetry.models import ServiceAnomaly
+
+    with transaction.atomic():
+        pks = dict(Service.objects.filter(service_id__in=scores).values_list("service_id", "pk"))
+        slug_of = {pk: sid for sid, pk in pks.items()}
+        # ServiceAnomaly.service_id is the Service row's primary key, not its slug.
+        rows = ServiceAnomaly.objects.select_for_update().filter(service_id__in=slug_of)
+        stored = {slug_of[row.service_id]: row for row in rows}
+        now = timezone.now()
+        create, update = [], []
+        for service_id, pk in pks.items():
+            score = min(1.0, max(0.0, scores[service_id]))
+            row = stored.get(service_id)
+            if row is None:
+                if score > 0:
+                    create.append(ServiceAnomaly(service_id=pk, score=score))
+            elif abs(row.score - score) >= MIN_ANOMALY_CHANGE or (score == 0) != (row.score == 0):
+                row.score, row.updated_at = score, now
+                update.append(row)
+        if create:
+            ServiceAnomaly.objects.bulk_create(create)
+        if update:
+            ServiceAnomaly.objects.bulk_update(update, ["score", "updated_at"])
+        changed = bool(create or update)
+        if changed:
+            bump_registry_version()
+    return changed
+
+
+def recorded_anomaly_scores() -> dict[str, float]:
+    """service id -> the anomaly score the rebalance job last stored for it."""
+    from telemetry.models import ServiceAnomaly
+
+    return dict(ServiceAnomaly.objects.values_list("service__service_id", "score"))
+
+
+def apply_recorded_anomalies(store) -> dict[str, float]:
+    """Copy the stored anomaly scores into a router's live-state ``store`` (called when the
+    router rebuilds its fleet snapshot). Nothing to do with Redis: the job set the shared
+    store itself, and an external detector's scores there must not be overwritten."""
+    if settings.REDIS_URL:
+        return {}
+    scores = recorded_anomaly_scores()
+    for service_id, score in scores.items():
+        store.set_anomaly(service_id, score)
+    return scores
 
 
 def probe_health(timeout_s: float | None = None) -> dict:

@@ -102,8 +102,8 @@ def api_for():
 
 # --- test layout: `pytest tests/unit/`, `pytest tests/integration/`, `pytest tests/performance/`
 #
-# The files are arranged by area (tests/routing, tests/state, ...), not by kind; these paths
-# select by kind instead, without moving files:
+# The files mirror the packages (tests/routing/core, tests/telemetry/state, ...), not kinds;
+# these paths select by kind instead:
 #   tests/unit/         every test not marked integration/browser outside the two folders below
 #   tests/integration/  every test marked integration or browser, plus tests/integration/
 #   tests/performance/  the folder itself (benchmarks' smoke tests, the fleet simulation)

@@ -30,7 +30,10 @@ def test_unit_integration_and_performance_partition_the_suite():
     assert unit | integration | performance == everything
     assert not unit & integration and not unit & performance and not integration & performance
     # by marker, wherever the file lives
-    assert any(t.startswith("tests/state/test_lua_breaker_matches_python.py") for t in integration)
-    assert any(t.startswith("tests/live/test_dashboard_browser.py") for t in integration)
+    assert any(
+        t.startswith("tests/telemetry/state/test_lua_breaker_matches_python.py")
+        for t in integration
+    )
+    assert any(t.startswith("tests/telemetry/live/test_dashboard_browser.py") for t in integration)
     assert any(t.startswith("tests/routing/") for t in unit)
     assert not any(t.startswith(("tests/integration/", "tests/performance/")) for t in unit)

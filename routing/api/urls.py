@@ -3,6 +3,7 @@
 from django.urls import path
 
 from routing.api import gate_views, views
+from routing.api.proxy import proxy_view
 
 urlpatterns = [
     path("route", views.RouteView.as_view(), name="route"),
@@ -24,4 +25,6 @@ urlpatterns = [
         name="gate-retrain-status",
     ),
     path("gate/versions", gate_views.GateVersionListView.as_view(), name="gate-versions"),
+    path("proxy/", proxy_view, name="proxy-root"),
+    path("proxy/<path:path>", proxy_view, name="proxy"),
 ]

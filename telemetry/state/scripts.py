@@ -9,9 +9,10 @@ atomically, so "take a half-open probe slot" is a single indivisible step across
 
 The price is a second copy of the breaker rules: ``b_result``, ``b_allows``, ``b_dispatch`` and
 ``b_force`` below are line-by-line ports of ``on_result``, ``allows``, ``on_dispatch`` and
-``force`` in ``routing/core/breaker.py``. ``tests/state/test_lua_breaker_matches_python.py``
-replays random event sequences (random configs too) through both and requires identical
-records, so the two cannot drift apart silently.
+``force`` in ``routing/core/breaker.py``.
+``tests/telemetry/state/test_lua_breaker_matches_python.py`` replays random event sequences
+(random configs too) through both and requires identical records, so the two cannot drift
+apart silently.
 
 Numbers: Lua numbers are IEEE doubles like Python floats and the arithmetic is written in the
 same order, so results agree bit for bit. Floats are stored with ``%.17g`` (round-trips every

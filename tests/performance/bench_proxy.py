@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -300,6 +301,8 @@ def run(opts: argparse.Namespace) -> dict:
     finally:
         web.stop()
         backend.stop()
+        if not opts.keep:
+            shutil.rmtree(root, ignore_errors=True)
     return result
 
 
@@ -311,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke test")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.requests, opts.seconds, opts.mb, opts.concurrency = 100, 1.0, 8, 8

@@ -1,0 +1,57 @@
+"""Online adaptation: when the best service starts failing (or slowing), the learned strategy
+moves its traffic elsewhere within a few dozen outcomes, with no retraining; when it
+recovers, exploration finds that out."""
+
+import random
+
+from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.types import FleetSnapshot, RouteRequest
+from tests.routing.core.fleets import service, view
+
+
+def run(engine, snapshot, n, outcome, rng):
+    chosen = []
+    for _ in range(n):
+        c = rng.random()
+        d = engine.route(RouteRequest(request_type="inference", complexity=c), snapshot,
+                         view(len(snapshot)), "switch_transformer")  # fmt: skip
+        sid = d.selected[0]
+        ok, latency = outcome(sid, rng)
+        engine.learner.observe_outcome(sid, "inference", c, ok, latency)
+        chosen.append(sid)
+    return chosen
+
+
+def healthy(sid, rng):
+    return rng.random() < {"a": 0.98, "b": 0.85, "c": 0.8}[sid], 50.0
+
+
+def test_a_failing_best_service_loses_its_traffic_within_200_requests():
+    rng = random.Random(0)
+    snapshot = FleetSnapshot.build([service(s) for s in "abc"])
+    engine = RoutingEngine(EngineConfig(p2c_seed=0))
+    before = run(engine, snapshot, 2000, healthy, rng)
+    share_before = before[-500:].count("a") / 500
+    assert share_before > 0.9
+
+    def a_fails(sid, rng):
+        return (False, 50.0) if sid == "a" else healthy(sid, rng)
+
+    after = run(engine, snapshot, 700, a_fails, rng)
+    share_after = after[200:].count("a") / 500
+    # Under 5% of its former share: only exploration still tries it.
+    assert share_after < 0.05 * share_before, share_after
+
+
+def test_a_slowed_service_is_overtaken_too():
+    rng = random.Random(1)
+    snapshot = FleetSnapshot.build([service(s) for s in "abc"])
+    engine = RoutingEngine(EngineConfig(p2c_seed=1))
+    run(engine, snapshot, 1500, healthy, rng)
+
+    def a_slow(sid, rng):
+        ok, latency = healthy(sid, rng)
+        return ok, 900.0 if sid == "a" else latency
+
+    after = run(engine, snapshot, 700, a_slow, rng)
+    assert after[200:].count("a") / 500 < 0.1

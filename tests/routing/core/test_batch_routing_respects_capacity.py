@@ -1,0 +1,84 @@
+"""A batch never overfills a service that one-by-one routing would have spilled."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from routing.core.engine import RoutingEngine
+from routing.core.strategies import STRATEGY_NAMES, assign_in_order
+from routing.core.types import RouteRequest
+from tests.routing.core.fleets import PROPERTY_SETTINGS, requests, uniform_fleet, view
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_a_batch_larger_than_the_room_left_fills_up_then_reports_no_eligible(strategy):
+    snapshot = uniform_fleet(3, capacity=5)
+    live = view(3, in_flight=[1, 0, 2])  # room for 4 + 5 + 3 = 12
+    batch = [RouteRequest(key=f"k{i % 3}") for i in range(20)]  # no type: any service
+
+    decisions = RoutingEngine().route_batch(batch, snapshot, live, strategy, top_k=1)
+
+    counts = np.zeros(3)
+    for d in decisions:
+        for service_id in d.selected:
+            counts[snapshot.index[service_id]] += 1
+    assert (counts + live.in_flight <= snapshot.capacity).all()
+    assert sum(not d.no_eligible_service for d in decisions) == 12
+    # Which 8 find no room depends on each strategy's preferences (and exploration).
+    refused = [d for d in decisions if d.no_eligible_service]
+    assert len(refused) == 8
+    assert all("within this batch" in d.reason for d in refused)
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+def test_batch_and_single_routing_agree_on_eligibility(strategy):
+    snapshot = uniform_fleet(6, capacity=1000)
+    live = view(6, allows=[True, False, True, True, True, True])
+    decisions = RoutingEngine().route_batch(requests(200, seed=1), snapshot, live, strategy)
+    assert not any(d.no_eligible_service for d in decisions)
+    assert all(snapshot.service_ids[1] not in d.selected for d in decisions)
+
+
+def test_each_batch_decision_reports_its_share_of_the_batch_time():
+    snapshot = uniform_fleet(4)
+    decisions = RoutingEngine().route_batch(requests(50), snapshot, view(4), "power_of_two")
+    assert len({d.latency_ms for d in decisions}) == 1
+    assert decisions[0].latency_ms > 0
+
+
+def test_the_fast_decision_constructor_builds_the_same_decision():
+    from routing.core.engine import new_decision
+    from routing.core.types import Decision
+
+    args = (("a",), {"a": 0.5}, 0.5, "top_k", "adaptive", "why", False, 0.1)
+    assert new_decision(*args) == Decision(*args)
+    assert hash(new_decision(("a",), None, 0.5, "s", "s", "r", False, 0.1).selected)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.integers(1, 40),
+    st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_in_order_assignment_never_overfills_and_leaves_no_row_behind_needlessly(m, n, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(m, n)).astype(np.float32)
+    scores[rng.random((m, n)) < 0.3] = -np.inf
+    room = rng.integers(0, 5, size=n).astype(np.float64)
+    remaining = room.copy()
+
+    choice = assign_in_order(scores, remaining)
+
+    counts = np.bincount(choice[choice >= 0], minlength=n)
+    assert (counts <= room).all()
+    assert (remaining == room - counts).all()
+    for row, col in enumerate(choice):
+        allowed = np.isfinite(scores[row])
+        if col >= 0:
+            assert allowed[col]
+            # nothing it preferred still had room
+            assert not ((scores[row] > scores[row, col]) & (remaining > 0)).any()
+        else:
+            assert not (allowed & (remaining > 0)).any()

@@ -1,0 +1,75 @@
+"""Every learned decision logs the probability with which its first service was chosen; over
+many identical decisions the observed frequencies match those probabilities, and exploration
+decays as evidence grows."""
+
+from collections import Counter
+
+import pytest
+
+from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.learning import LearnerConfig
+from routing.core.types import RouteRequest
+from tests.routing.core.fleets import uniform_fleet, view
+
+
+def teach(engine, rewards, n):
+    for sid, reward in rewards.items():
+        for _ in range(n):
+            engine.learner.observe(sid, "", 0.5, reward)
+
+
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_observed_choice_frequencies_match_the_logged_propensities(path):
+    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3)  # fixed epsilon: frequencies testable
+    engine = RoutingEngine(EngineConfig(p2c_seed=5, learner_config=config))
+    snapshot = uniform_fleet(4, capacity=100_000)  # the batch must not fill any service
+    teach(engine, {"svc-000": 0.2, "svc-001": 0.9, "svc-002": 0.3, "svc-003": 0.1}, 20)
+    request = RouteRequest(complexity=0.5)
+    n = 8000
+    if path == "single":
+        decisions = [
+            engine.route(request, snapshot, view(4), "switch_transformer") for _ in range(n)
+        ]
+    else:
+        decisions = engine.route_batch(
+            [request] * n, snapshot, view(4, [0] * 4), "switch_transformer"
+        )
+    counts = Counter(d.selected[0] for d in decisions)
+    logged = {d.selected[0]: d.propensity for d in decisions}
+    assert logged["svc-001"] == pytest.approx(0.7 + 0.3 / 4)
+    assert logged["svc-003"] == pytest.approx(0.3 / 4)
+    for sid, p in logged.items():
+        assert counts[sid] / n == pytest.approx(p, abs=0.02)
+
+
+def test_exploration_decays_with_evidence_down_to_its_floor():
+    engine = RoutingEngine(EngineConfig(p2c_seed=1))
+    snapshot = uniform_fleet(3)
+    request = RouteRequest(complexity=0.5)
+    fresh = engine.route(request, snapshot, view(3), "switch_transformer")
+    teach(engine, {"svc-000": 0.9, "svc-001": 0.5, "svc-002": 0.4}, 200)
+    greedy = [engine.route(request, snapshot, view(3), "switch_transformer") for _ in range(50)]
+    p_best = max(d.propensity for d in greedy)
+    cfg = engine.learner.config
+    assert fresh.propensity < p_best
+    assert p_best == pytest.approx(1 - cfg.epsilon_min + cfg.epsilon_min / 3, abs=0.01)
+
+
+def test_deterministic_strategies_log_propensity_one():
+    engine = RoutingEngine(EngineConfig(p2c_seed=1))
+    for strategy in ("semantic", "consistent_hash", "tda_aware"):
+        d = engine.route(RouteRequest(key="k"), uniform_fleet(3), view(3), strategy)
+        assert d.propensity == 1.0
+
+
+def test_power_of_two_logs_the_probability_of_its_pick():
+    engine = RoutingEngine(EngineConfig(p2c_seed=2))
+    # Four services, distinct costs by latency: the cheapest is picked with 2*3/(4*3) = 1/2.
+    live = view(4, latency=[10.0, 20.0, 30.0, 40.0])
+    decisions = [engine.route(RouteRequest(), uniform_fleet(4), live, "power_of_two")
+                 for _ in range(4000)]  # fmt: skip
+    counts = Counter(d.selected[0] for d in decisions)
+    logged = {d.selected[0]: d.propensity for d in decisions}
+    for sid, p in logged.items():
+        assert counts[sid] / 4000 == pytest.approx(p, abs=0.03)
+    assert logged["svc-000"] == pytest.approx(0.5)
