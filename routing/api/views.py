@@ -95,8 +95,31 @@ class RouteView(APIView):
         if routed.decision.no_eligible_service:
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         if inp.forward:
-            body["forwarded"] = forward(router, routed, inp.request.payload)
+            body["forwarded"] = forward(
+                router,
+                routed,
+                inp.request.payload,
+                idempotency_key=request.headers.get("Idempotency-Key") or None,
+                client_deadline_ms=_client_deadline_ms(request),
+            )
         return Response(body)
+
+
+def _client_deadline_ms(request) -> float | None:
+    """The caller's ``X-Moe-Deadline-Ms`` for a forwarded call; 400 naming it when bad."""
+    from routing.forwarding import DEADLINE_HEADER
+    from routing.validation import FieldErrors
+
+    raw = request.headers.get(DEADLINE_HEADER)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= 1.0 or value == float("inf"):
+        raise FieldErrors({DEADLINE_HEADER: ["Must be a number of milliseconds >= 1."]})
+    return value
 
 
 class RouteBatchView(APIView):

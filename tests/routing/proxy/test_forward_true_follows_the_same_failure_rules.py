@@ -72,3 +72,15 @@ def test_a_429_is_a_failure_and_cools_the_service_down(client_api, fleet, capabi
     assert response.status_code == 502
     assert get_router().live_states([backend.name])[backend.name]["error_rate"] > 0
     assert cooldowns.cooling(backend.name)
+
+
+def test_a_bad_client_deadline_on_forward_is_a_400_naming_the_header(client_api, fleet, capability):
+    fleet(1)
+    response = client_api.post(
+        "/api/v1/route",
+        {"data": {"capabilities": [capability], "data": {"q": 1}}, "forward": True},
+        format="json",
+        HTTP_X_MOE_DEADLINE_MS="soon",
+    )
+    assert response.status_code == 400
+    assert "X-Moe-Deadline-Ms" in response.json()["error"]["fields"]
