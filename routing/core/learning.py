@@ -412,7 +412,8 @@ class OutcomeLearner:
     def to_bytes(self) -> bytes:
         with self._lock:
             arms = [
-                [sid, rtype, arm.seg.round(6).tolist()] for (sid, rtype), arm in self._arms.items()
+                [sid, rtype, arm.seg.round(6).tolist(), round(float(arm.noise), 6)]
+                for (sid, rtype), arm in self._arms.items()
             ]
             return orjson.dumps(
                 {
@@ -430,12 +431,14 @@ class OutcomeLearner:
             raise ValueError(f"unsupported learner format {data.get('format')!r}")
         bins = self.config.bins
         arms: dict[tuple[str, str], _Arm] = {}
-        for sid, rtype, seg in data["arms"]:
+        for sid, rtype, seg, *rest in data["arms"]:
             seg = np.asarray(seg, dtype=np.float64)
             if seg.shape != (bins, 7):
                 continue  # saved with another segment count: start that arm afresh
             arm = _Arm(bins, self.config.prior_mean)
             arm.seg = seg
+            if rest:  # the reward noise it had learned (its optimism depends on it)
+                arm.noise = float(rest[0])
             self._refresh(arm)
             arms[(sid, rtype)] = arm
         with self._lock:
