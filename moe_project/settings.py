@@ -271,6 +271,9 @@ MOE_LEASE_DEFAULT_SECONDS = env_float("MOE_LEASE_DEFAULT_SECONDS", 0.05, minimum
 MOE_LEASE_LATENCY_FACTOR = env_float("MOE_LEASE_LATENCY_FACTOR", 2.0, minimum=1.0)
 MOE_LEASE_MIN_SECONDS = env_float("MOE_LEASE_MIN_SECONDS", 0.01, minimum=0.001)
 MOE_LEASE_MAX_SECONDS = env_float("MOE_LEASE_MAX_SECONDS", 30.0, minimum=0.01)
+# Slow start: a service that joins the fleet or becomes routable again (breaker closed or
+# half-open, health back) gets a share that grows linearly to full over this long; 0: off.
+MOE_SLOW_START_SECONDS = env_float("MOE_SLOW_START_SECONDS", 10.0, minimum=0.0)
 MOE_FORWARD_TIMEOUT_SECONDS = env_float("MOE_FORWARD_TIMEOUT_SECONDS", 5.0, minimum=0.01)
 MOE_HEALTH_PROBE_TIMEOUT_SECONDS = env_float("MOE_HEALTH_PROBE_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 

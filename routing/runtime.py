@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -28,7 +29,7 @@ from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.fleet import TypeRule
 from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
-from routing.core.types import BreakerState, Decision, FleetSnapshot, RouteRequest
+from routing.core.types import BreakerState, Decision, FleetSnapshot, LiveView, RouteRequest
 from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
 from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
 from routing.metrics import RoutingMetrics
@@ -40,6 +41,8 @@ PENDING_KEY = "moe:pending:"
 # Pending entries let an outcome find its decision before the history flush wrote it; after
 # MOE_PENDING_TTL_SECONDS (or past this many) the outcome finds it in the database instead.
 PENDING_MAX_LOCAL = 200_000
+# A ramping service keeps at least this share, so it is tried from the start.
+SLOW_START_FLOOR = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,10 @@ class Router:
         # request id -> [selected services, services reported, monotonic time routed,
         #                request type, complexity]
         self._pending: OrderedDict[str, list] = OrderedDict()
+        # Slow start: when each service last became routable, and what the last view allowed.
+        self._ramps: dict[str, float] = {}
+        self._ramp_allowed: dict[str, bool] | None = None
+        self._ramp_seen: LiveView | None = None
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
 
@@ -256,7 +263,7 @@ class Router:
         strategy, top_k, override_id = self._resolve(
             request.request_type, strategy, top_k, len(snapshot)
         )
-        view = self.store.view(snapshot)
+        view = self._view(snapshot)
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
         return self._commit([routed], [request], self._context(snapshot, view), client)[0]
@@ -276,7 +283,7 @@ class Router:
             key = self._resolve(req.request_type, strategy, top_k, len(snapshot))
             groups.setdefault(key, []).append(i)
         routed: list[Routed | None] = [None] * len(requests)
-        view = self.store.view(snapshot)
+        view = self._view(snapshot)
         for (strat, k, override_id), idx in groups.items():
             decisions = self.engine.route_batch(
                 [requests[i] for i in idx], snapshot, view, strat, k
@@ -284,6 +291,45 @@ class Router:
             for i, decision in zip(idx, decisions, strict=True):
                 routed[i] = Routed(self._new_id(), decision, override_id, k)
         return self._commit(routed, requests, self._context(snapshot, view), client)
+
+    # -- slow start ------------------------------------------------------------------------
+
+    def _view(self, snapshot: FleetSnapshot) -> LiveView:
+        """The live view, with the slow-start ramp of services that recently joined the
+        fleet or became routable again (breaker closed or half-open, health back): their
+        share grows linearly over MOE_SLOW_START_SECONDS, as Envoy's slow start does."""
+        view = self.store.view(snapshot)
+        window = settings.MOE_SLOW_START_SECONDS
+        if window <= 0:
+            return view
+        now = time.monotonic()
+        if view is not self._ramp_seen:
+            self._track_ramps(snapshot, view, now)
+            self._ramp_seen = view
+        if not self._ramps:
+            return view
+        ramp = np.ones(len(snapshot))
+        active = False
+        for service_id, started in list(self._ramps.items()):
+            share = (now - started) / window
+            if share >= 1.0:
+                del self._ramps[service_id]
+                continue
+            i = snapshot.index.get(service_id)
+            if i is not None:
+                ramp[i] = max(share, SLOW_START_FLOOR)
+                active = True
+        return replace(view, ramp=ramp) if active else view
+
+    def _track_ramps(self, snapshot: FleetSnapshot, view: LiveView, now: float) -> None:
+        allowed = (snapshot.routable & view.breaker_allows).tolist()
+        previous = self._ramp_allowed
+        current = dict(zip(snapshot.service_ids, allowed, strict=True))
+        if previous is not None:  # the first view a worker sees ramps nobody
+            for service_id, ok in current.items():
+                if ok and not previous.get(service_id, False):
+                    self._ramps[service_id] = now
+        self._ramp_allowed = current
 
     @staticmethod
     def _context(snapshot: FleetSnapshot, view) -> list[float]:

@@ -39,6 +39,8 @@ def fresh_router(settings, tmp_path):
     # outlive them (lease expiry itself is tested on the stores with a fake clock).
     settings.MOE_LEASE_DEFAULT_SECONDS = settings.MOE_LEASE_MIN_SECONDS = 30.0
     settings.MOE_LEASE_MAX_SECONDS = 30.0
+    # Slow start changes shares right after a service joins or recovers; tests of it turn it on.
+    settings.MOE_SLOW_START_SECONDS = 0.0
     _clear_redis()
     reset_router()
     yield

@@ -191,6 +191,8 @@ class RoutingEngine:
                 fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
         eligible = static & view.breaker_allows & (view.in_flight < fleet.capacity)
+        if view.ramp is not None:
+            eligible = self._slow_start(eligible, view.ramp)
         idx = np.flatnonzero(eligible)
         if not idx.size:
             return self._none(
@@ -209,6 +211,15 @@ class RoutingEngine:
         return self._decision(
             choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates
         )
+
+    def _slow_start(self, eligible: np.ndarray, ramp: np.ndarray) -> np.ndarray:
+        """Leave each ramping service out with probability ``1 - ramp``, unless that would
+        leave the request with no candidate that is not ramping (slow start)."""
+        ramping = eligible & (ramp < 1.0)
+        if not ramping.any() or not (eligible & ~ramping).any():
+            return eligible
+        dropped = ramping & (self.learner.np_rng.random(len(ramp)) >= ramp)
+        return eligible & ~dropped
 
     @staticmethod
     def _decision(
@@ -306,6 +317,9 @@ class RoutingEngine:
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
             mask = None if static is None else static & dynamic
+            if mask is not None and view.ramp is not None:
+                # One draw per group: the expected share is right, a batch is lumpier.
+                mask = self._slow_start(mask, view.ramp)
             if mask is None or not mask.any():
                 reason = explain_no_eligible(fleet, view, rtype, caps)
                 for i in positions:

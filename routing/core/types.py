@@ -107,7 +107,10 @@ class LiveView:
     """Live state for a snapshot's services at one moment (arrays in snapshot order).
 
     ``breaker_allows`` is False for a service whose breaker is open (or half-open with no probe
-    slot left); the engine treats it as ineligible.
+    slot left); the engine treats it as ineligible. ``ramp`` (slow start) is None, or the
+    share in (0, 1] each service may have while it ramps up after joining or recovering: the
+    engine leaves a ramping service out of a request's candidates with probability
+    ``1 - ramp``, never when it is the request's only candidate.
     """
 
     in_flight: np.ndarray  # float64, requests currently routed and not yet finished
@@ -115,6 +118,7 @@ class LiveView:
     error_rate: np.ndarray  # float64 in [0, 1] over the recent window
     anomaly: np.ndarray  # float64 in [0, 1]
     breaker_allows: np.ndarray  # bool
+    ramp: np.ndarray | None = None  # float64 in (0, 1], or None: nobody ramping
 
     @classmethod
     def idle(cls, n: int) -> LiveView:

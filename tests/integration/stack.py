@@ -63,6 +63,8 @@ def base_env(**extra: str) -> dict[str, str]:
         MOE_LEASE_DEFAULT_SECONDS="30",
         MOE_LEASE_MIN_SECONDS="30",
         MOE_LEASE_MAX_SECONDS="30",
+        # Shares right after a service recovers are not what these tests are about.
+        MOE_SLOW_START_SECONDS="0",
     )
     env.update(extra)
     return env
