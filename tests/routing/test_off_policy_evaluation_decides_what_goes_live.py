@@ -109,3 +109,12 @@ def test_rows_without_a_propensity_are_not_used():
     verdict = evaluate_candidate(learner_believing(GOOD), None, held_out, 0.95, 30)
     assert verdict["usable"] == 0
     assert not verdict["better"]
+
+
+def test_a_rarely_logged_choice_cannot_outweigh_the_rest_of_the_log():
+    # One exploratory pick logged at propensity 0.001 that the target policy always makes.
+    row = LoggedDecision("t", 0.5, SERVICES, "c", 0.001, 1.0)
+    always_c = lambda row: np.array([0.0, 0.0, 1.0])  # noqa: E731
+    zero = lambda row: np.zeros(3)  # noqa: E731
+    est = offpolicy.estimate([row], always_c, zero)
+    assert est.ips == pytest.approx(offpolicy.MAX_WEIGHT)  # not 1,000
