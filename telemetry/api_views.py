@@ -1,17 +1,13 @@
 """Telemetry API: trigger a rebalance in Celery and read its state."""
 
-from celery.result import AsyncResult
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moe_project.api_docs import OPERATOR, error_responses
-from moe_project.api_errors import APIError
+from moe_project.jobs import job_status, queue_job
 from registry.permissions import IsOperator
 from routing.api.gate_views import (
     TASK_ID_PARAMETER,
-    TASK_ID_RE,
     GateRetrainQueuedSerializer,
     GateRetrainStatusSerializer,
 )
@@ -34,16 +30,7 @@ class RebalanceView(APIView):
         tags=["load"],
     )
     def post(self, request):
-        try:
-            result = rebalance.delay()
-        except Exception as exc:  # broker unreachable: say so instead of a 500
-            raise APIError(
-                "broker_unavailable", f"Could not queue the job: {type(exc).__name__}", None, 503
-            ) from None
-        return Response(
-            {"task_id": result.id, "state": "PENDING", "status_url": f"rebalance/{result.id}"},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        return queue_job(rebalance, "rebalance")
 
 
 class RebalanceStatusView(APIView):
@@ -57,16 +44,4 @@ class RebalanceStatusView(APIView):
         tags=["load"],
     )
     def get(self, request, task_id: str):
-        if not TASK_ID_RE.fullmatch(task_id):
-            raise APIError(
-                "validation_error",
-                "Invalid input: task_id: not a task id.",
-                {"task_id": ["Not a task id."]},
-            )
-        result = AsyncResult(task_id, app=rebalance.app)
-        body = {"task_id": task_id, "state": result.state}
-        if result.successful():
-            body["result"] = result.result
-        elif result.failed():
-            body["error"] = type(result.result).__name__
-        return Response(body)
+        return job_status(rebalance, task_id)

@@ -4,16 +4,13 @@ Operators only (staff count as operators). The retrain endpoints mirror the reba
 ``telemetry.api_views``: 202 with a task id, then poll ``retrain/<task_id>`` for its state.
 """
 
-import re
-
-from celery.result import AsyncResult
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moe_project.api_docs import JSON_BODY, OPERATOR, error_responses
-from moe_project.api_errors import APIError
+from moe_project.jobs import TASK_ID_MAX_LENGTH, job_status, queue_job
 from moe_project.strict_serializers import (
     QueryIntegerField,
     SingleValueQuerySerializer,
@@ -30,9 +27,7 @@ MIN_MAX_EXAMPLES = 50
 MAX_MAX_EXAMPLES = 100_000
 DEFAULT_VERSIONS = 50
 MAX_VERSIONS = 200
-TASK_ID_MAX_LENGTH = 64
 # Celery task ids are UUIDs; ASCII only (str.isalnum would also take "é" or "²").
-TASK_ID_RE = re.compile(rf"[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}")
 TASK_ID_PARAMETER = OpenApiParameter(
     "task_id",
     {"type": "string", "pattern": rf"^[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}$"},
@@ -92,15 +87,6 @@ def recent_gate_versions(limit: int) -> list[GateModel]:
     return list(GateModel.objects.only(*fields).order_by("-version")[:limit])
 
 
-def _validate_task_id(task_id: str) -> None:
-    if not TASK_ID_RE.fullmatch(task_id):
-        raise APIError(
-            "validation_error",
-            "Invalid input: task_id: not a task id.",
-            {"task_id": ["Not a task id."]},
-        )
-
-
 class GateRetrainView(APIView):
     """POST: queue a retraining of the gate; 202 with its task id."""
 
@@ -121,15 +107,8 @@ class GateRetrainView(APIView):
     def post(self, request):
         body = GateRetrainRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            result = retrain_gate.delay(max_examples=body.validated_data.get("max_examples"))
-        except Exception as exc:  # broker unreachable: say so instead of a 500
-            raise APIError(
-                "broker_unavailable", f"Could not queue the job: {type(exc).__name__}", None, 503
-            ) from None
-        return Response(
-            {"task_id": result.id, "state": "PENDING", "status_url": f"retrain/{result.id}"},
-            status=status.HTTP_202_ACCEPTED,
+        return queue_job(
+            retrain_gate, "retrain", max_examples=body.validated_data.get("max_examples")
         )
 
 
@@ -146,14 +125,7 @@ class GateRetrainStatusView(APIView):
         tags=["gate"],
     )
     def get(self, request, task_id: str):
-        _validate_task_id(task_id)
-        result = AsyncResult(task_id, app=retrain_gate.app)
-        body = {"task_id": task_id, "state": result.state}
-        if result.successful():
-            body["result"] = result.result
-        elif result.failed():
-            body["error"] = type(result.result).__name__
-        return Response(body)
+        return job_status(retrain_gate, task_id)
 
 
 class GateVersionListView(APIView):
