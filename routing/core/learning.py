@@ -445,23 +445,3 @@ class OutcomeLearner:
             self._arms = arms
             self._tables.clear()
             self.outcomes = int(data.get("outcomes", 0))
-
-    def copy(self) -> OutcomeLearner:
-        other = OutcomeLearner(self.config, self.objective)
-        other.load_bytes(self.to_bytes())
-        return other
-
-
-def replay(
-    learner: OutcomeLearner,
-    rows: Sequence[tuple[str, str, float, float]],
-) -> OutcomeLearner:
-    """Feed ``(service_id, request_type, complexity, reward)`` rows, oldest first."""
-    for service_id, request_type, complexity, reward in rows:
-        learner.observe(service_id, request_type, complexity, reward)
-    return learner
-
-
-def effective_memory(discount: float) -> float:
-    """How many recent outcomes of a segment carry most of its weight (1 / (1 - discount))."""
-    return math.inf if discount >= 1.0 else 1.0 / (1.0 - discount)
