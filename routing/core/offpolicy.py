@@ -128,8 +128,10 @@ def logged_value(rows: Sequence[LoggedDecision]) -> Estimate:
     return Estimate(mean, mean, mean, float(len(r)), len(r), r)
 
 
-# Below this mean importance weight the log did not try what the candidate would do.
-MIN_SUPPORT = 0.5
+# Below this mean importance weight the log seldom tried what the candidate would do, and the
+# DR estimate would rest mostly on the reward model. (A deterministic logger that spread
+# requests evenly over two services gives a candidate that always picks one of them ~0.5.)
+MIN_SUPPORT = 0.3
 
 
 def compare(
