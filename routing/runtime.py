@@ -130,7 +130,7 @@ class Router:
         # Slow start: when each service last became routable, and what the last view allowed.
         self._ramps: dict[str, float] = {}
         self._ramp_allowed: dict[str, bool] | None = None
-        self._ramp_seen: LiveView | None = None
+        self._ramp_seen: tuple[FleetSnapshot | None, np.ndarray | None] = (None, None)
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
 
@@ -303,9 +303,13 @@ class Router:
         if window <= 0:
             return view
         now = time.monotonic()
-        if view is not self._ramp_seen:
-            self._track_ramps(snapshot, view, now)
-            self._ramp_seen = view
+        # In-flight changes give a new view on every request; only who is allowed matters here,
+        # so the per-service bookkeeping runs only when that (or the fleet) changes.
+        allowed = snapshot.routable & view.breaker_allows
+        seen_snapshot, seen_allowed = self._ramp_seen
+        if snapshot is not seen_snapshot or not np.array_equal(allowed, seen_allowed):
+            self._track_ramps(snapshot, allowed, now)
+            self._ramp_seen = (snapshot, allowed)
         if not self._ramps:
             return view
         ramp = np.ones(len(snapshot))
@@ -321,10 +325,9 @@ class Router:
                 active = True
         return replace(view, ramp=ramp) if active else view
 
-    def _track_ramps(self, snapshot: FleetSnapshot, view: LiveView, now: float) -> None:
-        allowed = (snapshot.routable & view.breaker_allows).tolist()
+    def _track_ramps(self, snapshot: FleetSnapshot, allowed: np.ndarray, now: float) -> None:
         previous = self._ramp_allowed
-        current = dict(zip(snapshot.service_ids, allowed, strict=True))
+        current = dict(zip(snapshot.service_ids, allowed.tolist(), strict=True))
         if previous is not None:  # the first view a worker sees ramps nobody
             for service_id, ok in current.items():
                 if ok and not previous.get(service_id, False):
