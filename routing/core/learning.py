@@ -14,16 +14,20 @@ Reward model
 
         theta = (A + w0 I + mu D'D)^-1 (b + w0 prior)
 
-    where ``A`` and ``b`` are the usual normal-equation sums, ``D'D`` penalises differences
-    between neighbouring knots (knots with little data borrow from their neighbours), and
-    the prior is the arm's own mean reward when it has outcomes, else ``prior_mean``
-    (optimistic, so an untried candidate gets tried). A crossover (the best service changing
-    with complexity) is located between knots, not rounded to a bin.
+    where ``A`` and ``b`` are the usual normal-equation sums, ``D'D`` penalises second
+    differences of neighbouring knots (a knot with little data continues its neighbours'
+    trend: a service whose success falls with complexity stays falling past the point where
+    it stops being chosen, instead of bouncing back toward its mean), and the weak prior
+    (``w0`` = 0.1 outcome) is the arm's own mean reward when it has outcomes, else
+    ``prior_mean`` (optimistic, so an untried candidate gets tried). A crossover (the best
+    service changing with complexity) is located between knots, not rounded to a bin.
 
     Forgetting is per segment between two knots: a new outcome first multiplies that
     segment's sums by ``discount``, so the last ~``1/(1-discount)`` outcomes of a segment
-    dominate it and a service that starts failing or slowing is overtaken within a few
-    outcomes, while its evidence for other complexities does not fade.
+    dominate it, while its evidence for other complexities does not fade. A change is
+    caught by a drift detector on the arm's recent residuals (at least ``drift_min_shift``
+    of reward, several standard errors): the arm's past is then mostly forgotten, so a
+    service that starts failing is overtaken within three of its outcomes.
 
 Exploration, with logged propensities
     epsilon-greedy over the candidates' scores, ``score = mean - load_penalty * utilisation``,
@@ -65,9 +69,13 @@ _NOISE_FLOOR = 0.02
 class LearnerConfig:
     # Segments of the complexity axis (knots = bins + 1).
     bins: int = 5
-    # Penalty on differences between neighbouring knots (in outcomes' weight).
-    smoothing: float = 0.5
-    smoothing_order: int = 1
+    # Penalty on the second differences of neighbouring knots (in outcomes' weight): where a
+    # complexity has little data, its value continues the trend of its neighbours instead of
+    # being pulled toward the arm's mean (which overestimates a service whose success falls
+    # with complexity past the point where it stops being chosen). Order 1 penalises plain
+    # differences (flattening). Chosen on the seeded replay (tests/performance/learner_replay.py).
+    smoothing: float = 20.0
+    smoothing_order: int = 2
     discount: float = 0.998
     # Drift: when an arm's recent residuals (reward minus estimate, EWMA with drift_alpha)
     # stray more than drift_sigmas standard errors from zero, its past is mostly forgotten
@@ -76,8 +84,14 @@ class LearnerConfig:
     drift_alpha: float = 0.15
     drift_sigmas: float = 5.0
     drift_keep: float = 0.05
+    # ... and only a shift of at least this much reward counts: residuals of a reward that is
+    # mostly 0 or 1 are far from normal, and two failures in a row of a 98.5% service would
+    # otherwise wipe its (correct) history. A service that starts failing every call crosses
+    # it on its third failure; smaller changes are left to ``discount``.
+    drift_min_shift: float = 0.3
     prior_mean: float = 1.0
-    prior_weight: float = 1.0
+    # Weight of the ridge prior (in outcomes): small, so the data and the smoothness decide.
+    prior_weight: float = 0.1
     # Optimism in the face of uncertainty: a candidate's score is its estimate plus this many
     # posterior standard deviations (reward units), so a candidate the router knows little
     # about at this complexity gets tried there (UCB), not just at random.
@@ -256,6 +270,7 @@ class OutcomeLearner:
         # The noise floor keeps one rare failure of a near-perfect service from counting as
         # a change (its residual variance is tiny until then).
         limit = cfg.drift_sigmas * math.sqrt(max(arm.noise, _NOISE_FLOOR) * a / (2 - a))
+        limit = max(limit, cfg.drift_min_shift)
         if abs(arm.drift) > limit:
             arm.seg *= cfg.drift_keep
             arm.drift = 0.0

@@ -1,0 +1,126 @@
+"""The fleet simulation's learning problem, in process and over many seeds.
+
+    .venv/bin/python -m tests.performance.learner_replay           # both profile sets, 8 seeds
+    .venv/bin/python -m tests.performance.learner_replay --profiles alt --seeds 20 --requests 3000
+
+``tests.performance.fleet_simulation`` measures decision quality through the real HTTP API,
+one seeded run per strategy: its figures move by a few points from run to run (the server's
+exploration draws are its own). This replays the same hidden profiles, workload and phases
+against :class:`routing.core.learning.OutcomeLearner` directly (candidates from the hidden
+truth, which is what the server's candidate filter gives on these profiles; no load, no
+HTTP), seeded, so a learner change can be judged on the mean over many seeds in seconds. It
+also splits the misses of each phase into
+
+* ``explored``: the decision explored (chose another candidate than its greedy one);
+* ``near_tie``: greedy, and the chosen service's expected reward is within 0.02 of the oracle's;
+* ``wrong``: greedy, and clearly worse than the oracle's.
+
+It complements the HTTP simulation; it does not replace it (no retrain round trip, no load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+
+from routing.core.learning import LearnerConfig, OutcomeLearner
+from routing.core.objective import Objective
+from tests.performance.fleet_simulation import (
+    NEAR_OPTIMAL_REWARD_GAP,
+    PROFILE_SETS,
+    Fleet,
+    Workload,
+    phase_bounds,
+)
+
+
+def replay(profiles: str, seed: int, requests: int, config: LearnerConfig | None = None) -> dict:
+    objective = Objective()
+    fleet = Fleet(PROFILE_SETS[profiles], objective)
+    workload = Workload(fleet.profiles, seed)
+    learner = OutcomeLearner(config, objective, seed=seed * 7919 + 1)
+    outcome_rng = random.Random(seed * 1000 + 17)
+    phases = {}
+    for name, lo, hi in phase_bounds(requests):
+        counts = {"n": 0, "optimal": 0, "explored": 0, "near_tie": 0, "wrong": 0, "regret": 0.0}
+        for _ in range(hi - lo):
+            req = workload.next()
+            capable = fleet.capable(req.request_type, req.capabilities)
+            if not capable:
+                continue
+            _, evidence, score = learner.scores(req.request_type, req.complexity, capable)
+            chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()))
+            sid = capable[chosen]
+            best = fleet.oracle(req.request_type, req.capabilities, req.complexity)
+            gap = fleet.expected_reward(best, req.request_type, req.complexity) - (
+                fleet.expected_reward(sid, req.request_type, req.complexity)
+            )
+            counts["n"] += 1
+            counts["regret"] += gap
+            if sid == best:
+                counts["optimal"] += 1
+            elif chosen != greedy:
+                counts["explored"] += 1
+            elif gap <= NEAR_OPTIMAL_REWARD_GAP:
+                counts["near_tie"] += 1
+            else:
+                counts["wrong"] += 1
+            ok, latency, _ = fleet.sample(
+                sid, req.request_type, req.capabilities, req.complexity, outcome_rng
+            )
+            learner.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+        n = max(1, counts.pop("n"))
+        phases[name] = {k: v / n for k, v in counts.items()}
+    return phases
+
+
+def summarise(runs: list[dict]) -> dict:
+    out = {}
+    for phase in runs[0]:
+        out[phase] = {}
+        for key in runs[0][phase]:
+            values = [r[phase][key] for r in runs]
+            out[phase][key] = {
+                "mean": round(statistics.fmean(values), 4),
+                "min": round(min(values), 4),
+                "max": round(max(values), 4),
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", default="default,alt")
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    report = {}
+    for profiles in args.profiles.split(","):
+        t0 = time.monotonic()
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        runs = [replay(profiles, s, args.requests) for s in seeds]
+        report[profiles] = summarise(runs)
+        if not args.json:
+            print(f"{profiles}: {args.seeds} seeds, {time.monotonic() - t0:.1f} s")
+            for phase, figs in report[profiles].items():
+                line = "  ".join(
+                    f"{k} {v['mean'] * 100:5.1f}% [{v['min'] * 100:.1f}-{v['max'] * 100:.1f}]"
+                    if k != "regret"
+                    else f"regret {v['mean']:.4f}"
+                    for k, v in figs.items()
+                )
+                print(f"  {phase:<24} {line}")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

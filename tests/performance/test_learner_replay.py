@@ -1,0 +1,27 @@
+"""The seeded in-process replay (tests/performance/learner_replay.py) runs and measures what
+it says: a learner that learns is far above chance by the last phase; one that never
+learns is not."""
+
+import json
+
+from routing.core.learning import LearnerConfig
+from tests.performance import learner_replay
+
+
+def test_the_replay_reports_each_phase_and_the_split_of_its_misses(capsys):
+    assert learner_replay.main(["--profiles", "default", "--seeds", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    phases = report["default"]
+    assert list(phases) == ["p1_requests_1_500", "p2_requests_501_2000", "p3_requests_2001_3000"]
+    for figures in phases.values():
+        shares = sum(figures[k]["mean"] for k in ("optimal", "explored", "near_tie", "wrong"))
+        assert abs(shares - 1.0) < 1e-3  # each mean is rounded to 4 places
+    # Uniform random among candidates picks the best ~45% of the time on these profiles.
+    assert phases["p3_requests_2001_3000"]["optimal"]["mean"] > 0.85
+
+
+def test_a_learner_that_cannot_learn_stays_near_chance():
+    # A discount of ~0 forgets every outcome at once, and full exploration ignores the rest.
+    blind = LearnerConfig(discount=1e-9, epsilon=1.0, epsilon_min=1.0)
+    phases = learner_replay.replay("default", 1, 1200, blind)
+    assert phases["p3_requests_801_1200"]["optimal"] < 0.6
