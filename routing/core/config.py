@@ -27,6 +27,11 @@ class EngineConfig:
     tda_request_threshold: float = 0.5
     tda_avoid_threshold: float = 0.8
     tda_penalty: float = 2.0
+    # Panic routing (Envoy's healthy_panic_threshold, at its floor): when every service that
+    # can serve a request is shut out by its circuit breaker alone, route among them anyway
+    # instead of answering 503: a breaker is a guess from a few failures, and the only
+    # services able to serve the request are better than none. False: 503.
+    panic_when_all_breakers_open: bool = True
     # Who may serve a request of a given type (see fleet.TypeRule).
     type_rule: TypeRule = field(default_factory=TypeRule)
     # Online learning of the learned strategies, and what they optimise.

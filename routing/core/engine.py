@@ -6,9 +6,11 @@ gate's service side) is cached on the snapshot instance, so a new registry versi
 fresh and an unchanged one pays nothing.
 
 Eligibility (every strategy): status active, health not unhealthy, breaker allows, in-flight
-below max capacity, every required capability offered. With nothing eligible the Decision has
-``no_eligible_service=True`` and a reason that counts why; the engine never raises for that
-and never picks at random.
+below max capacity, every required capability offered. When the breakers alone shut out every
+service able to serve the request, it is routed among those anyway (panic routing, as Envoy
+does below its healthy-panic threshold; ``EngineConfig.panic_when_all_breakers_open``) and
+the reason says so. With nothing eligible the Decision has ``no_eligible_service=True`` and a
+reason that counts why; the engine never raises for that and never picks at random.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _decision_factory():
 
 
 new_decision = _decision_factory()
+
+
+PANIC_NOTE = "panic: the breaker of every service able to serve it is open, routed among them"
 
 
 class RoutingEngine:
@@ -190,7 +195,11 @@ class RoutingEngine:
             return self._none(
                 fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
-        eligible = static & view.breaker_allows & (view.in_flight < fleet.capacity)
+        room = static & (view.in_flight < fleet.capacity)
+        eligible = room & view.breaker_allows
+        panic = False
+        if not eligible.any() and room.any() and self.config.panic_when_all_breakers_open:
+            eligible, panic = room, True
         if view.ramp is not None:
             eligible = self._slow_start(eligible, view.ramp)
         idx = np.flatnonzero(eligible)
@@ -202,6 +211,8 @@ class RoutingEngine:
         choice = impl.route(request, ctx)
         note = fleet.filter_note(rtype, caps)
         excluded = fleet.candidate_count(rtype, caps) - idx.size
+        if panic:
+            note = f"{note}; {PANIC_NOTE}"
         if excluded:
             note = f"{note}; {excluded} breaker open or full"
             ids = fleet.ids
@@ -306,7 +317,9 @@ class RoutingEngine:
         n = len(requests)
         k = self._top_k(top_k)
         bctx = BatchContext(fleet, view, requests)
-        dynamic = view.breaker_allows & (view.in_flight < fleet.capacity)
+        room = view.in_flight < fleet.capacity
+        dynamic = view.breaker_allows & room
+        panic_ok = self.config.panic_when_all_breakers_open
         groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
@@ -317,6 +330,9 @@ class RoutingEngine:
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
             mask = None if static is None else static & dynamic
+            panic = False
+            if mask is not None and panic_ok and not mask.any() and (static & room).any():
+                mask, panic = static & room, True
             if mask is not None and view.ramp is not None:
                 # One draw per group: the expected share is right, a batch is lumpier.
                 mask = self._slow_start(mask, view.ramp)
@@ -328,6 +344,8 @@ class RoutingEngine:
             group = requests if len(positions) == n else [requests[i] for i in positions]
             picked = impl.route_batch(group, positions, mask, k, bctx)
             note = fleet.filter_note(rtype, caps)
+            if panic:
+                note = f"{note}; {PANIC_NOTE}"
             candidates = tuple([ids[j] for j in np.flatnonzero(mask)])
             for i, choice in zip(positions, picked, strict=True):
                 choices[i] = choice

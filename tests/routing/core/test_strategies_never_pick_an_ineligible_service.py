@@ -79,19 +79,22 @@ def serves(engine_name, request_type, service_type, fleet_types) -> bool:
 
 
 def eligible_ids(snapshot, ordered, request, engine_name="unknown-any") -> set[str]:
+    """Able to serve, active, not unhealthy, below capacity, breaker closed; or, when the
+    breakers alone leave none of those (panic routing), the same without the breaker."""
     fleet_types = {s.service_type for s in snapshot.services}
-    return {
-        spec.service_id
+    able = {
+        spec.service_id: allows
         for spec, (status, health, caps, cap, in_flight, allows, _, _) in zip(
             snapshot.services, ordered, strict=True
         )
         if serves(engine_name, request.request_type, spec.service_type, fleet_types)
         and status == ServiceStatus.ACTIVE
         and health != Health.UNHEALTHY
-        and allows
         and in_flight < cap
         and set(request.capabilities) <= caps
     }
+    closed = {sid for sid, allows in able.items() if allows}
+    return closed or set(able)
 
 
 @pytest.mark.parametrize("engine_name", sorted(ENGINES))
