@@ -235,6 +235,9 @@ MOE_DEVICE = env_str("MOE_DEVICE", "cpu")
 MOE_STATE_BACKEND = env_choice(
     "MOE_STATE_BACKEND", "redis" if REDIS_URL else "local", ("local", "redis")
 )
+# With Redis: how old a worker's cached view of the shared state may get (other workers'
+# breaker changes reach it within this plus one round trip).
+MOE_STATE_VIEW_MAX_AGE_MS = env_float("MOE_STATE_VIEW_MAX_AGE_MS", 20.0, minimum=1.0)
 # Without Redis, other processes' registry changes are seen by polling the version row.
 MOE_REGISTRY_POLL_SECONDS = env_float("MOE_REGISTRY_POLL_SECONDS", 1.0, minimum=0.0)
 MOE_HISTORY_RETENTION_DAYS = env_float("MOE_HISTORY_RETENTION_DAYS", 30.0, minimum=0.01)
@@ -256,6 +259,12 @@ MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
 # with the evidence in the request's context down to MOE_EXPLORATION_MIN.
 MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.1, minimum=0.0)
 MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
+# Panic routing: when circuit breakers alone shut out every service able to serve a request,
+# route among them anyway (Envoy's healthy-panic routing) instead of answering 503.
+MOE_BREAKER_PANIC = env_bool("MOE_BREAKER_PANIC", True)
+# Seed of each worker's routing randomness (exploration, power-of-two sampling); unset (the
+# default: -1): seeded by the OS. A fixed seed makes a single-worker run repeatable (simulations).
+MOE_ROUTING_SEED = env_int("MOE_ROUTING_SEED", -1, minimum=-1)
 # Online learning forgets old outcomes slowly: each outcome weighs the older ones of its
 # complexity segment down by this factor (0.998 ~ the last 500); a detected change (a service
 # starting to fail or slow down) forgets faster (routing/core/learning.py).

@@ -3,11 +3,18 @@
 DRF's SimpleRateThrottle keeps a list of every request time per client in the cache and
 rewrites it on each request, which grows with the rate; a counter per client and window costs
 one atomic increment.
+
+The hot endpoints' ASGI handler (routing/api/fast.py) counts the same counter through
+:class:`ClientRate`: with Redis state the increment rides on the route's own commit as a
+:class:`RateGuard` (one MULTI/EXEC in which every write of the route is conditional on the
+counter being within the limit), so a route costs one round trip and a request over the limit
+still leaves no trace but its count.
 """
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -51,6 +58,88 @@ def _prefix() -> str:
     return f"moe:{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
 
 
+def _rate(scope: str) -> tuple[int | None, int | None]:
+    return SimpleRateThrottle.parse_rate(None, api_settings.DEFAULT_THROTTLE_RATES.get(scope))
+
+
+def _window_key(scope: str, ident: str, duration: int, now: float) -> tuple[str, int]:
+    window = int(now // duration)
+    return f"{_prefix()}throttle:{scope}:{ident}:{window}", window
+
+
+def _count(key: str, duration: int) -> int:
+    """Increment ``key`` and return the new count (raises the cache backend's errors)."""
+    client = _redis_client()
+    if client is not None:
+        # One round trip on a process-wide pool. (Django's cache object is per request
+        # under ASGI, which means a new connection and EXISTS + INCR every time.)
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, int(duration) + 1, nx=True)
+        return pipe.execute()[0]
+    if _uses_local_memory():
+        # One process (the embedded default): a plain counter, no pickling round trip.
+        return _local_count(key, duration)
+    try:
+        return cache.incr(key)
+    except ValueError:
+        # First request of the window (or the key expired): create it; add() loses no
+        # increment when two workers race, as the loser falls back to incr().
+        return 1 if cache.add(key, 1, timeout=duration + 1) else cache.incr(key)
+
+
+@dataclass(slots=True)
+class RateGuard:
+    """A rate-limit counter for the router to increment in its commit (``Router.route``'s
+    ``guard``): after the commit ``count`` is the counter's new value, or None when it was
+    not counted there (Redis unreachable: the limit fails open, as the throttle does)."""
+
+    key: str
+    limit: int
+    ttl: int
+    count: int | None = None
+
+    @property
+    def over(self) -> bool:
+        return self.count is not None and self.count > self.limit
+
+
+class ClientRate:
+    """One authenticated request's rate limit, counted as :class:`ClientRateThrottle` counts
+    it (same counter key, same window, same fail-open rule), for callers outside DRF."""
+
+    scope = "user"
+
+    def __init__(self, user_pk) -> None:
+        self.limit, self.duration = _rate(self.scope)
+        self.now = time.time()
+        if self.limit is not None:
+            self.key, self.window = _window_key(self.scope, f"u{user_pk}", self.duration, self.now)
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit is not None
+
+    def allowed_now(self) -> bool:
+        """Count the request now; False when it is over the limit (fails open)."""
+        if self.limit is None:
+            return True
+        try:
+            return _count(self.key, self.duration) <= self.limit
+        except Exception as exc:  # the cache backend's own errors (redis.RedisError, OSError)
+            logger.warning("rate limit not applied, cache unavailable: %s", exc)
+            return True
+
+    def guard(self) -> RateGuard | None:
+        """The counter as a RateGuard for the route's Redis commit (None when unlimited)."""
+        if self.limit is None:
+            return None
+        return RateGuard(self.key, self.limit, int(self.duration) + 1)
+
+    def wait(self) -> float:
+        return (self.window + 1) * self.duration - self.now
+
+
 class ClientRateThrottle(BaseThrottle):
     """Fails open: when the shared cache is unreachable, requests are allowed (and logged),
     because refusing all traffic while Redis is down is worse than not limiting it."""
@@ -58,8 +147,7 @@ class ClientRateThrottle(BaseThrottle):
     scope = "user"
 
     def __init__(self) -> None:
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        self.num_requests, self.duration = SimpleRateThrottle.parse_rate(None, rate)
+        self.num_requests, self.duration = _rate(self.scope)
         self._wait = 0.0
 
     def allow_request(self, request, view) -> bool:
@@ -71,8 +159,7 @@ class ClientRateThrottle(BaseThrottle):
             else f"ip{self.get_ident(request)}"
         )
         now = time.time()
-        window = int(now // self.duration)
-        key = f"{_prefix()}throttle:{self.scope}:{ident}:{window}"
+        key, window = _window_key(self.scope, ident, self.duration, now)
         try:
             count = self._count(key)
         except Exception as exc:  # the cache backend's own errors (redis.RedisError, OSError)
@@ -84,23 +171,7 @@ class ClientRateThrottle(BaseThrottle):
         return True
 
     def _count(self, key: str) -> int:
-        client = _redis_client()
-        if client is not None:
-            # One round trip on a process-wide pool. (Django's cache object is per request
-            # under ASGI, which means a new connection and EXISTS + INCR every time.)
-            pipe = client.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, int(self.duration) + 1, nx=True)
-            return pipe.execute()[0]
-        if _uses_local_memory():
-            # One process (the embedded default): a plain counter, no pickling round trip.
-            return _local_count(key, self.duration)
-        try:
-            return cache.incr(key)
-        except ValueError:
-            # First request of the window (or the key expired): create it; add() loses no
-            # increment when two workers race, as the loser falls back to incr().
-            return 1 if cache.add(key, 1, timeout=self.duration + 1) else cache.incr(key)
+        return _count(key, self.duration)
 
     def wait(self) -> float:
         return self._wait

@@ -119,11 +119,18 @@ class RoutingMetrics:
         for r in routed:
             ROUTING_LATENCY.observe(r.decision.latency_ms)
 
-    def queue(self, pipe, routed: Sequence) -> None:
-        """Count routed requests fleet-wide, queued on the caller's Redis pipeline."""
+    def queue(self, pipe, routed: Sequence, prometheus: bool = True) -> Counter[str]:
+        """Count routed requests fleet-wide, queued on the caller's Redis pipeline. With
+        ``prometheus=False`` the caller calls :meth:`count_prometheus` once the pipeline
+        ran (a rate-limited commit records nothing)."""
         fields = self._fields(routed)
         for key, n in fields.items():
             pipe.hincrby(REDIS_KEY, key, n)
+        if prometheus:
+            self._prometheus(routed, fields)
+        return fields
+
+    def count_prometheus(self, routed: Sequence, fields: Counter[str]) -> None:
         self._prometheus(routed, fields)
 
     def record_local(self, routed: Sequence) -> None:

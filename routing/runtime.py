@@ -19,10 +19,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
 from django.db import DatabaseError
+from redis.commands.core import CoreCommands
 
 from routing.core.context import fleet_context
 from routing.core.engine import EngineConfig, RoutingEngine
@@ -34,6 +36,9 @@ from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownR
 from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override
+
+if TYPE_CHECKING:
+    from moe_project.throttling import RateGuard
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,8 @@ def engine_config() -> EngineConfig:
     """The engine's configuration from settings (type rule, objective, learning)."""
     return EngineConfig(
         default_top_k=settings.MOE_DEFAULT_TOP_K,
+        p2c_seed=None if settings.MOE_ROUTING_SEED < 0 else settings.MOE_ROUTING_SEED,
+        panic_when_all_breakers_open=settings.MOE_BREAKER_PANIC,
         type_rule=TypeRule.from_mapping(settings.MOE_TYPE_ACCEPTS, settings.MOE_UNKNOWN_TYPE),
         objective=objective(),
         learner_config=LearnerConfig(
@@ -147,6 +154,15 @@ class Router:
     def _due(self, now: float) -> bool:
         poll = settings.MOE_REGISTRY_POLL_SECONDS
         return self._seen != self._wanted or now - self._checked_at >= poll
+
+    def snapshot_due(self) -> bool:
+        """Whether :meth:`snapshot` would query the database now (an async caller then runs
+        it in a thread first, and routes with ``snapshot=``)."""
+        return self._due(time.monotonic())
+
+    def current_snapshot(self) -> FleetSnapshot:
+        """The snapshot as loaded, without checking the registry version."""
+        return self._snapshot
 
     def snapshot(self) -> FleetSnapshot:
         now = time.monotonic()
@@ -257,8 +273,15 @@ class Router:
         strategy: str | None,
         top_k: int | None,
         client: int | str | None = None,
+        *,
+        snapshot: FleetSnapshot | None = None,
+        guard: RateGuard | None = None,
     ) -> Routed:
-        snapshot = self.snapshot()
+        """Route one request. ``snapshot``: route on this one (no registry check, so no
+        database query). ``guard``: a rate-limit counter counted in the commit's own Redis
+        round trip; if it comes back over the limit, nothing was recorded (see _commit_redis)
+        and the caller answers 429."""
+        snapshot = self.snapshot() if snapshot is None else snapshot
         self._check_top_k(top_k, snapshot)
         strategy, top_k, override_id = self._resolve(
             request.request_type, strategy, top_k, len(snapshot)
@@ -266,7 +289,8 @@ class Router:
         view = self._view(snapshot)
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
-        return self._commit([routed], [request], self._context(snapshot, view), client)[0]
+        context = self._context(snapshot, view)
+        return self._commit([routed], [request], context, client, snapshot, guard)[0]
 
     def route_batch(
         self,
@@ -274,23 +298,31 @@ class Router:
         strategy: str | None,
         top_k: int | None,
         client: int | str | None = None,
+        *,
+        snapshot: FleetSnapshot | None = None,
+        guard: RateGuard | None = None,
     ) -> list[Routed]:
-        snapshot = self.snapshot()
+        """:meth:`route` for many requests (``snapshot`` and ``guard`` as there)."""
+        snapshot = self.snapshot() if snapshot is None else snapshot
         self._check_top_k(top_k, snapshot)
         # Requests with the same effective strategy go through the engine together.
         groups: dict[tuple[str, int | None, int | None], list[int]] = {}
-        for i, req in enumerate(requests):
-            key = self._resolve(req.request_type, strategy, top_k, len(snapshot))
-            groups.setdefault(key, []).append(i)
+        if self._overrides:
+            for i, req in enumerate(requests):
+                key = self._resolve(req.request_type, strategy, top_k, len(snapshot))
+                groups.setdefault(key, []).append(i)
+        else:  # no override: one group, nothing to resolve per request
+            groups[self._resolve("", strategy, top_k, len(snapshot))] = list(range(len(requests)))
         routed: list[Routed | None] = [None] * len(requests)
         view = self._view(snapshot)
+        new_id = self._new_id
         for (strat, k, override_id), idx in groups.items():
-            decisions = self.engine.route_batch(
-                [requests[i] for i in idx], snapshot, view, strat, k
-            )
+            group = requests if len(idx) == len(requests) else [requests[i] for i in idx]
+            decisions = self.engine.route_batch(group, snapshot, view, strat, k)
             for i, decision in zip(idx, decisions, strict=True):
-                routed[i] = Routed(self._new_id(), decision, override_id, k)
-        return self._commit(routed, requests, self._context(snapshot, view), client)
+                routed[i] = Routed(new_id(), decision, override_id, k)
+        context = self._context(snapshot, view)
+        return self._commit(routed, requests, context, client, snapshot, guard)
 
     # -- slow start ------------------------------------------------------------------------
 
@@ -349,6 +381,8 @@ class Router:
         requests: Sequence[RouteRequest],
         context: list[float],
         client: int | str | None = None,
+        snapshot: FleetSnapshot | None = None,
+        guard: RateGuard | None = None,
     ) -> list[Routed]:
         """State, pending entries, history and metrics for routed requests, in one go."""
         records = [
@@ -364,27 +398,51 @@ class Router:
         }
         routed = list(routed)
         if self.redis_client is not None and not getattr(self.store, "degraded", False):
-            routed = self._commit_redis(live, records, routed, about)
+            routed = self._commit_redis(live, records, routed, about, snapshot, guard)
+            if guard is not None and guard.over:
+                return routed  # over the rate limit: nothing was recorded
         else:
             self._commit_local(live, records, routed, about)
         self._after_commit(routed, requests, client)
         return routed
 
-    def _commit_redis(self, live, records, routed: list[Routed], about) -> list[Routed]:
-        """One round trip: in-flight + breaker slots, pending entries, history, metrics."""
-        pipe = self.store.pipeline()
+    def _commit_redis(
+        self, live, records, routed: list[Routed], about, snapshot=None, guard=None
+    ) -> list[Routed]:
+        """One round trip: in-flight + breaker slots, pending entries, history, metrics, and
+        (when due) the next live view; with ``guard`` also the rate-limit counter, in one
+        MULTI/EXEC where every write is conditional on the counter being within its limit."""
+        pipe = self.store.pipeline(transaction=guard is not None)
+        if guard is not None:
+            pipe.incr(guard.key)
+            pipe.expire(guard.key, guard.ttl, nx=True)
+        if snapshot is not None:
+            self.store.queue_refresh(pipe, snapshot)
         ttl = int(settings.MOE_PENDING_TTL_SECONDS)
-        self.store.record_routed_many(live, pipe=pipe)
+        limit = (guard.key, guard.limit) if guard is not None else None
+        self.store.record_routed_many(live, pipe=pipe, guard=limit)
+        writes = pipe if guard is None else _Commands()
         for request_id, selected in live:
-            pipe.set(PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl)
-        self.history.queue(pipe, records)
-        self.metrics.queue(pipe, routed)
+            writes.set(
+                PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl
+            )
+        self.history.queue(writes, records)
+        fields = self.metrics.queue(writes, routed, prometheus=guard is None)
+        if guard is not None:
+            self.store.queue_guarded(pipe, limit, writes.commands)
         results = self.store.execute(pipe)
         if results is None:
-            # Redis went away: the store counted the requests on its local fallback already.
+            # Redis went away: the store counted the requests on its local fallback already
+            # (and the rate limit fails open: guard.count stays None).
             logger.warning("router: Redis commit failed, history and pending kept locally")
             self._commit_local(live, records, routed, about, state_recorded=True)
             return routed
+        if guard is not None:
+            count = results[0]
+            guard.count = count if isinstance(count, int) else None
+            if guard.over:
+                return routed
+            self.metrics.count_prometheus(routed, fields)
         from telemetry.state.redis_store import Refused
 
         refused = [pair for reply in results if isinstance(reply, Refused) for pair in reply]
@@ -593,6 +651,17 @@ class Router:
                 state["breaker_state"] = state["breaker_state"].value
             out[sid] = state
         return out
+
+
+class _Commands(CoreCommands):
+    """Records Redis commands instead of sending them (redis-py's command methods, so the
+    history and metrics writers queue on it as on a pipeline); see scripts.GUARDED."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple] = []
+
+    def execute_command(self, *args, **options) -> None:
+        self.commands.append(args)
 
 
 def _publish_breaker_transition(service_id: str, old: BreakerState, new: BreakerState) -> None:

@@ -129,6 +129,73 @@ def parse_request_data(data, prefix: str = "data") -> RouteRequest:
     )
 
 
+def _unit(value) -> float | None:
+    """A number in [0, 1] as float, or None (then the full check names the problem)."""
+    kind = type(value)
+    if (kind is float or kind is int) and 0.0 <= value <= 1.0:
+        return float(value)
+    return None
+
+
+def quick_request_data(data, max_string: int) -> RouteRequest | None:
+    """:func:`parse_request_data` for a valid ``data`` object, in about half the time (a batch
+    parses a thousand); None when anything is off, and then :func:`parse_request_data` gives
+    the error. Accepts exactly what it accepts and builds the same RouteRequest."""
+    if type(data) is not dict or not DATA_KEYS.issuperset(data):
+        return None
+    get = data.get
+    request_type = get("type", "")
+    if type(request_type) is not str or len(request_type) > MAX_TYPE_LENGTH:
+        return None
+    priority = _unit(get("priority", 0.5))
+    complexity = _unit(get("complexity", 0.5))
+    if priority is None or complexity is None:
+        return None
+    anomaly = None
+    if "anomaly_score" in data:
+        anomaly = _unit(data["anomaly_score"])
+        if anomaly is None:
+            return None
+    capabilities: tuple[str, ...] = ()
+    caps = get("capabilities")
+    if caps is not None or "capabilities" in data:
+        if type(caps) is not list or len(caps) > MAX_CAPABILITIES:
+            return None
+        for cap in caps:
+            if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
+                return None
+        capabilities = tuple(dict.fromkeys(caps))
+    key = None
+    if "key" in data:
+        raw_key = data["key"]
+        kind = type(raw_key)
+        if kind is str:
+            key = raw_key
+        elif kind is int or (kind is float and math.isfinite(raw_key)):
+            key = str(raw_key)
+        else:
+            return None
+        if len(key) > MAX_KEY_LENGTH:
+            return None
+    payload = get("data")
+    payload_size = 0
+    if payload is not None:
+        if type(payload) is str and len(payload) > max_string * 64:
+            return None
+        payload_size = len(orjson.dumps(payload))
+    return RouteRequest(
+        request_type,
+        priority,
+        complexity,
+        capabilities,
+        key,
+        anomaly,
+        payload_size,
+        _tokens(payload),
+        payload,
+    )
+
+
 def parse_strategy(body: dict) -> str | None:
     if "routing_strategy" not in body or body["routing_strategy"] is None:
         return None
@@ -178,8 +245,10 @@ def parse_route_body(body) -> RouteInput:
     forward = body.get("forward", False)
     if not isinstance(forward, bool):
         _fail("forward", "Must be true or false.")
+    data = body["data"]
+    request = quick_request_data(data, settings.MOE_MAX_STRING_LENGTH)
     return RouteInput(
-        request=parse_request_data(body["data"]),
+        request=request or parse_request_data(data),
         strategy=parse_strategy(body),
         top_k=parse_top_k(body),
         forward=forward,
@@ -196,5 +265,11 @@ def parse_batch_body(body) -> BatchInput:
     limit = settings.MOE_BATCH_MAX_ITEMS
     if len(items) > limit:
         _fail("requests", f"At most {limit} requests per batch (got {len(items)}).")
-    requests = [parse_request_data(item, f"requests[{i}]") for i, item in enumerate(items)]
+    max_string = settings.MOE_MAX_STRING_LENGTH
+    requests = []
+    for i, item in enumerate(items):
+        request = quick_request_data(item, max_string)
+        if request is None:
+            request = parse_request_data(item, f"requests[{i}]")
+        requests.append(request)
     return BatchInput(requests=requests, strategy=parse_strategy(body), top_k=parse_top_k(body))

@@ -53,4 +53,5 @@ def create_state_store(**options: Any) -> LiveStateStore:
         raise ImproperlyConfigured("MOE_STATE_BACKEND=redis needs REDIS_URL")
     from telemetry.state.redis_store import RedisStateStore, make_client
 
+    options.setdefault("view_max_age_s", settings.MOE_STATE_VIEW_MAX_AGE_MS / 1000.0)
     return RedisStateStore(make_client(url), **options)

@@ -18,7 +18,11 @@ in-flight counts, EWMA latencies, error windows, anomaly scores and circuit brea
   state. A breaker transition caused by this process drops the cache at once, one caused by
   another worker is seen on the next refresh, so it is honoured everywhere within
   ``view_max_age_s`` + one round trip (tests require <= 50 ms). This process's own routed and
-  finished requests are applied to the cached in-flight counts immediately.
+  finished requests are applied to the cached in-flight counts immediately. So that a request
+  does not wait for a refresh, a view past half its age is refreshed on the router's commit
+  pipeline (:meth:`queue_refresh`: no round trip of its own) or by a timer
+  (:meth:`refresh_ahead`, see routing/api/fast.py); :meth:`view` reads Redis itself only when
+  neither happened in time (the first request after a pause).
 - **Wall clock**: breaker deadlines are shared between processes (and hosts), so they come from
   ``clock`` (``time.time`` by default), never ``time.monotonic``. Only process-local timers
   (cache age, reconnect interval) use the monotonic clock.
@@ -129,6 +133,8 @@ class _CachedView:
     version: int = 0
     overlay: LiveView | None = None
     overlay_version: int = -1
+    # A refresh queued on a commit pipeline: (deltas it took, invalidations, started, clock).
+    piggyback: tuple[dict[int, int], int, float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -195,6 +201,7 @@ class RedisStateStore:
         self._queued: weakref.WeakKeyDictionary[Any, list[_RoutedCall]] = (
             weakref.WeakKeyDictionary()
         )
+        self._refreshes: weakref.WeakKeyDictionary[Any, list] = weakref.WeakKeyDictionary()
         self._degraded = False
         self._degraded_since: float | None = None
         self._retry_at = 0.0
@@ -245,10 +252,14 @@ class RedisStateStore:
         items: Sequence[tuple[str, Sequence[str]]],
         *,
         pipe: Pipeline | None = None,
+        guard: tuple[str, int] | None = None,
     ) -> list[tuple[str, str]]:
         """:meth:`record_routed` for many requests at once: one round trip in all.
 
         Returns the refused ``(request_id, service_id)`` pairs (always ``[]`` with ``pipe``).
+        ``guard`` (only with ``pipe``): a rate-limit counter key and its limit; when the
+        counter is over the limit as the script runs, nothing is dispatched (the caller
+        increments the counter earlier in the same MULTI/EXEC, see scripts.GUARDED).
         """
         if not items:
             return []
@@ -259,7 +270,7 @@ class RedisStateStore:
         if not calls:  # no request named any service
             return []
         if pipe is not None:
-            self._queue(pipe, calls)
+            self._queue(pipe, calls, guard)
             self._queued.setdefault(pipe, []).extend(calls)
             return []
         try:
@@ -304,9 +315,66 @@ class RedisStateStore:
 
     # -- the caller's pipeline ---------------------------------------------------------------
 
-    def pipeline(self) -> Pipeline:
-        """A non-transactional pipeline on this store's client, for :meth:`execute`."""
-        return self._client.pipeline(transaction=False)
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        """A pipeline on this store's client, for :meth:`execute` (``transaction``: sent as
+        one MULTI/EXEC, still one round trip; needed by a rate-limit guard)."""
+        return self._client.pipeline(transaction=transaction)
+
+    def queue_guarded(self, pipe: Pipeline, guard: tuple[str, int], commands: list) -> None:
+        """Queue ``commands`` (argument tuples) to run only while ``guard``'s counter is within
+        its limit (scripts.GUARDED). A NOSCRIPT reply is retried by :meth:`execute`."""
+        args: list[Any] = [guard[1]]
+        for command in commands:
+            args += (len(command), *command)
+        pipe.evalsha(self._scripts["guarded"].sha, 1, guard[0], *args)
+
+    def refresh_ahead(self, snapshot: FleetSnapshot) -> None:
+        """Refresh ``snapshot``'s cached view if it is past half its maximum age (a timer's
+        call, so a worker with a request every few milliseconds never refreshes on one)."""
+        if not self._shared() or len(snapshot) == 0:
+            return
+        cache = self._cache_for(snapshot)
+        if cache.view is None or time.monotonic() - cache.fetched_at < self.view_max_age_s / 2:
+            return
+        if not self._refresh_lock.acquire(blocking=False):
+            return
+        try:
+            if cache.piggyback is None:
+                self._refresh(cache)
+        except _UNAVAILABLE as exc:
+            self._fail(exc)
+        finally:
+            self._refresh_lock.release()
+
+    def queue_refresh(self, pipe: Pipeline, snapshot: FleetSnapshot) -> bool:
+        """Refresh ``snapshot``'s cached view on ``pipe`` when it is past half its maximum
+        age: a busy worker then never reads Redis for a view on the request path (the
+        refresh rides on a commit); an idle one still refreshes in :meth:`view` once the
+        view is ``view_max_age_s`` old. Queue it before the routed calls: the view then
+        reads state without them, and their own in-flight deltas apply on top."""
+        if not self._shared() or len(snapshot) == 0:
+            return False
+        cache = self._cache_for(snapshot)
+        started = time.monotonic()
+        if cache.view is None or started - cache.fetched_at < self.view_max_age_s / 2:
+            return False
+        if not self._refresh_lock.acquire(blocking=False):
+            return False  # another thread is refreshing it now
+        try:
+            with self._lock:
+                if cache.piggyback is not None:
+                    return False
+                taken, cache.pending = cache.pending, {}
+                cache.version += 1
+                now = self.clock()
+                cache.piggyback = (taken, self._invalidations, started, now)
+        finally:
+            self._refresh_lock.release()
+        pipe.evalsha(
+            self._scripts["view"].sha, len(self._keys), *self._keys, _num(now), *cache.service_args
+        )
+        self._refreshes.setdefault(pipe, []).append((pipe.command_stack[-1][0], cache))
+        return True
 
     def execute(self, pipe: Pipeline) -> list[Any] | None:
         """Run ``pipe`` (one round trip) and finish the routed calls queued on it.
@@ -318,6 +386,7 @@ class RedisStateStore:
         caller can fall back for its own commands too.
         """
         calls = self._queued.pop(pipe, [])
+        refreshes = self._refreshes.pop(pipe, [])
         stack = pipe.command_stack
         positions: list[tuple[int, _RoutedCall]] = []
         for call in calls:
@@ -325,6 +394,10 @@ class RedisStateStore:
             pos = next((k for k, (args, _) in enumerate(stack) if args is call.queued), None)
             if pos is not None:
                 positions.append((pos, call))
+        views = []
+        for queued, cache in refreshes:
+            pos = next((k for k, (args, _) in enumerate(stack) if args is queued), None)
+            views.append((pos, cache))
         try:
             results = self._run_pipeline(pipe)
         except _UNAVAILABLE as exc:
@@ -332,7 +405,19 @@ class RedisStateStore:
             self._fail(exc)
             for _, call in positions:
                 self._routed_locally(_group_pairs(call.pairs))
+            for _, cache in views:
+                self._drop_piggyback(cache)
             return None
+        for pos, cache in views:
+            reply = results[pos] if pos is not None else None
+            if reply is None or isinstance(reply, Exception):
+                self._drop_piggyback(cache)
+            else:
+                _, invalidations, started, now = cache.piggyback
+                self._install(cache, reply, invalidations, started, now)
+                cache.piggyback = None
+            if pos is not None:
+                results[pos] = None
         for pos, call in positions:
             results[pos] = self._absorb_routed(call, results[pos])
         return results
@@ -558,10 +643,15 @@ class RedisStateStore:
                 calls.append(_RoutedCall(args, list(index), pairs))
         return calls
 
-    def _queue(self, pipe: Pipeline, calls: list[_RoutedCall]) -> None:
+    def _queue(
+        self, pipe: Pipeline, calls: list[_RoutedCall], guard: tuple[str, int] | None = None
+    ) -> None:
         sha = self._scripts["routed"].sha
+        keys, head = self._keys, []
+        if guard is not None:
+            keys, head = [*self._keys, guard[0]], [guard[1]]
         for call in calls:
-            pipe.evalsha(sha, len(self._keys), *self._keys, *call.args)
+            pipe.evalsha(sha, len(keys), *keys, *head, *call.args)
             call.queued = pipe.command_stack[-1][0]
 
     def _absorb_routed(self, call: _RoutedCall, reply: Any) -> Refused:
@@ -571,6 +661,8 @@ class RedisStateStore:
             log.error("routed script failed: %s", reply)
             return Refused()
         refused = Refused()
+        if len(reply) == 1 and _text(reply[0]) == "x":  # guarded, over the rate limit
+            return refused
         transitions = []
         for entry in reply:
             kind, *fields = _text(entry).split(":")
@@ -605,14 +697,6 @@ class RedisStateStore:
         self._invalidate()
         self._notify([(service_id, old, new)])
         return new
-
-    def _fetch(self, service_args: list[str], n: int, now: float) -> np.ndarray:
-        """One view-script call for all n services: rows of in flight, EWMA, error rate,
-        anomaly, breaker allows (1/0), breaker state code, in snapshot order."""
-        if n == 0:
-            return _EMPTY_ROWS
-        reply = self._eval("view", self._keys, [_num(now), *service_args])
-        return self._rows(reply, n, now)
 
     def _rows(self, reply: Any, n: int, now: float) -> np.ndarray:
         """Parse view-script numbers into rows of in flight, EWMA, error rate, anomaly,
@@ -656,14 +740,38 @@ class RedisStateStore:
             taken, cache.pending = cache.pending, {}
             cache.version += 1
             invalidations = self._invalidations
+        now = self.clock()
         try:
-            rows = self._fetch(cache.service_args, len(cache.snapshot), self.clock())
+            reply = None
+            if len(cache.snapshot):
+                reply = self._eval("view", self._keys, [_num(now), *cache.service_args])
         except BaseException:
-            with self._lock:  # the deltas are still unseen by any view: keep them
-                for i, delta in taken.items():
-                    cache.pending[i] = cache.pending.get(i, 0) + delta
-                cache.version += 1
+            self._restore(cache, taken)
             raise
+        self._install(cache, reply, invalidations, started, now)
+
+    def _restore(self, cache: _CachedView, taken: dict[int, int]) -> None:
+        with self._lock:  # the deltas are still unseen by any view: keep them
+            for i, delta in taken.items():
+                cache.pending[i] = cache.pending.get(i, 0) + delta
+            cache.version += 1
+
+    def _drop_piggyback(self, cache: _CachedView) -> None:
+        if cache.piggyback is not None:
+            self._restore(cache, cache.piggyback[0])
+            cache.piggyback = None
+
+    def _install(
+        self,
+        cache: _CachedView,
+        reply: Any,
+        invalidations: int,
+        started: float,
+        now: float | None = None,
+    ) -> None:
+        """A view-script reply -> the cached view (fresh as of ``started``)."""
+        n = len(cache.snapshot)
+        rows = self._rows(reply, n, self.clock() if now is None else now) if n else _EMPTY_ROWS
         arrays = (rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(), rows[:, 3].copy())
         allows = rows[:, 4] != 0
         for array in (*arrays, allows):

@@ -227,6 +227,8 @@ end
 
 # Every script: KEYS = live, count, inflight, services, view.
 
+# With a sixth key (a rate-limit counter) ARGV starts with the limit: over it, the reply is
+# {'x'} and nothing is dispatched (the route pipeline's other commands are GUARDED alike).
 # ARGV: now, then the dispatches in one of two encodings:
 #   "j", "S1\nS2..." (the services), "R1\nR2..." (request ids), "i1,i2,..." (service index of
 #       each request id, 1-based): three strings however big the batch, which is far cheaper
@@ -240,6 +242,12 @@ end
 # Reply: "r:<dispatch index>:<service index>" per refusal, "t:<service index>:<old>:<new>" per
 # breaker transition (1-based indices).
 ROUTED = """
+local ARGV = ARGV
+if KEYS[6] then
+  -- Guarded by a rate-limit counter (see GUARDED): over ARGV[1], dispatch nothing.
+  if tonumber(redis.call('GET', KEYS[6]) or '0') > tonumber(ARGV[1]) then return {'x'} end
+  ARGV = {unpack(ARGV, 2)}
+end
 local now = tonumber(ARGV[1])
 prune(ARGV[1])
 local sids, rids, idx = {}, {}, {}
@@ -398,8 +406,25 @@ end
 return 1
 """
 
+# KEYS[1]: a rate-limit counter; ARGV: the limit, then commands, each as its argument count
+# followed by its arguments. Runs them only while the counter is within the limit. Queued in
+# the same MULTI/EXEC as the counter's INCR and the guarded ROUTED call, so a request over the
+# limit leaves no trace but its count: the limit check costs no round trip of its own.
+# Reply: 1 when the commands ran, 0 when the counter was over the limit.
+GUARDED = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
+
 SCRIPTS = {
     "routed": ROUTED,
+    "guarded": GUARDED,
     "outcome": OUTCOME,
     "view": VIEW,
     "snapshot": SNAPSHOT,

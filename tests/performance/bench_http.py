@@ -168,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="Also measure routes with N live-feed WebSocket clients connected.",
     )
+    parser.add_argument(
+        "--lean-baseline",
+        action="store_true",
+        help="Also measure GET /bench/lean-ping (tests/performance/lean_baseline.py): a trivial "
+        "JSON answer through the lean route handler's plumbing, the strict baseline for route.",
+    )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="With uvicorn and several workers: one uvicorn process per worker, each on its own "
+        "SO_REUSEPORT socket (the kernel spreads connections; --workers shares one socket and "
+        "can hand one worker most of the load generator's connections).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temp dir (logs).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
     return parser
@@ -298,7 +311,14 @@ class HttpBench:
             if not sep or not key:
                 raise BenchError(f"--server-env wants KEY=VALUE, not {item!r}")
             server_env[key] = value
-        server = ServerProcess(kind, workers, server_env, ROOT, log, app=opts["app"])
+        app = opts["app"]
+        if opts["lean_baseline"]:
+            if app != "moe_project.asgi:application":
+                raise BenchError("--lean-baseline serves its own --app")
+            app = "tests.performance.lean_baseline:application"
+        server = ServerProcess(
+            kind, workers, server_env, ROOT, log, app=app, reuse_port=opts["reuse_port"]
+        )
         self._progress(f"[{label}] starting: {kind} with {workers} worker(s)")
         try:
             server.start()
@@ -349,6 +369,9 @@ class HttpBench:
         if opts["dashboards"]:
             bodies = route_bodies(64, strategy)
             extra.append(Workload("route_dashboards", "POST", "/api/v1/route", headers, bodies))
+        if opts["lean_baseline"]:
+            auth = {"Authorization": headers["Authorization"]}
+            extra.append(Workload("trivial_lean", "GET", "/bench/lean-ping", auth))
         return extra + [
             Workload("trivial", "GET", "/api/v1/ping", {"Authorization": headers["Authorization"]}),
             Workload("route", "POST", "/api/v1/route", headers, route_bodies(64, strategy)),
@@ -571,6 +594,7 @@ def _phase_figures(measures: list[dict], name: str, batch_size: int) -> dict:
     figures = {
         "path": {
             "trivial": "/api/v1/ping",
+            "trivial_lean": "/bench/lean-ping",
             "route": "/api/v1/route",
             "route_dashboards": "/api/v1/route",
         }.get(name, "/api/v1/route/batch"),
@@ -627,6 +651,10 @@ def _round_figures(measured: dict, batch_size: int) -> dict:
         "loadavg_1m": figures["route"]["loadavg_1m"],
     }
     slim.update(_ratios(figures["trivial"], figures["route"]))
+    if "trivial_lean" in figures:
+        lean = _ratios(figures["trivial_lean"], figures["route"])
+        slim["route_lean_ratio"] = lean["route_trivial_ratio"]
+        slim["route_lean_cpu_ratio"] = lean["route_trivial_cpu_ratio"]
     return slim
 
 
@@ -644,8 +672,16 @@ def _aggregate(rounds: list[dict], batch_size: int) -> dict:
         figures["route_dashboards"]["vs_route_without"] = (
             round(with_dash["requests_per_s"] / base, 3) if base else None
         )
+    if "trivial_lean" in rounds[0]:
+        figures["trivial_lean"] = _phase_figures(
+            [r["trivial_lean"] for r in rounds], "trivial_lean", batch_size
+        )
     out = dict(figures)
     out.update(_ratios(figures["trivial"], figures["route"]))
+    if "trivial_lean" in figures:
+        lean = _ratios(figures["trivial_lean"], figures["route"])
+        out["route_lean_ratio"] = lean["route_trivial_ratio"]
+        out["route_lean_cpu_ratio"] = lean["route_trivial_cpu_ratio"]
     problems = []
     for name, f in figures.items():
         if f["non_2xx"] or f["socket_errors"]:
@@ -733,6 +769,17 @@ def _table(result: dict) -> str:
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {run['route_trivial_ratio']:>6.2f} "
             f"{run['route_trivial_cpu_ratio'] or 0:>9.2f} {b['calls_per_s']:>13.1f} "
             f"{b['decisions_per_s']:>11.0f}  {'yes' if run['valid'] else 'NO'}"
+        )
+        if "route_lean_ratio" in run:
+            lean = run["trivial_lean"]
+            lines.append(
+                f"    lean baseline /bench/lean-ping {lean['requests_per_s']:.0f}/s: route / it "
+                f"{run['route_lean_ratio']:.2f}, CPU ratio {run['route_lean_cpu_ratio'] or 0:.2f}"
+            )
+        lines.append(
+            f"    CPU per request trivial / route: {t['server_cpu_ms_per_request']} / "
+            f"{r['server_cpu_ms_per_request']} ms; batch {b['server_cpu_us_per_decision']} "
+            f"us/decision; load {r['loadavg_1m']}"
         )
         for problem in run["problems"]:
             lines.append(f"    ! {problem}")

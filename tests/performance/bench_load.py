@@ -449,10 +449,12 @@ class ServerProcess:
         cwd: Path,
         log_path: Path,
         app: str = "moe_project.asgi:application",
+        reuse_port: bool = False,
     ) -> None:
         if kind not in ("uvicorn", "daphne"):
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
+        self.reuse_port = reuse_port
         self.app = app
         self.workers = workers
         self.env = env
@@ -462,12 +464,16 @@ class ServerProcess:
         self.procs: list[subprocess.Popen] = []
         self.command = ""
         self._listener: socket.socket | None = None
+        self._listeners: list[socket.socket] = []
         self._log = None
 
     # -- lifecycle --
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        if self.kind == "uvicorn" and self.reuse_port and self.workers > 1:
+            self._start_reuse_port()
+            return
         if self.kind == "uvicorn":
             self.port = free_port()
             cmd = [
@@ -506,6 +512,32 @@ class ServerProcess:
         for _ in range(self.workers):
             self.procs.append(self._spawn(cmd, pass_fds=(fd,)))
 
+    def _start_reuse_port(self) -> None:
+        """N single-worker uvicorn processes, each on its own SO_REUSEPORT socket of one port:
+        the kernel spreads new connections over them by address hash. (uvicorn --workers
+        shares one socket, and the first worker to wake accepts most of a burst of
+        connections: with a load generator's few long-lived connections, one worker can get
+        14 of 16.) A reverse proxy in front spreads requests in production (docs/DEPLOY.md)."""
+        for _ in range(self.workers):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            # uvicorn takes an --fd socket for a Unix one and leaves Nagle on: accepted
+            # sockets inherit this instead (without it every answer waits ~40 ms for an ACK).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((HOST, self.port))
+            sock.listen(2048)
+            self.port = sock.getsockname()[1]
+            self._listeners.append(sock)
+        for sock in self._listeners:
+            fd = sock.fileno()
+            os.set_inheritable(fd, True)
+            cmd = [tool("uvicorn"), self.app, "--fd", str(fd), "--no-access-log"]
+            self.procs.append(self._spawn(cmd + ["--lifespan", "off"], pass_fds=(fd,)))
+        self.command = (
+            f"{self.workers} x uvicorn {self.app} --fd N --no-access-log --lifespan off "
+            "(one SO_REUSEPORT socket each, same port)"
+        )
+
     def _spawn(self, cmd: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         return subprocess.Popen(
             cmd,
@@ -539,6 +571,9 @@ class ServerProcess:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        for sock in self._listeners:
+            sock.close()
+        self._listeners = []
         if self._log is not None:
             self._log.close()
             self._log = None
