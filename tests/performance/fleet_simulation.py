@@ -554,6 +554,7 @@ class Environment:
         self.redis_url = redis_url
         self.template = workdir / "template"
         self._count = 0
+        self.routing_seed = 0
 
     def env_for(self, var_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
@@ -569,6 +570,8 @@ class Environment:
                 "MOE_LATENCY_COST_MS": repr(float(self.objective.latency_cost_ms)),
                 "MOE_LATENCY_SLO_MS": repr(float(self.objective.slo_ms)),
                 "MOE_LOG_LEVEL": "WARNING",
+                # Exploration draws repeat with the workload's seed (--seed).
+                "MOE_ROUTING_SEED": str(self.routing_seed),
                 # Two cores shared by the server, the client and maybe a Celery worker.
                 "OMP_NUM_THREADS": "1",
             }
@@ -1390,6 +1393,7 @@ def _run(args: argparse.Namespace) -> dict:
     requests = Workload(profiles, args.seed).take(args.requests)
     workdir = Path(tempfile.mkdtemp(prefix="moe-fleet-sim-"))
     env = Environment(workdir, objective, args.redis)
+    env.routing_seed = args.seed
     started = time.monotonic()
     report: dict = {
         "benchmark": "fleet_simulation",

@@ -1,0 +1,30 @@
+"""MOE_ROUTING_SEED and MOE_BREAKER_PANIC reach the engine a worker builds: a seeded worker's
+exploration repeats draw for draw, and panic routing can be turned off."""
+
+from django.test import override_settings
+
+from routing.core.engine import RoutingEngine
+from routing.core.types import FleetSnapshot, RouteRequest
+from routing.runtime import engine_config
+from tests.routing.core.fleets import service, view
+
+
+def picks(seed: int) -> list[str]:
+    with override_settings(MOE_ROUTING_SEED=seed):
+        engine = RoutingEngine(engine_config())
+    snapshot = FleetSnapshot.build([service(s) for s in "abcd"])
+    live = view(len(snapshot))
+    request = RouteRequest(request_type="inference", complexity=0.5)
+    return [engine.route(request, snapshot, live, "power_of_two").selected[0] for _ in range(40)]
+
+
+def test_a_seeded_worker_repeats_its_draws_and_another_seed_does_not():
+    assert engine_config().p2c_seed is None  # unset: from the OS
+    assert picks(7) == picks(7)
+    assert picks(7) != picks(8)
+
+
+def test_panic_routing_follows_its_setting():
+    assert engine_config().panic_when_all_breakers_open is True
+    with override_settings(MOE_BREAKER_PANIC=False):
+        assert engine_config().panic_when_all_breakers_open is False
