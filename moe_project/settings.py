@@ -262,6 +262,9 @@ MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
 # Panic routing: when circuit breakers alone shut out every service able to serve a request,
 # route among them anyway (Envoy's healthy-panic routing) instead of answering 503.
 MOE_BREAKER_PANIC = env_bool("MOE_BREAKER_PANIC", True)
+# With Redis, every worker's online learner also learns from the outcomes reported to the
+# other workers (routing/shared_learning.py); false: each worker learns from its own.
+MOE_SHARED_LEARNING = env_bool("MOE_SHARED_LEARNING", True)
 # Seed of each worker's routing randomness (exploration, power-of-two sampling); unset (the
 # default: -1): seeded by the OS. A fixed seed makes a single-worker run repeatable (simulations).
 MOE_ROUTING_SEED = env_int("MOE_ROUTING_SEED", -1, minimum=-1)

@@ -140,6 +140,18 @@ class Router:
         self._ramp_seen: tuple[FleetSnapshot | None, np.ndarray | None] = (None, None)
         self._prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
+        # Shared learning (routing/shared_learning.py): outcomes go to every worker's learner.
+        self._follower = None
+        if self.redis_client is not None and settings.MOE_SHARED_LEARNING:
+            from routing.shared_learning import LearningFollower
+
+            self._follower = LearningFollower(self, settings.REDIS_URL, self._prefix)
+            self._follower.start()
+
+    def close(self) -> None:
+        """Stop this router's background work (the shared-learning follower)."""
+        if self._follower is not None:
+            self._follower.stop()
 
     def _create_store(self):
         from telemetry.state.factory import create_state_store
@@ -619,10 +631,12 @@ class Router:
         record = outcome_record(
             request_id, service_id, success, latency_ms, status_code, reward, primary
         )
+        learned = (service_id, request_type, complexity, reward)
         if flushed_row is not None:
             self.history.apply_now([record])
+            self._share_outcome(None, learned)
         else:
-            self.history.append([record])
+            self._share_outcome(record, learned)
         self.metrics.record_outcome(service_id, success, reward)
         return {
             "request_id": request_id,
@@ -631,6 +645,29 @@ class Router:
             "reward": round(reward, 6),
             "breaker_state": new_state.value if new_state else None,
         }
+
+    def _share_outcome(self, record: dict | None, learned: tuple) -> None:
+        """Append the outcome's history ``record`` (None: already written) and, with shared
+        learning, the outcome for the other workers' learners, in one round trip."""
+        if self._follower is None or self.history.stream is None:
+            if record is not None:
+                self.history.append([record])
+            return
+        import redis
+
+        from routing.shared_learning import queue_shared_outcome
+
+        try:
+            pipe = self.redis_client.pipeline(transaction=False)
+            if record is not None:
+                self.history.queue(pipe, [record])
+            queue_shared_outcome(pipe, self._prefix, *learned)
+            results = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            results = [exc]
+        if record is not None and isinstance(results[0], Exception):
+            logger.warning("history: Redis unavailable, outcome spooled locally")
+            self.history.append([record], local=True)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -693,6 +730,8 @@ def reset_router() -> None:
     """Drop this process's router (tests, settings changes)."""
     global _router
     with _router_lock:
+        if _router is not None:
+            _router.close()
         _router = None
 
 

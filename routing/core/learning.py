@@ -37,10 +37,12 @@ Exploration, with logged propensities
     returned with every decision and written to history, which makes off-policy evaluation of
     any other policy on the logged data possible (:mod:`routing.core.offpolicy`).
 
-State is per process (every worker learns from the outcomes it receives); a retrained version
-carries a snapshot of the statistics (:meth:`OutcomeLearner.to_bytes`) that every worker loads,
-so workers start again from the same, evaluated state. Updates take a lock; readers do not
-(a decision that reads a column being rewritten sees the old or the new value of each cell).
+State is per process; with Redis, every worker also learns from the outcomes reported to the
+others (routing/shared_learning.py feeds them to :meth:`OutcomeLearner.observe`). A retrained
+version carries a snapshot of the statistics (:meth:`OutcomeLearner.to_bytes`) that every
+worker loads, so workers start again from the same, evaluated state. Updates take a lock;
+readers do not (a decision that reads a column being rewritten sees the old or the new value
+of each cell).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ proxy (tests/support/redis_counter.py). After a few warm-up routes (the first re
 worker loads the fleet and reads the shared state), one ``POST /api/v1/route`` costs exactly
 one round trip: the rate-limit counter, the in-flight/breaker script, the pending outcome
 entry, the history record and the metrics in one MULTI/EXEC. Reporting that request's outcome
-then costs the round trips counted below, and a batch two. The live feed's channel-layer
-traffic (``moe:ws`` keys, coalesced in the background, not per request) is told apart and not
-counted.
+then costs the round trips counted below (the outcome's history record and its entry for the
+other workers' learners share one), and a batch two. The live feed's channel-layer traffic
+(``moe:ws`` keys, coalesced in the background, not per request) and the shared-learning
+follower's reads (its own connection and thread) are told apart and not counted.
 
 The worker's view of shared state is given a long maximum age, so that no refresh falls in the
 measured window by chance: the refresh itself rides on commits or a timer (see
@@ -26,7 +27,7 @@ from tests.support.redis_counter import RedisRoundTripCounter
 pytestmark = pytest.mark.integration
 
 ROUTE_ROUND_TRIPS = 1  # README: "one pipelined round trip per routed request"
-OUTCOME_ROUND_TRIPS = 5  # README: rate limit, claim, state, history, metrics
+OUTCOME_ROUND_TRIPS = 5  # README: rate limit, claim, state, history (+ shared learning), metrics
 BATCH_ROUND_TRIPS = 2  # README: the batch's rate limit, then one pipeline for all of it
 
 
@@ -51,7 +52,13 @@ def described(exchanges) -> str:
 
 
 def request_path(exchanges):
-    return [e for e in exchanges if not e.mentions(b"moe:ws")]
+    return [e for e in exchanges if not e.mentions(b"moe:ws") and not follows_learning(e)]
+
+
+def follows_learning(exchange) -> bool:
+    """The shared-learning follower's own reads (a background thread with its own connection,
+    routing/shared_learning.py): an XREAD that returns when an outcome is appended."""
+    return exchange.commands in (["XREAD"], ["XREVRANGE"]) and exchange.mentions(b"moe:learn")
 
 
 def measured(counter, call):
@@ -96,6 +103,9 @@ def test_route_then_outcome_round_trips(counted_worker):
 
     assert reported.status_code == 200, reported.text
     assert len(outcome_trips) == OUTCOME_ROUND_TRIPS, described(outcome_trips)
+    # The history record and the entry for the other workers' learners: one exchange.
+    shared = [e for e in outcome_trips if e.mentions(b"moe:learn")]
+    assert [e.commands for e in shared] == [["XADD", "XADD"]], described(outcome_trips)
 
     batch = {"requests": [body["data"]] * 50, "routing_strategy": "power_of_two"}
     batched, batch_trips = measured(counter, lambda: client.post("/api/v1/route/batch", json=batch))
