@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.performance.learner_replay           # both profile sets, 8 seeds
     .venv/bin/python -m tests.performance.learner_replay --profiles alt --seeds 20 --requests 3000
+    .venv/bin/python -m tests.performance.learner_replay --workers 4 [--no-share]
 
 ``tests.performance.fleet_simulation`` measures decision quality through the real HTTP API,
 one seeded run per strategy: its figures move by a few points from run to run (the server's
@@ -14,6 +15,10 @@ also splits the misses of each phase into
 * ``explored``: the decision explored (chose another candidate than its greedy one);
 * ``near_tie``: greedy, and the chosen service's expected reward is within 0.02 of the oracle's;
 * ``wrong``: greedy, and clearly worse than the oracle's.
+
+``--workers N`` splits the requests over N learners (web workers) and reports each outcome to
+one of them at random; with shared learning (the default, as with Redis) every learner sees
+every outcome, with ``--no-share`` only the one it was reported to.
 
 It complements the HTTP simulation; it does not replace it (no retrain round trip, no load).
 """
@@ -38,12 +43,24 @@ from tests.performance.fleet_simulation import (
 )
 
 
-def replay(profiles: str, seed: int, requests: int, config: LearnerConfig | None = None) -> dict:
+def replay(
+    profiles: str,
+    seed: int,
+    requests: int,
+    config: LearnerConfig | None = None,
+    workers: int = 1,
+    shared: bool = True,
+) -> dict:
+    """One seeded run. ``workers`` > 1: that many learners (web workers) take the requests in
+    turn, and each outcome is reported to a worker drawn at random (a client's next request
+    lands anywhere); with ``shared`` every worker's learner sees every outcome (as with
+    MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to."""
     objective = Objective()
     fleet = Fleet(PROFILE_SETS[profiles], objective)
     workload = Workload(fleet.profiles, seed)
-    learner = OutcomeLearner(config, objective, seed=seed * 7919 + 1)
+    learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
     outcome_rng = random.Random(seed * 1000 + 17)
+    report_rng = random.Random(seed * 31 + 5)
     phases = {}
     for name, lo, hi in phase_bounds(requests):
         counts = {"n": 0, "optimal": 0, "explored": 0, "near_tie": 0, "wrong": 0, "regret": 0.0}
@@ -52,6 +69,7 @@ def replay(profiles: str, seed: int, requests: int, config: LearnerConfig | None
             capable = fleet.capable(req.request_type, req.capabilities)
             if not capable:
                 continue
+            learner = learners[req.index % workers]
             _, evidence, score = learner.scores(req.request_type, req.complexity, capable)
             chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()))
             sid = capable[chosen]
@@ -72,7 +90,9 @@ def replay(profiles: str, seed: int, requests: int, config: LearnerConfig | None
             ok, latency, _ = fleet.sample(
                 sid, req.request_type, req.capabilities, req.complexity, outcome_rng
             )
-            learner.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+            told = learners if shared else [learners[report_rng.randrange(workers)]]
+            for one in told:
+                one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
         n = max(1, counts.pop("n"))
         phases[name] = {k: v / n for k, v in counts.items()}
     return phases
@@ -98,13 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="learners taking turns (1)")
+    parser.add_argument(
+        "--no-share", action="store_true", help="with --workers: each learns only what it is told"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = {}
     for profiles in args.profiles.split(","):
         t0 = time.monotonic()
         seeds = range(args.first_seed, args.first_seed + args.seeds)
-        runs = [replay(profiles, s, args.requests) for s in seeds]
+        runs = [
+            replay(profiles, s, args.requests, workers=args.workers, shared=not args.no_share)
+            for s in seeds
+        ]
         report[profiles] = summarise(runs)
         if not args.json:
             print(f"{profiles}: {args.seeds} seeds, {time.monotonic() - t0:.1f} s")
