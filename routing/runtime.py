@@ -302,7 +302,18 @@ class Router:
         decision = self.engine.route(request, snapshot, view, strategy, top_k)
         routed = Routed(self._new_id(), decision, override_id, top_k)
         context = self._context(snapshot, view)
-        return self._commit([routed], [request], context, client, snapshot, guard)[0]
+        routed = self._commit([routed], [request], context, client, snapshot, guard)[0]
+        if decision.selected and not routed.decision.selected:
+            # Every selected service's breaker opened on another worker between our view and
+            # the dispatch (_drop_refused): route once more on a fresh view (the store dropped
+            # its cached one) rather than answer 503 while others can serve. The rate limit
+            # was counted already; history keeps the refused decision, amended.
+            view = self._view(snapshot)
+            decision = self.engine.route(request, snapshot, view, strategy, top_k)
+            retry = Routed(self._new_id(), decision, override_id, top_k)
+            context = self._context(snapshot, view)
+            routed = self._commit([retry], [request], context, client, snapshot, None)[0]
+        return routed
 
     def route_batch(
         self,

@@ -675,6 +675,9 @@ class RedisStateStore:
         if refused:
             dropped = set(refused)
             counted = [pair for pair in call.pairs if pair not in dropped]
+            # A refusal proves this process's view stale (a breaker changed elsewhere): the
+            # next view() reads Redis, so a retry routes on what is true now.
+            self._invalidate()
         self._add_pending([service_id for _, service_id in counted], +1)
         if transitions:
             self._invalidate()
