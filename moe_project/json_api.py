@@ -5,6 +5,7 @@ naming the body, and caps nesting depth so an absurdly nested payload is a clear
 than a recursion problem further down.
 """
 
+import numpy as np
 import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -30,6 +31,48 @@ def json_depth_exceeds(value, limit: int) -> bool:
     return False
 
 
+# +1 for an opening bracket, -1 for a closing one, 0 for any other byte.
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
+
+
+def nests_deeper(raw: bytes, data, limit: int) -> bool:
+    """``json_depth_exceeds(data, limit)`` for ``data = orjson.loads(raw)``, from the bytes when
+    it can: in valid JSON without backslashes, every ``"`` opens or closes a string, so the
+    bracket depth outside strings is a cumulative sum (a 1,000-item batch: ~0.3 ms instead of
+    ~2.5 ms of Python)."""
+    if b"\\" in raw or len(raw) < 4096:
+        return json_depth_exceeds(data, limit)
+    text = np.frombuffer(raw, dtype=np.uint8)
+    outside = (np.cumsum(text == ord('"')) & 1) == 0
+    steps = _BRACKET_STEP[text]
+    steps[~outside] = 0
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0)) > limit
+
+
+def payload_too_large() -> APIError:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return APIError(
+        "payload_too_large",
+        f"Request body is larger than {limit} bytes.",
+        {"body": [f"At most {limit} bytes."]},
+        413,
+    )
+
+
+def load_json_body(raw: bytes):
+    """A non-empty request body decoded by the API's rules: 400 (``ParseError``) when it is
+    not valid JSON or nests deeper than ``MOE_MAX_JSON_DEPTH`` (the body adds one level)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"Body is not valid JSON: {exc}") from None
+    if nests_deeper(raw, data, settings.MOE_MAX_JSON_DEPTH + 2):
+        raise ParseError(f"JSON nests deeper than {settings.MOE_MAX_JSON_DEPTH} levels.")
+    return data
+
+
 class OrjsonParser(BaseParser):
     media_type = "application/json"
 
@@ -38,22 +81,10 @@ class OrjsonParser(BaseParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if limit is not None and len(raw) > limit:
-            raise APIError(
-                "payload_too_large",
-                f"Request body is larger than {limit} bytes.",
-                {"body": [f"At most {limit} bytes."]},
-                413,
-            )
+            raise payload_too_large()
         if not raw:
             raise ParseError("Request body is empty; expected a JSON object.")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"Body is not valid JSON: {exc}") from None
-        # The body adds one level; payloads nested deeper than the limit are refused.
-        if json_depth_exceeds(data, settings.MOE_MAX_JSON_DEPTH + 2):
-            raise ParseError(f"JSON nests deeper than {settings.MOE_MAX_JSON_DEPTH} levels.")
-        return data
+        return load_json_body(raw)
 
 
 def _default(value):

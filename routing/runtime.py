@@ -36,6 +36,7 @@ from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownR
 from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override
+from routing.shared_learning import LearningFollower, queue_shared_outcome
 
 if TYPE_CHECKING:
     from moe_project.throttling import RateGuard
@@ -143,8 +144,6 @@ class Router:
         # Shared learning (routing/shared_learning.py): outcomes go to every worker's learner.
         self._follower = None
         if self.redis_client is not None and settings.MOE_SHARED_LEARNING:
-            from routing.shared_learning import LearningFollower
-
             self._follower = LearningFollower(self, settings.REDIS_URL, self._prefix)
             self._follower.start()
 
@@ -645,9 +644,9 @@ class Router:
         learned = (service_id, request_type, complexity, reward)
         if flushed_row is not None:
             self.history.apply_now([record])
-            self._share_outcome(None, learned)
+            self._append_outcome(None, learned)
         else:
-            self._share_outcome(record, learned)
+            self._append_outcome(record, learned)
         self.metrics.record_outcome(service_id, success, reward)
         return {
             "request_id": request_id,
@@ -657,7 +656,7 @@ class Router:
             "breaker_state": new_state.value if new_state else None,
         }
 
-    def _share_outcome(self, record: dict | None, learned: tuple) -> None:
+    def _append_outcome(self, record: dict | None, learned: tuple) -> None:
         """Append the outcome's history ``record`` (None: already written) and, with shared
         learning, the outcome for the other workers' learners, in one round trip."""
         if self._follower is None or self.history.stream is None:
@@ -665,8 +664,6 @@ class Router:
                 self.history.append([record])
             return
         import redis
-
-        from routing.shared_learning import queue_shared_outcome
 
         try:
             pipe = self.redis_client.pipeline(transaction=False)

@@ -30,19 +30,16 @@ BLOCK_MS = 1000
 RETRY_S = 1.0
 
 
-def learn_fields(token: str, service_id: str, request_type: str, complexity: float, reward: float):
-    return {"w": token, "s": service_id, "t": request_type, "c": repr(float(complexity)),
-            "r": repr(float(reward))}  # fmt: skip
-
-
 def queue_shared_outcome(pipe, token, service_id, request_type, complexity, reward) -> None:
     """Queue one outcome for the other workers on the caller's pipeline."""
-    pipe.xadd(
-        LEARN_KEY,
-        learn_fields(token, service_id, request_type, complexity, reward),
-        maxlen=LEARN_MAXLEN,
-        approximate=True,
-    )
+    fields = {
+        "w": token,
+        "s": service_id,
+        "t": request_type,
+        "c": repr(float(complexity)),
+        "r": repr(float(reward)),
+    }
+    pipe.xadd(LEARN_KEY, fields, maxlen=LEARN_MAXLEN, approximate=True)
 
 
 class LearningFollower(threading.Thread):

@@ -195,11 +195,7 @@ class RoutingEngine:
             return self._none(
                 fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
-        room = static & (view.in_flight < fleet.capacity)
-        eligible = room & view.breaker_allows
-        panic = False
-        if not eligible.any() and room.any() and self.config.panic_when_all_breakers_open:
-            eligible, panic = room, True
+        eligible, panic = self._eligible(static & (view.in_flight < fleet.capacity), view)
         if view.ramp is not None:
             eligible = self._slow_start(eligible, view.ramp)
         idx = np.flatnonzero(eligible)
@@ -222,6 +218,15 @@ class RoutingEngine:
         return self._decision(
             choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates
         )
+
+    def _eligible(self, room: np.ndarray, view: LiveView) -> tuple[np.ndarray, bool]:
+        """Of the candidates with ``room`` (able to serve, below capacity), those whose breaker
+        allows them; if the breakers allow none, all of them (panic routing): ``(mask,
+        panicked)``."""
+        eligible = room & view.breaker_allows
+        if not eligible.any() and room.any() and self.config.panic_when_all_breakers_open:
+            return room, True
+        return eligible, False
 
     def _slow_start(self, eligible: np.ndarray, ramp: np.ndarray) -> np.ndarray:
         """Leave each ramping service out with probability ``1 - ramp``, unless that would
@@ -318,8 +323,6 @@ class RoutingEngine:
         k = self._top_k(top_k)
         bctx = BatchContext(fleet, view, requests)
         room = view.in_flight < fleet.capacity
-        dynamic = view.breaker_allows & room
-        panic_ok = self.config.panic_when_all_breakers_open
         groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
@@ -329,10 +332,7 @@ class RoutingEngine:
         ids = fleet.ids
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
-            mask = None if static is None else static & dynamic
-            panic = False
-            if mask is not None and panic_ok and not mask.any() and (static & room).any():
-                mask, panic = static & room, True
+            mask, panic = (None, False) if static is None else self._eligible(static & room, view)
             if mask is not None and view.ramp is not None:
                 # One draw per group: the expected share is right, a batch is lumpier.
                 mask = self._slow_start(mask, view.ramp)

@@ -548,13 +548,15 @@ class SimulationError(RuntimeError):
 class Environment:
     """Makes fresh var dirs (copies of one migrated template) and the env of their processes."""
 
-    def __init__(self, workdir: Path, objective: Objective, redis_url: str | None) -> None:
+    def __init__(
+        self, workdir: Path, objective: Objective, redis_url: str | None, routing_seed: int = 0
+    ) -> None:
         self.workdir = workdir
         self.objective = objective
         self.redis_url = redis_url
         self.template = workdir / "template"
         self._count = 0
-        self.routing_seed = 0
+        self.routing_seed = routing_seed
 
     def env_for(self, var_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
@@ -1392,8 +1394,7 @@ def _run(args: argparse.Namespace) -> dict:
     fleet = Fleet(profiles, objective)
     requests = Workload(profiles, args.seed).take(args.requests)
     workdir = Path(tempfile.mkdtemp(prefix="moe-fleet-sim-"))
-    env = Environment(workdir, objective, args.redis)
-    env.routing_seed = args.seed
+    env = Environment(workdir, objective, args.redis, routing_seed=args.seed)
     started = time.monotonic()
     report: dict = {
         "benchmark": "fleet_simulation",

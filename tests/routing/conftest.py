@@ -1,5 +1,7 @@
 """Fixtures for the routing API tests: a small fleet."""
 
+import uuid
+
 import pytest
 
 FLEET = [
@@ -27,3 +29,16 @@ def fleet(db):
         )
         services.append(service)
     return services
+
+
+@pytest.fixture
+def three_per_minute(settings):
+    """A 3-per-minute client rate limit; a cache key prefix of its own gives the test fresh
+    counters without flushing a shared cache."""
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"moe-test-{uuid.uuid4().hex}"}
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "3/min"},
+    }

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moe_project.json_api import json_depth_exceeds
-from routing.api.fast import _nests_deeper
+from moe_project.json_api import json_depth_exceeds, nests_deeper
 from routing.validation import DATA_KEYS, FieldErrors, parse_request_data, quick_request_data
 
 MAX_STRING = 4096
@@ -85,14 +84,19 @@ data_objects = st.one_of(
 @settings(max_examples=600, deadline=None)
 @given(st.one_of(data_objects, json_values))
 def test_the_quick_parse_builds_what_the_reference_builds_or_declines(data):
+    assert_quick_agrees(data)
+
+
+def assert_quick_agrees(data) -> None:
+    """The quick parse declines (None) whatever the reference refuses, and otherwise builds
+    the same request or declines."""
     quick = quick_request_data(data, MAX_STRING)
     try:
         reference = parse_request_data(data)
     except FieldErrors:
         assert quick is None
         return
-    if quick is not None:
-        assert quick == reference
+    assert quick is None or quick == reference
 
 
 BASE = {
@@ -115,14 +119,7 @@ EDGES = [
 @pytest.mark.parametrize("field", [*sorted(DATA_KEYS), "colour"])
 @pytest.mark.parametrize("value", EDGES, ids=lambda v: repr(v)[:20])
 def test_each_field_at_its_edges_parses_alike(field, value):
-    data = {**BASE, field: value}
-    quick = quick_request_data(data, MAX_STRING)
-    try:
-        reference = parse_request_data(data)
-    except FieldErrors:
-        assert quick is None
-        return
-    assert quick is None or quick == reference
+    assert_quick_agrees({**BASE, field: value})
 
 
 @pytest.mark.parametrize(
@@ -159,4 +156,4 @@ def test_the_depth_check_on_bytes_agrees_with_the_walk(value, limit, padding):
     body = {"requests": [value], "pad": "x" * padding}  # long bodies take the byte scan
     raw = orjson.dumps(body)
 
-    assert _nests_deeper(raw, body, limit) == json_depth_exceeds(body, limit)
+    assert nests_deeper(raw, body, limit) == json_depth_exceeds(body, limit)

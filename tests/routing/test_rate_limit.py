@@ -1,22 +1,8 @@
 """Per-client rate limits: counted in the shared cache; over the limit is a 429 error JSON."""
 
-import uuid
-
 import pytest
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def three_per_minute(settings):
-    # A key prefix of its own gives this test fresh counters without flushing a shared cache.
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"moe-test-{uuid.uuid4().hex}"}
-    }
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"user": "3/min"},
-    }
 
 
 def test_a_client_over_its_limit_gets_429_and_others_do_not(

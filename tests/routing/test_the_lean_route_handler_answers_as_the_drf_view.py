@@ -10,7 +10,6 @@ signal tells which requests the lean handler served itself and which it handed t
 import asyncio
 import datetime
 import re
-import uuid
 
 import httpx
 import pytest
@@ -227,17 +226,6 @@ async def test_forward_goes_to_the_drf_view_with_its_body(apps, token, fleet):
     assert mine.status_code == 400
     assert mine.json()["error"]["fields"] == {"forward": ["Must be true or false."]}
     same_error(mine, reference)
-
-
-@pytest.fixture
-def three_per_minute(settings):
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"moe-test-{uuid.uuid4().hex}"}
-    }
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"user": "3/min"},
-    }
 
 
 def without_seconds(body: dict) -> dict:
