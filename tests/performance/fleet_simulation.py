@@ -40,6 +40,8 @@ each decision (request, selection, reason, oracle, expected rewards, outcome) as
 
 The hidden profiles live in :data:`PROFILE_SETS` (``--profiles default|alt``): one data
 structure per set, so another set can be added without touching the harness.
+``--profiles random:N`` draws a fleet from seed N (:func:`random_profile_set`), so the figures
+are not only those of profiles written by the people who tuned the learner.
 """
 
 from __future__ import annotations
@@ -281,6 +283,72 @@ PROFILE_SETS: dict[str, ProfileSet] = {
         key_space=500,
     ),
 }
+
+
+# Names for generated fleets: (request type, base capabilities, optional capabilities).
+_RANDOM_TYPES = (
+    ("inference", ("text-generation",), ("code", "vision", "chat")),
+    ("analysis", ("analysis",), ("sql", "graph", "tda")),
+    ("storage", ("storage",), ("kv", "archival")),
+    ("learning", ("training",), ("fine-tuning", "distributed")),
+    ("vision", ("image",), ("ocr", "segmentation")),
+)
+
+
+def random_profile_set(seed: int) -> ProfileSet:
+    """A seeded random fleet, so decision quality is not judged on hand-made profiles alone.
+
+    2-4 request types; per type 2-4 able services whose success and latency curves are drawn
+    at random (so some types have one dominant service, others crossovers in complexity), an
+    optional capability that only some of them offer (asked for by a share of the requests),
+    and distractors: a service of another type offering the same capabilities, and one that
+    never answers anything requested.
+    """
+    rng = random.Random(seed)
+    kinds = rng.sample(_RANDOM_TYPES, rng.randint(2, 4))
+    services: list[SimService] = []
+    request_types: dict[str, RequestMix] = {}
+    for rtype, base, optional in kinds:
+        extra = rng.choice(optional)
+        n = rng.randint(2, 4)
+        offering = set(rng.sample(range(n), rng.randint(1, n - 1)))
+        for i in range(n):
+            s0 = rng.uniform(0.8, 0.999)
+            curve = Curve(
+                s0=s0,
+                s1=rng.uniform(0.1, s0) if rng.random() < 0.6 else rng.uniform(s0 - 0.1, 0.999),
+                m0=rng.uniform(10, 400),
+                m1=rng.uniform(10, 600),
+                shape=rng.choice((0.5, 1.0, 1.5, 2.5)),
+                sigma=rng.uniform(0.15, 0.35),
+            )
+            caps = (*base, extra) if i in offering else base
+            services.append(_svc(f"{rtype[:4]}-{i}-r{seed}", rtype, caps, curve))
+        request_types[rtype] = RequestMix(
+            rng.uniform(0.5, 2.0), ((rng.uniform(0.1, 0.3), (extra,)),)
+        )
+    other = [t for t in _RANDOM_TYPES if t not in kinds]
+    decoy_type = other[0][0] if other else "custom"
+    decoy_caps = tuple(c for _, base, _ in kinds for c in base)
+    services.append(_svc(f"decoy-r{seed}", decoy_type, decoy_caps, Curve(0.99, 0.99, 5, 5)))
+    services.append(_svc(f"mute-r{seed}", decoy_type, ("nothing-asked",)))
+    total = sum(m.weight for m in request_types.values())
+    request_types = {
+        t: RequestMix(m.weight / total, m.capabilities) for t, m in request_types.items()
+    }
+    return ProfileSet(
+        name=f"random:{seed}",
+        description=f"seeded random fleet {seed}: " + ", ".join(t for t, _, _ in kinds),
+        services=tuple(services),
+        request_types=request_types,
+    )
+
+
+def profile_set(name: str) -> ProfileSet:
+    """A named profile set, or ``random:N`` (a seeded random fleet)."""
+    if name.startswith("random:"):
+        return random_profile_set(int(name.split(":", 1)[1]))
+    return PROFILE_SETS[name]
 
 
 def _phi(x: float) -> float:
@@ -1332,7 +1400,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"Comma-separated (default: all: {','.join(ALL_STRATEGIES)}).",
     )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--profiles", default="default", choices=sorted(PROFILE_SETS))
+    p.add_argument(
+        "--profiles",
+        default="default",
+        help=f"{' | '.join(sorted(PROFILE_SETS))} | random:N (a seeded random fleet)",
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke: 200 requests, 2 strategies.")
     p.add_argument("--flood", type=int, default=None, help="Flood requests (5000; 0 = skip).")
     p.add_argument("--drift-seconds", type=float, default=None, help="Drift phase length (15).")
@@ -1362,6 +1434,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.flood = 0 if args.quick else 5000
     if args.drift_seconds is None:
         args.drift_seconds = 4.0 if args.quick else 15.0
+    try:
+        profile_set(args.profiles)
+    except (KeyError, ValueError):
+        p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))} or random:N")
     if args.redis:
         db = (urlsplit(args.redis).path or "/0").strip("/") or "0"
         if db == "0":
@@ -1390,7 +1466,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> dict:
     objective = _objective(args)
-    profiles = PROFILE_SETS[args.profiles]
+    profiles = profile_set(args.profiles)
     fleet = Fleet(profiles, objective)
     requests = Workload(profiles, args.seed).take(args.requests)
     workdir = Path(tempfile.mkdtemp(prefix="moe-fleet-sim-"))

@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.performance.learner_replay           # both profile sets, 8 seeds
     .venv/bin/python -m tests.performance.learner_replay --profiles alt --seeds 20 --requests 3000
     .venv/bin/python -m tests.performance.learner_replay --workers 4 [--no-share]
+    .venv/bin/python -m tests.performance.learner_replay --profiles random --seeds 40
 
 ``tests.performance.fleet_simulation`` measures decision quality through the real HTTP API,
 one seeded run per strategy: its figures move by a few points from run to run (the server's
@@ -20,6 +21,10 @@ also splits the misses of each phase into
 one of them at random; with shared learning (the default, as with Redis) every learner sees
 every outcome, with ``--no-share`` only the one it was reported to.
 
+``--profiles random`` replays a different seeded random fleet for each seed
+(``fleet_simulation.random_profile_set``): the learner's settings were tuned on ``default`` and
+``alt``, and these say whether they hold on fleets nobody tuned them for.
+
 It complements the HTTP simulation; it does not replace it (no retrain round trip, no load).
 """
 
@@ -36,10 +41,10 @@ from routing.core.learning import LearnerConfig, OutcomeLearner
 from routing.core.objective import Objective
 from tests.performance.fleet_simulation import (
     NEAR_OPTIMAL_REWARD_GAP,
-    PROFILE_SETS,
     Fleet,
     Workload,
     phase_bounds,
+    profile_set,
 )
 
 
@@ -56,7 +61,8 @@ def replay(
     lands anywhere); with ``shared`` every worker's learner sees every outcome (as with
     MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to."""
     objective = Objective()
-    fleet = Fleet(PROFILE_SETS[profiles], objective)
+    # "random": a different seeded random fleet per seed.
+    fleet = Fleet(profile_set(f"random:{seed}" if profiles == "random" else profiles), objective)
     workload = Workload(fleet.profiles, seed)
     learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
     outcome_rng = random.Random(seed * 1000 + 17)

@@ -39,3 +39,30 @@ def test_four_workers_that_share_what_they_learn_choose_better_than_four_that_do
 
     # 40 seeds: 95.2% shared, 89.2% not (docs/PERFORMANCE.md).
     assert last_phase_optimal(True) > last_phase_optimal(False) + 0.02
+
+
+def test_random_fleets_are_seeded_and_every_requested_type_has_a_choice():
+    from routing.core.objective import Objective
+    from tests.performance.fleet_simulation import Fleet, profile_set, random_profile_set
+
+    assert random_profile_set(5) == profile_set("random:5")
+    assert random_profile_set(5) != random_profile_set(6)
+    for seed in range(1, 30):
+        profiles = random_profile_set(seed)
+        fleet = Fleet(profiles, Objective())
+        assert abs(sum(m.weight for m in profiles.request_types.values()) - 1.0) < 1e-9
+        for rtype, mix in profiles.request_types.items():
+            assert len(fleet.capable(rtype, ())) >= 2, (seed, rtype)
+            for _, wanted in mix.capabilities:
+                assert fleet.capable(rtype, wanted), (seed, rtype, wanted)
+        # The decoys share capabilities with requested types but can serve none of them.
+        decoys = [s for s in profiles.services if s.service_id.startswith(("decoy", "mute"))]
+        assert len(decoys) == 2
+        assert all(s.service_type not in profiles.request_types for s in decoys)
+
+
+def test_the_replay_runs_on_random_fleets(capsys):
+    assert learner_replay.main(["--profiles", "random", "--seeds", "2", "--json"]) == 0
+    phases = json.loads(capsys.readouterr().out)["random"]
+    # Chance on these fleets is ~35-50%; 40 seeds average 92.5% (docs/PERFORMANCE.md).
+    assert phases["p3_requests_2001_3000"]["optimal"]["mean"] > 0.8
