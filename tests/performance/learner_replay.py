@@ -104,6 +104,57 @@ def replay(
     return phases
 
 
+def replay_engine(profiles: str, seed: int, requests: int, strategy: str = "adaptive") -> dict:
+    """One seeded run through :class:`routing.core.engine.RoutingEngine` (candidate filter,
+    strategy, score tables, exploration) on an idle fleet: what the server decides, without
+    HTTP, the database or leases. Phase figures as :func:`replay` (optimal share only)."""
+    from routing.core.engine import EngineConfig, RoutingEngine
+    from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
+
+    objective = Objective()
+    profile = profile_set(f"random:{seed}" if profiles == "random" else profiles)
+    fleet = Fleet(profile, objective)
+    specs = [
+        ServiceSpec(
+            service_id=s.service_id,
+            service_type=s.service_type,
+            endpoint="http://127.0.0.1:9",
+            capabilities=frozenset(s.capabilities),
+            max_capacity=s.max_capacity,
+        )
+        for s in profile.services
+    ]
+    snapshot = FleetSnapshot.build(specs, version=1)
+    view = LiveView.idle(len(snapshot))
+    engine = RoutingEngine(EngineConfig(objective=objective, p2c_seed=seed * 7919 + 1))
+    workload = Workload(profile, seed)
+    outcome_rng = random.Random(seed * 1000 + 17)
+    phases = {}
+    for name, lo, hi in phase_bounds(requests):
+        n = optimal = 0
+        for _ in range(hi - lo):
+            req = workload.next()
+            request = RouteRequest(
+                request_type=req.request_type,
+                priority=req.priority,
+                complexity=req.complexity,
+                capabilities=req.capabilities,
+                key=req.key,
+            )
+            selected = engine.route(request, snapshot, view, strategy).selected
+            if not selected:
+                continue
+            sid = selected[0]
+            n += 1
+            optimal += sid == fleet.oracle(req.request_type, req.capabilities, req.complexity)
+            ok, latency, _ = fleet.sample(
+                sid, req.request_type, req.capabilities, req.complexity, outcome_rng
+            )
+            engine.learner.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+        phases[name] = {"optimal": optimal / max(1, n)}
+    return phases
+
+
 def summarise(runs: list[dict]) -> dict:
     out = {}
     for phase in runs[0]:
@@ -128,16 +179,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-share", action="store_true", help="with --workers: each learns only what it is told"
     )
+    parser.add_argument(
+        "--engine",
+        metavar="STRATEGY",
+        default=None,
+        help="route through RoutingEngine with this strategy (e.g. adaptive) instead of "
+        "driving the learner directly",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = {}
     for profiles in args.profiles.split(","):
         t0 = time.monotonic()
         seeds = range(args.first_seed, args.first_seed + args.seeds)
-        runs = [
-            replay(profiles, s, args.requests, workers=args.workers, shared=not args.no_share)
-            for s in seeds
-        ]
+        if args.engine:
+            runs = [replay_engine(profiles, s, args.requests, args.engine) for s in seeds]
+        else:
+            runs = [
+                replay(profiles, s, args.requests, workers=args.workers, shared=not args.no_share)
+                for s in seeds
+            ]
         report[profiles] = summarise(runs)
         if not args.json:
             print(f"{profiles}: {args.seeds} seeds, {time.monotonic() - t0:.1f} s")
