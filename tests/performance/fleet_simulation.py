@@ -291,7 +291,7 @@ _RANDOM_TYPES = (
     ("analysis", ("analysis",), ("sql", "graph", "tda")),
     ("storage", ("storage",), ("kv", "archival")),
     ("learning", ("training",), ("fine-tuning", "distributed")),
-    ("vision", ("image",), ("ocr", "segmentation")),
+    ("neuromorphic", ("spiking",), ("event-stream", "plasticity")),
 )
 
 

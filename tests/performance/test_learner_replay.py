@@ -42,6 +42,7 @@ def test_four_workers_that_share_what_they_learn_choose_better_than_four_that_do
 
 
 def test_random_fleets_are_seeded_and_every_requested_type_has_a_choice():
+    from registry.choices import ServiceType
     from routing.core.objective import Objective
     from tests.performance.fleet_simulation import Fleet, profile_set, random_profile_set
 
@@ -55,6 +56,8 @@ def test_random_fleets_are_seeded_and_every_requested_type_has_a_choice():
             assert len(fleet.capable(rtype, ())) >= 2, (seed, rtype)
             for _, wanted in mix.capabilities:
                 assert fleet.capable(rtype, wanted), (seed, rtype, wanted)
+        # Every service can be registered (the simulation drives the real API).
+        assert {s.service_type for s in profiles.services} <= set(ServiceType.values)
         # The decoys share capabilities with requested types but can serve none of them.
         decoys = [s for s in profiles.services if s.service_id.startswith(("decoy", "mute"))]
         assert len(decoys) == 2
