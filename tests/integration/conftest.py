@@ -39,6 +39,7 @@ from tests.integration.stack import (
     start_all,
     with_path,
 )
+from tests.support.requirements import missing
 
 DEFAULT_POSTGRES_URL = "postgres://root@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -51,13 +52,6 @@ SETUP_CODE = """
 call_command("migrate", interactive=False, verbosity=0)
 call_command("seed_demo_fleet")
 """
-
-
-def missing(reason: str) -> None:
-    """Fail under CI (the requirement is part of the test setup), skip elsewhere."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required for this test under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def scaleout_pass() -> bool:

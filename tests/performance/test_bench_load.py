@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.performance.bench_load import Workload, run_python_loadgen, run_wrk, wrk_script
+from tests.support.requirements import missing
 from tests.support.stats import percentile
 
 NO_ELIGIBLE = b'{"results":[{"error":{"code":"no_eligible_service"}},{"ok":1}]}'
@@ -65,7 +66,7 @@ RUNNERS = {"python": run_python_loadgen, "wrk": run_wrk}
 @pytest.mark.parametrize("name", sorted(RUNNERS))
 def test_every_answer_is_counted_with_its_no_eligible_items(name, server, tmp_path):
     if name == "wrk" and shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed")
+        missing("wrk is not installed (apt-get install wrk)")
 
     result = RUNNERS[name](_batch(), server, 1, 2, tmp_path)
 
@@ -78,7 +79,7 @@ def test_every_answer_is_counted_with_its_no_eligible_items(name, server, tmp_pa
 @pytest.mark.parametrize("name", sorted(RUNNERS))
 def test_non_2xx_answers_are_counted_apart(name, server, tmp_path):
     if name == "wrk" and shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed")
+        missing("wrk is not installed (apt-get install wrk)")
     workload = Workload("fail", "POST", "/fail", {}, [b"{}"])
 
     result = RUNNERS[name](workload, server, 1, 1, tmp_path)

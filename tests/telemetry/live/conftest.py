@@ -20,6 +20,7 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from moe_project.ws_urls import websocket_application
+from tests.support.requirements import missing
 
 CHROMIUM = "/usr/bin/chromium"
 LIVE_REDIS_DB = 12
@@ -67,13 +68,6 @@ async def open_feeds():
     for communicator in opened:
         with contextlib.suppress(Exception):  # already closed, or refused
             await communicator.disconnect()
-
-
-def missing(reason: str) -> None:
-    """Fail under CI (the requirement is part of the test setup), skip elsewhere."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required for this test under CI: {reason}")
-    pytest.skip(reason)
 
 
 def redis_available() -> bool:

@@ -21,19 +21,13 @@ from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import FleetSnapshot, ServiceSpec
 from telemetry.state.redis_store import RedisStateStore, make_client
 from tests.support.net import free_port
+from tests.support.requirements import missing
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # A lease that outlives any test: for tests that count in flight on the real clock and are about
 # something else than lease expiry (the default lease of an unmeasured service is 0.05 s).
 HELD = LeaseConfig.fixed(3600.0)
-
-
-def missing(reason: str) -> None:
-    """Fail under CI (the requirement is part of the test setup), skip elsewhere."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required for this test under CI: {reason}")
-    pytest.skip(reason)
 
 
 class FakeClock:
