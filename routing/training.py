@@ -174,11 +174,24 @@ def evaluate_candidate(
     }
 
 
+def _flush_history_first() -> None:
+    """Outcomes reported a moment ago are still in the history buffers (the Redis stream, or
+    spool segments) until the next scheduled flush: drain them, so a retrain right after
+    reporting learns from them. A flush that fails leaves the retrain to what is stored."""
+    from routing.history import flush_history
+
+    try:
+        flush_history()
+    except Exception as exc:  # noqa: BLE001 - a broken buffer must not stop the retrain
+        logger.warning("retrain: history flush failed, training on what is stored: %s", exc)
+
+
 def retrain_gate(max_examples: int | None = None) -> dict:
     from routing.runtime import engine_config
 
     config = engine_config()
     objective = config.objective
+    _flush_history_first()
     examples = _examples(max_examples or MAX_EXAMPLES, objective)
     if len(examples) < MIN_EXAMPLES:
         return {"trained": False, "reason": f"only {len(examples)} examples with outcomes"}
