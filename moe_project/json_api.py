@@ -35,18 +35,21 @@ def json_depth_exceeds(value, limit: int) -> bool:
 _BRACKET_STEP = np.zeros(256, dtype=np.int8)
 _BRACKET_STEP[[ord("["), ord("{")]] = 1
 _BRACKET_STEP[[ord("]"), ord("}")]] = -1
+# Every byte but the five that decide the depth: deleted before the numpy pass.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 def nests_deeper(raw: bytes, data, limit: int) -> bool:
     """``json_depth_exceeds(data, limit)`` for ``data = orjson.loads(raw)``, from the bytes when
     it can: in valid JSON without backslashes, every ``"`` opens or closes a string, so the
     bracket depth outside strings is a cumulative sum (a 1,000-item batch: ~0.3 ms instead of
-    ~2.5 ms of Python)."""
+    ~2.5 ms of Python). Only quotes and brackets matter, so every other byte is deleted first
+    (``bytes.translate``, C speed): the numpy pass then runs over ~1/5 of the body."""
     if b"\\" in raw or len(raw) < 4096:
         return json_depth_exceeds(data, limit)
-    text = np.frombuffer(raw, dtype=np.uint8)
-    outside = (np.cumsum(text == ord('"')) & 1) == 0
-    steps = _BRACKET_STEP[text]
+    marks = np.frombuffer(raw.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
+    outside = (np.cumsum(marks == ord('"')) & 1) == 0
+    steps = _BRACKET_STEP[marks]
     steps[~outside] = 0
     return int(np.cumsum(steps, dtype=np.int32).max(initial=0)) > limit
 

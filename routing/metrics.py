@@ -71,6 +71,23 @@ def _child(metric, *labels):
     return child
 
 
+def observe_many(histogram: Histogram, amount: float, n: int) -> None:
+    """``n`` x ``histogram.observe(amount)`` in one update of its sum and bucket (a batch's
+    decisions share one decision time). Uses the client's internals (``_sum``, ``_buckets``,
+    ``_upper_bounds``, as ``Histogram.observe`` does); falls back to observing ``n`` times."""
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for _ in range(n):
+            histogram.observe(amount)
+        return
+    i = bisect_left(bounds, amount)  # the first bound >= amount, as observe's loop finds it
+    total.inc(amount * n)
+    if i < len(buckets):
+        buckets[i].inc(n)
+
+
 def _percentile(counts: np.ndarray, q: float) -> float:
     total = counts.sum()
     if total == 0:
@@ -88,17 +105,31 @@ class RoutingMetrics:
 
     @staticmethod
     def _fields(routed: Sequence) -> Counter[str]:
-        """Counter fields for routed requests (plain Python: a single request costs ~2 us)."""
+        """Counter fields for routed requests. Counted by value first (C-speed ``Counter``),
+        then each distinct value formatted once: a batch shares its decision time, strategy
+        and a handful of services, so a 1,000-item batch formats a dozen keys, not 3,000."""
         fields: Counter[str] = Counter()
-        no_eligible = 0
-        for r in routed:
-            d = r.decision
-            fields[f"lat:{bisect_left(_BOUNDS, d.latency_ms)}"] += 1
-            fields[f"strategy:{d.strategy}"] += 1
-            if d.no_eligible_service:
-                no_eligible += 1
+        if len(routed) == 1:
+            d = routed[0].decision
+            fields[f"lat:{bisect_left(_BOUNDS, d.latency_ms)}"] = 1
+            fields[f"strategy:{d.strategy}"] = 1
             for sid in d.selected:
                 fields[f"service:{sid}"] += 1
+            if d.no_eligible_service:
+                fields["total:no_eligible"] = 1
+            fields["total:routed"] = 1
+            return fields
+        decisions = [r.decision for r in routed]
+        for latency, n in Counter([d.latency_ms for d in decisions]).items():
+            fields[f"lat:{bisect_left(_BOUNDS, latency)}"] += n
+        for strategy, n in Counter([d.strategy for d in decisions]).items():
+            fields[f"strategy:{strategy}"] += n
+        services: Counter[str] = Counter()
+        for d in decisions:
+            services.update(d.selected)
+        for sid, n in services.items():
+            fields[f"service:{sid}"] += n
+        no_eligible = sum(1 for d in decisions if d.no_eligible_service)
         if no_eligible:
             fields["total:no_eligible"] += no_eligible
         fields["total:routed"] += len(routed)
@@ -116,8 +147,8 @@ class RoutingMetrics:
         by_strategy = Counter((r.decision.strategy, r.decision.no_eligible_service) for r in routed)
         for (strategy, none), n in by_strategy.items():
             _child(ROUTING_TOTAL, strategy, _OUTCOME[none]).inc(n)
-        for r in routed:
-            ROUTING_LATENCY.observe(r.decision.latency_ms)
+        for latency, n in Counter([r.decision.latency_ms for r in routed]).items():
+            observe_many(ROUTING_LATENCY, latency, n)
 
     def queue(self, pipe, routed: Sequence, prometheus: bool = True) -> Counter[str]:
         """Count routed requests fleet-wide, queued on the caller's Redis pipeline. With

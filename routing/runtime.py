@@ -33,7 +33,7 @@ from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
 from routing.core.types import BreakerState, Decision, FleetSnapshot, LiveView, RouteRequest
 from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
-from routing.history import HistoryWriter, amend_record, decision_record, outcome_record
+from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override
 from routing.shared_learning import LearningFollower, queue_shared_outcome
@@ -407,10 +407,7 @@ class Router:
         guard: RateGuard | None = None,
     ) -> list[Routed]:
         """State, pending entries, history and metrics for routed requests, in one go."""
-        records = [
-            decision_record(r.request_id, r.decision, req, r.override_id, context)
-            for r, req in zip(routed, requests, strict=True)
-        ]
+        records = decision_records(routed, requests, context)
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
         # What an outcome needs to teach the learner: (request type, complexity).
         about = {
@@ -444,10 +441,14 @@ class Router:
         limit = (guard.key, guard.limit) if guard is not None else None
         self.store.record_routed_many(live, pipe=pipe, guard=limit)
         writes = pipe if guard is None else _Commands()
-        for request_id, selected in live:
-            writes.set(
-                PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl
-            )
+        if guard is None and len(live) > 1:  # a batch: one script call, not a SET per item
+            entries = [(PENDING_KEY + rid, pending_value(sel, *about[rid])) for rid, sel in live]
+            self.store.queue_set_many(pipe, entries, ttl)
+        else:
+            for request_id, selected in live:
+                writes.set(
+                    PENDING_KEY + request_id, pending_value(selected, *about[request_id]), ex=ttl
+                )
         self.history.queue(writes, records)
         fields = self.metrics.queue(writes, routed, prometheus=guard is None)
         if guard is not None:

@@ -7,7 +7,8 @@ offending key with its full path (``data.priority``, ``requests[3].capabilities`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from itertools import islice
 
 import orjson
 from django.conf import settings
@@ -62,8 +63,42 @@ def _tokens(payload) -> tuple[str, ...]:
     if isinstance(payload, str):
         return tuple(payload[:1024].split()[:MAX_TOKENS])
     if isinstance(payload, dict):
-        return tuple(str(k)[:64] for k in list(payload)[:MAX_TOKENS])
+        return tuple([str(k)[:64] for k in islice(payload, MAX_TOKENS)])
     return ()
+
+
+def _request_factory():
+    """A constructor for the frozen, slotted RouteRequest that skips the dataclass
+    ``__init__`` (an ``object.__setattr__`` per field, ~40% of building one): a batch parses
+    a thousand. Positional arguments in field order; falls back to the class itself if the
+    fields ever change."""
+    names = tuple(f.name for f in fields(RouteRequest))
+    expected = (
+        "request_type", "priority", "complexity", "capabilities", "key", "anomaly_score",
+        "payload_size", "tokens", "payload",
+    )  # fmt: skip
+    if names != expected:
+        return RouteRequest
+    s1, s2, s3, s4, s5, s6, s7, s8, s9 = (getattr(RouteRequest, n).__set__ for n in names)
+    new = object.__new__
+
+    def build(request_type, priority, complexity, capabilities, key, anomaly, size, tokens, data):
+        r = new(RouteRequest)
+        s1(r, request_type)
+        s2(r, priority)
+        s3(r, complexity)
+        s4(r, capabilities)
+        s5(r, key)
+        s6(r, anomaly)
+        s7(r, size)
+        s8(r, tokens)
+        s9(r, data)
+        return r
+
+    return build
+
+
+_new_request = _request_factory()
 
 
 def parse_request_data(data, prefix: str = "data") -> RouteRequest:
@@ -183,7 +218,7 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
         if type(payload) is str and len(payload) > max_string * 64:
             return None
         payload_size = len(orjson.dumps(payload))
-    return RouteRequest(
+    return _new_request(
         request_type,
         priority,
         complexity,

@@ -21,7 +21,8 @@ stays the reference and what the OpenAPI schema documents):
   (one round trip more per batch, see ``_answer``).
 - **Blocking**: routing is CPU work of well under a millisecond, done inline; a Redis round
   trip (sub-millisecond, 0.25 s socket timeout; an unreachable Redis is retried at most once a
-  second) blocks the loop meanwhile. The registry check (a database query at most every
+  second) blocks the loop meanwhile. A batch with Redis state routes in a thread, since its
+  commit waits for Redis for milliseconds. The registry check (a database query at most every
   ``MOE_REGISTRY_POLL_SECONDS``) runs in a thread, as does a rate-limit count of its own with
   Redis (a batch's, or any while Redis is unreachable).
 - Django's request signals and Prometheus' per-view HTTP metrics do not see these requests
@@ -218,9 +219,46 @@ def _route(path: str, data, router, user, guard):
     )
     if guard is not None and guard.over:
         return None
-    requested = _requested(inp.strategy)
-    results = [route_response(r, requested) for r in routed]
+    results = batch_results(routed, _requested(inp.strategy))
     return 200, {"results": results, "count": len(results)}
+
+
+def batch_results(routed, requested: str) -> list[dict]:
+    """``[route_response(r, requested) for r in routed]`` as one loop: the same JSON once
+    serialised (tuples for lists), with the batch's shared decision time rounded once; an
+    item with an override or without a service takes ``route_response`` itself."""
+    out = []
+    append = out.append
+    last_latency, latency_ms = None, None
+    for r in routed:
+        d = r.decision
+        if d.no_eligible_service or r.override_id is not None:
+            append(route_response(r, requested))
+            continue
+        scores = d.scores
+        if len(scores) == 1:
+            ((sid, score),) = scores.items()
+            rounded = {sid: round(float(score), 6)}
+        else:
+            rounded = {k: round(float(v), 6) for k, v in scores.items()}
+        if d.latency_ms != last_latency:
+            last_latency = d.latency_ms
+            latency_ms = round(last_latency, 4)
+        propensity = d.propensity
+        append(
+            {
+                "request_id": r.request_id,
+                "selected_services": d.selected,
+                "routing_strategy": d.strategy,
+                "requested_strategy": requested,
+                "scores": rounded,
+                "confidence": round(float(d.confidence), 6),
+                "reason": d.reason,
+                "latency_ms": latency_ms,
+                "propensity": None if propensity is None else round(float(propensity), 6),
+            }
+        )
+    return out
 
 
 # While a worker served a request in the last KEEP_FRESH_S, a timer refreshes its view of the
@@ -301,7 +339,14 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
         gc.disable()
     try:
         data = _parse_json(raw, too_large)
-        answer = _route(scope["path"], data, router, user, rate.guard() if folded else None)
+        if batch and router.redis_client is not None:
+            # A batch's commit waits ~10 ms for Redis (its scripts run a thousand dispatches):
+            # in a thread, so the loop keeps serving (and routing) meanwhile.
+            answer = await sync_to_async(_route, thread_sensitive=False)(
+                scope["path"], data, router, user, None
+            )
+        else:
+            answer = _route(scope["path"], data, router, user, rate.guard() if folded else None)
     except Exception as exc:
         # DRF counts a request before its view runs, so one that fails is counted too.
         if folded and not rate.allowed_now():

@@ -20,7 +20,12 @@ Outcomes whose decision is not in the table yet are carried over to the next flu
 from routing.history.buffers import RedisStreamBuffer, SpoolBuffer, seal_local_spools
 from routing.history.flush import FlushResult, apply_records, flush_history
 from routing.history.prune import prune_history
-from routing.history.records import amend_record, decision_record, outcome_record
+from routing.history.records import (
+    amend_record,
+    decision_record,
+    decision_records,
+    outcome_record,
+)
 from routing.history.writer import HistoryWriter
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "amend_record",
     "apply_records",
     "decision_record",
+    "decision_records",
     "flush_history",
     "outcome_record",
     "prune_history",

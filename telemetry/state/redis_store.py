@@ -77,6 +77,8 @@ log = logging.getLogger(__name__)
 # Requests per routed-script call. Redis runs one script at a time, so a 10,000-request batch
 # is cut into calls of ~1 ms each (all still queued on one pipeline: one round trip).
 ROUTED_CHUNK = 500
+# Up to this many dispatches per routed call go as plain arguments (see _dispatch_args).
+_PLAIN_DISPATCHES = 8
 _VIEW_CACHE_SNAPSHOTS = 4
 _STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
 _BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
@@ -145,6 +147,7 @@ class _RoutedCall:
     service_ids: list[str]  # script service index i -> service_ids[i - 1]
     pairs: list[tuple[str, str]]  # pair index j -> pairs[j - 1] = (request id, service id)
     queued: tuple | None = None  # the command as queued on a pipeline, to find it there
+    guard: tuple[str, int] | None = None  # the rate-limit guard it was queued with
 
 
 class RedisStateStore:
@@ -323,10 +326,28 @@ class RedisStateStore:
     def queue_guarded(self, pipe: Pipeline, guard: tuple[str, int], commands: list) -> None:
         """Queue ``commands`` (argument tuples) to run only while ``guard``'s counter is within
         its limit (scripts.GUARDED). A NOSCRIPT reply is retried by :meth:`execute`."""
-        args: list[Any] = [guard[1]]
+        args: list[Any] = []
         for command in commands:
             args += (len(command), *command)
-        pipe.evalsha(self._scripts["guarded"].sha, 1, guard[0], *args)
+        calls = self._queued.get(pipe)
+        stack = pipe.command_stack
+        last = calls[-1] if calls else None
+        if last is not None and last.guard == guard and stack and stack[-1][0] is last.queued:
+            # Ride on the routed call queued just before, behind the same guard: the routed
+            # script runs them after its dispatches (one script call per route, not two).
+            merged = (*last.queued, *args)
+            stack[-1] = (merged, stack[-1][1])
+            last.queued = merged
+            return
+        pipe.evalsha(self._scripts["guarded"].sha, 1, guard[0], guard[1], *args)
+
+    def queue_set_many(
+        self, pipe: Pipeline, entries: Sequence[tuple[str, str]], ttl_s: int
+    ) -> None:
+        """Queue ``SET key value EX ttl_s`` for every ``(key, value)`` as one script call
+        (scripts.SET_MANY; a NOSCRIPT reply is retried by :meth:`execute`)."""
+        if entries:
+            pipe.evalsha(self._scripts["set_many"].sha, 0, int(ttl_s), _set_many_blob(entries))
 
     def refresh_ahead(self, snapshot: FleetSnapshot) -> None:
         """Refresh ``snapshot``'s cached view if it is past half its maximum age (a timer's
@@ -653,6 +674,7 @@ class RedisStateStore:
         for call in calls:
             pipe.evalsha(sha, len(keys), *keys, *head, *call.args)
             call.queued = pipe.command_stack[-1][0]
+            call.guard = guard
 
     def _absorb_routed(self, call: _RoutedCall, reply: Any) -> Refused:
         """Read a routed-script reply: apply own in-flight deltas, report transitions."""
@@ -856,15 +878,32 @@ def _joinable(values: Sequence[str]) -> str | None:
 def _dispatch_args(
     service_ids: list[str], pairs: list[tuple[str, str]], indices: list[int]
 ) -> list[Any]:
-    """The routed script's dispatch arguments (see scripts.ROUTED for both encodings)."""
-    services = _joinable(service_ids)
-    request_ids = _joinable([request_id for request_id, _ in pairs])
+    """The routed script's dispatch arguments (see scripts.ROUTED for both encodings): a few
+    dispatches (one route) as plain arguments, which the script reads without the pattern
+    matching the joined encoding needs (~7 us less of Redis CPU per route); a batch joined."""
+    if len(pairs) <= _PLAIN_DISPATCHES:
+        services = request_ids = None
+    else:
+        services = _joinable(service_ids)
+        request_ids = _joinable([request_id for request_id, _ in pairs])
     if services is not None and request_ids is not None:
         return ["j", services, request_ids, ",".join(map(str, indices))]
     flat: list[Any] = []
     for (request_id, _), i in zip(pairs, indices, strict=True):
         flat += (request_id, i)
     return ["l", len(service_ids), *service_ids, len(pairs), *flat]
+
+
+def _set_many_blob(entries: Sequence[tuple[str, str]]) -> str | bytes:
+    """scripts.SET_MANY's entries: lengths are in bytes, which are characters when ASCII."""
+    text = "".join([f"{len(k)}:{k}{len(v)}:{v}" for k, v in entries])
+    if text.isascii():
+        return text
+    parts = []
+    for key, value in entries:
+        k, v = key.encode(), value.encode()
+        parts += (b"%d:" % len(k), k, b"%d:" % len(v), v)
+    return b"".join(parts)
 
 
 def _service_args(service_ids: Sequence[str]) -> list[str]:

@@ -19,7 +19,10 @@ Load comes from wrk (a separate process) when installed, else from the Python lo
 ``tests.performance.bench_load`` (also a separate process). Beside throughput, each phase
 reports the server's CPU time per request read from /proc: on a busy machine throughput moves
 with the neighbours, CPU per request much less, so the CPU ratio is the steadier figure to
-compare.
+compare. ``machine_cores`` says where the machine's cores went during the phase (the server,
+redis-server, the load generator, interrupts, everything else) and ``redis_cpu_us_per_item``
+what redis-server spent per request (per decision for batches): what limits a figure on a
+machine shared with other work.
 
 The benchmark routes and never reports outcomes, so the demo fleet's capacities (8 to 200
 in-flight requests) would fill up within a second and measure ``no_eligible_service`` answers;
@@ -61,7 +64,7 @@ from tests.performance.bench_load import (
     wrk_version,
 )
 from tests.support.net import HOST
-from tests.support.procs import CLOCK_TICKS
+from tests.support.procs import CLOCK_TICKS, proc_stats
 
 TARGET_ROUTE_RATIO = 0.70
 TARGET_BATCH_DECISIONS = 50_000
@@ -402,6 +405,7 @@ class HttpBench:
             if not server.alive():
                 raise BenchError(f"the server exited:\n{server.log_tail()}")
             cpu_before = server.cpu_ticks()
+            machine_before = _machine_cpu()
             load_before = os.getloadavg()[0]
             runner = run_wrk if use_wrk else run_python_loadgen
             profiler = raw = None
@@ -445,6 +449,7 @@ class HttpBench:
                         profiler.terminate()
                         profiler.wait()
             cpu_after = server.cpu_ticks()
+            machine = {k: v - machine_before[k] for k, v in _machine_cpu().items()}
             if raw is not None and raw.exists():
                 raw.with_suffix(".txt").write_text(summarise_profile(raw))
             if redis is not None:
@@ -460,6 +465,7 @@ class HttpBench:
                     for pid in cpu_after
                 },
                 "loadavg_1m": round((load_before + os.getloadavg()[0]) / 2, 2),
+                "machine_cpu_s": machine,
             }
 
         return phase
@@ -558,6 +564,31 @@ def _server_version(kind: str) -> str:
     return getattr(module, "__version__", "?")
 
 
+def _machine_cpu() -> dict[str, float]:
+    """CPU seconds so far: the whole machine busy (``/proc/stat``, all cores), redis-server
+    (every process of that name), and this process's reaped children (the load generator,
+    which runs to the end of each phase) plus itself: so a phase can say where the cores
+    went (the server's own share is read from its process tree)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    redis = sum(_named_cpu_ticks("redis-server").values())
+    own = os.times()
+    return {
+        "busy": (user + nice + system + irq + softirq + steal) / CLOCK_TICKS,
+        # Interrupt handling, not charged to any process: loopback TCP (wrk <-> server <->
+        # redis-server) is mostly processed here.
+        "irq": (irq + softirq) / CLOCK_TICKS,
+        "redis": redis / CLOCK_TICKS,
+        "loadgen": own.children_user + own.children_system,
+        "bench": own.user + own.system,
+    }
+
+
+def _named_cpu_ticks(comm: str) -> dict[int, int]:
+    """pid -> CPU ticks of every process whose command name is ``comm``."""
+    return {pid: ticks for pid, (name, _, ticks) in proc_stats().items() if name == comm}
+
+
 def _machine() -> dict:
     model = ""
     try:
@@ -612,6 +643,26 @@ def _phase_figures(measures: list[dict], name: str, batch_size: int) -> dict:
         "server_cpu_cores_used": round(cpu / seconds, 2) if seconds else None,
         "loadavg_1m": round(statistics.mean(m["loadavg_1m"] for m in measures), 2),
     }
+    if all("machine_cpu_s" in m for m in measures) and seconds:
+        # Where the machine's cores went during the phase: the server, redis-server, the load
+        # generator, this benchmark, interrupts, and everything else (other people's work).
+        spent = {
+            k: sum(m["machine_cpu_s"][k] for m in measures) for k in measures[0]["machine_cpu_s"]
+        }
+        cores = {
+            "busy": spent["busy"],
+            "server": cpu,
+            "redis": spent["redis"],
+            "loadgen": spent["loadgen"],
+            "bench": spent["bench"],
+            "irq": spent["irq"],
+        }
+        accounted = cpu + spent["redis"] + spent["loadgen"] + spent["bench"] + spent["irq"]
+        cores["other"] = max(0.0, spent["busy"] - accounted)
+        figures["machine_cores"] = {k: round(v / seconds, 2) for k, v in cores.items()}
+        if spent["redis"] and ok:
+            unit = batch_size if name == "batch" else 1
+            figures["redis_cpu_us_per_item"] = round(1e6 * spent["redis"] / (ok * unit), 2)
     if len(measures[0]["cpu_s_by_process"]) > 1:
         per_pid: dict[int, float] = {}
         for m in measures:

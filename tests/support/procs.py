@@ -35,8 +35,9 @@ def kill_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             proc.wait(timeout=5)
 
 
-def proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, utime + stime in clock ticks) for every process (Linux /proc)."""
+def proc_stats() -> dict[int, tuple[str, int, int]]:
+    """pid -> (command name, ppid, utime + stime in clock ticks) for every process (Linux
+    /proc)."""
     table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -46,9 +47,15 @@ def proc_table() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         # The command name (field 2) may contain spaces; the rest follows the last ")".
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        table[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
     return table
+
+
+def proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, utime + stime in clock ticks) for every process (Linux /proc)."""
+    return {pid: (ppid, ticks) for pid, (_, ppid, ticks) in proc_stats().items()}
 
 
 def tree_cpu_ticks(root_pids: list[int]) -> dict[int, int]:

@@ -72,12 +72,32 @@ def test_a_guarded_commit_over_the_limit_writes_nothing(make_store, key_prefix):
 
     over = commit(limit=5)
 
-    assert over[0] == 6 and over[1] == Refused() and over[2] == 0
+    # The guarded SET rides on the routed script's call: one script call per route.
+    assert over == [6, Refused()]
     assert store._client.get(marker) is None
     assert store.snapshot_state().get("svc-00", {}).get("in_flight", 0) == 0
 
     within = commit(limit=10)
 
-    assert within[0] == 7 and within[2] == 1
+    assert within == [7, Refused()]
     assert store._client.get(marker) == b"written"
     assert store.snapshot_state()["svc-00"]["in_flight"] == 1
+
+
+def test_guarded_writes_without_a_dispatch_are_guarded_too(make_store, key_prefix):
+    # given: nothing routed (no eligible service), so no routed call to ride on
+    store = make_store(lease=HELD)
+    counter, marker = f"{key_prefix}rate", f"{key_prefix}marker"
+    store._client.set(counter, 5)
+
+    def commit(limit: int):
+        pipe = store.pipeline(transaction=True)
+        pipe.incr(counter)
+        store.queue_guarded(pipe, (counter, limit), [("SET", marker, "written")])
+        return store.execute(pipe)
+
+    # when / then
+    assert commit(limit=5) == [6, 0]
+    assert store._client.get(marker) is None
+    assert commit(limit=10) == [7, 1]
+    assert store._client.get(marker) == b"written"
