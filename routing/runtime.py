@@ -242,9 +242,15 @@ class Router:
             if state:
                 # The evaluated, activated state: every worker starts again from it.
                 try:
-                    self.engine.load_learner(state)
+                    replayed = self.engine.load_learner(state)
                 except (ValueError, KeyError, TypeError) as exc:
                     logger.warning("router: version %s has no usable learner: %s", version, exc)
+                else:
+                    logger.info(
+                        "router: version %s's learner loaded, %d newer outcomes replayed",
+                        version,
+                        replayed,
+                    )
         self._gate_version = version
         logger.info("router: gate version %s loaded", version)
 

@@ -23,6 +23,7 @@ evaluation and the dashboard always use one objective.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +192,9 @@ def retrain_gate(max_examples: int | None = None) -> dict:
 
     config = engine_config()
     objective = config.objective
+    # Outcomes from now on are not in this version's learner: a worker loading it replays
+    # the ones it observed since (OutcomeLearner.load_bytes).
+    through = time.time()
     _flush_history_first()
     examples = _examples(max_examples or MAX_EXAMPLES, objective)
     if len(examples) < MIN_EXAMPLES:
@@ -233,7 +237,7 @@ def retrain_gate(max_examples: int | None = None) -> dict:
         row = GateModel.objects.create(
             version=version,
             weights=gate_lib.gate_to_bytes(candidate_gate),
-            policy_weights=deployed.to_bytes(),
+            policy_weights=deployed.to_bytes(through=through),
             training_metrics=_jsonable(
                 {**training_metrics, "examples": len(train), "learner": candidate.stats()}
             ),

@@ -135,9 +135,10 @@ class RoutingEngine:
         self.gate_trained = True
         self.gate_version = version if version is not None else self.gate_version
 
-    def load_learner(self, blob: bytes) -> None:
-        """Start the online learner again from a saved (retrained, evaluated) state."""
-        self.learner.load_bytes(blob)
+    def load_learner(self, blob: bytes) -> int:
+        """Start the online learner again from a saved (retrained, evaluated) state, plus the
+        outcomes it observed since that state was trained (returns how many)."""
+        return self.learner.load_bytes(blob)
 
     def gate_scorer(self, fleet: PreparedFleet) -> GateScorer:
         """The numpy scorer of the current gate for this snapshot (built once per pair)."""

@@ -52,7 +52,8 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -64,6 +65,9 @@ from routing.core.types import FleetSnapshot
 
 FORMAT_VERSION = 2
 _TABLES = 32  # (snapshot, request type, prior) score tables kept per learner
+# Outcomes a learner remembers (with their wall-clock time) so that loading a retrained state
+# replays those observed after the state was trained instead of dropping them.
+RECENT_OUTCOMES = 10_000
 # Reward noise variance assumed before an arm has outcomes (rewards in [0, 1]: sd ~0.3).
 _PRIOR_NOISE = 0.1
 _NOISE_FLOOR = 0.02
@@ -235,33 +239,39 @@ class OutcomeLearner:
         self._tables: OrderedDict[tuple, _Table] = OrderedDict()
         self._lock = threading.Lock()
         self.outcomes = 0
+        self._recent: deque[tuple[float, str, str, float, float]] = deque(maxlen=RECENT_OUTCOMES)
 
     # -- learning --------------------------------------------------------------------------
 
     def observe(self, service_id: str, request_type: str, complexity: float, reward: float) -> None:
         """Count one outcome (reward in [0, 1]) of ``service_id`` for such a request."""
+        reward = min(1.0, max(0.0, float(reward)))
+        with self._lock:
+            self._recent.append((time.time(), service_id, request_type, complexity, reward))
+            self._apply(service_id, request_type, complexity, reward)
+
+    def _apply(self, service_id: str, request_type: str, complexity: float, reward: float) -> None:
+        """``observe`` with the lock held."""
         cfg = self.config
         j, w = knot_position(complexity, cfg.bins)
-        reward = min(1.0, max(0.0, float(reward)))
         p0, p1 = 1.0 - w, w
-        with self._lock:
-            arm = self._arms.get((service_id, request_type))
-            if arm is None:
-                arm = self._arms[(service_id, request_type)] = _Arm(cfg.bins, cfg.prior_mean)
-            self._watch_drift(arm, reward - (p0 * arm.theta[j] + p1 * arm.theta[j + 1]))
-            seg = arm.seg[j]
-            seg *= cfg.discount
-            seg += (p0 * p0, p0 * p1, p1 * p1, p0 * reward, p1 * reward, 1.0, reward)
-            self._refresh(arm)
-            self.outcomes += 1
-            for table in self._tables.values():
-                if table.request_type == request_type:
-                    i = table.snapshot.index.get(service_id)
-                    if i is not None:
-                        table.theta[:, i] = arm.theta
-                        table.evidence[:, i] = arm.evidence
-                        table.var[:, i] = arm.var * arm.noise
-                        table.cov[:, i] = arm.cov * arm.noise
+        arm = self._arms.get((service_id, request_type))
+        if arm is None:
+            arm = self._arms[(service_id, request_type)] = _Arm(cfg.bins, cfg.prior_mean)
+        self._watch_drift(arm, reward - (p0 * arm.theta[j] + p1 * arm.theta[j + 1]))
+        seg = arm.seg[j]
+        seg *= cfg.discount
+        seg += (p0 * p0, p0 * p1, p1 * p1, p0 * reward, p1 * reward, 1.0, reward)
+        self._refresh(arm)
+        self.outcomes += 1
+        for table in self._tables.values():
+            if table.request_type == request_type:
+                i = table.snapshot.index.get(service_id)
+                if i is not None:
+                    table.theta[:, i] = arm.theta
+                    table.evidence[:, i] = arm.evidence
+                    table.var[:, i] = arm.var * arm.noise
+                    table.cov[:, i] = arm.cov * arm.noise
 
     def observe_outcome(
         self,
@@ -439,7 +449,10 @@ class OutcomeLearner:
                 "objective": self.objective.as_dict(),
             }
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, through: float | None = None) -> bytes:
+        """The statistics, serialised. ``through``: the wall-clock time up to which they
+        include outcomes (a retrain's start); a learner loading them replays the outcomes it
+        observed since (see :meth:`load_bytes`)."""
         with self._lock:
             arms = [
                 [sid, rtype, arm.seg.round(6).tolist(), round(float(arm.noise), 6)]
@@ -450,12 +463,19 @@ class OutcomeLearner:
                     "format": FORMAT_VERSION,
                     "config": asdict(self.config),
                     "outcomes": self.outcomes,
+                    "through": through,
                     "arms": arms,
                 }
             )
 
-    def load_bytes(self, blob: bytes) -> None:
-        """Replace this learner's statistics with a saved state (config stays this one's)."""
+    def load_bytes(self, blob: bytes) -> int:
+        """Replace this learner's statistics with a saved state (config stays this one's).
+
+        A state saved with ``through`` is brought up to date: the outcomes this learner
+        observed at or after that time (its last ``RECENT_OUTCOMES``) are applied on top, so a
+        worker that loads a retrained version keeps what it learned while the version was
+        trained and evaluated. Returns how many were replayed. (Times are wall-clock: the
+        machine that trained and the worker should agree to well under a second.)"""
         data = orjson.loads(blob)
         if data.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported learner format {data.get('format')!r}")
@@ -471,7 +491,14 @@ class OutcomeLearner:
                 arm.noise = float(rest[0])
             self._refresh(arm)
             arms[(sid, rtype)] = arm
+        through = data.get("through")
         with self._lock:
             self._arms = arms
             self._tables.clear()
             self.outcomes = int(data.get("outcomes", 0))
+            if through is None:
+                return 0
+            since = [entry for entry in self._recent if entry[0] >= through]
+            for _, service_id, request_type, complexity, reward in since:
+                self._apply(service_id, request_type, complexity, reward)
+            return len(since)
