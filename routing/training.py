@@ -117,7 +117,7 @@ def _fit_learner(examples: list[Example], config, objective) -> OutcomeLearner:
 def _policy(learner: OutcomeLearner):
     def probabilities(row: LoggedDecision) -> np.ndarray:
         mean, evidence = learner.estimates(row.request_type, row.complexity, row.candidates)
-        return learner.probabilities(mean, float(evidence.sum()))
+        return learner.probabilities(mean, float(evidence.sum()), evidence)
 
     return probabilities
 

@@ -77,7 +77,7 @@ def replay(
                 continue
             learner = learners[req.index % workers]
             _, evidence, score = learner.scores(req.request_type, req.complexity, capable)
-            chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()))
+            chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()), evidence)
             sid = capable[chosen]
             best = fleet.oracle(req.request_type, req.capabilities, req.complexity)
             gap = fleet.expected_reward(best, req.request_type, req.complexity) - (

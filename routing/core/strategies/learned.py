@@ -61,7 +61,7 @@ class _GatedStrategy(Strategy):
         score = base
         if over.any():
             score = score - lcfg.spill_margin * over
-        chosen, greedy, propensity, eps = learner.choose(score, float(evidence.sum()))
+        chosen, greedy, propensity, eps = learner.choose(score, float(evidence.sum()), evidence)
         order = [chosen]
         if k > 1:
             order += [int(j) for j in np.argsort(-score, kind="stable") if j != chosen][: k - 1]
@@ -97,7 +97,8 @@ class _GatedStrategy(Strategy):
         table = self.deps.learned_table(fleet, requests[0].request_type)
         complexity = np.fromiter((r.complexity for r in requests), np.float64, m)
         mean, evidence, optimistic = table.at_many(complexity)  # (m, n) each
-        evidence = evidence[:, open_idx].sum(axis=1)
+        per_candidate = evidence[:, open_idx]
+        evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
         score = optimistic - lcfg.load_penalty * util
         score[:, ~open_] = NEG_INF
@@ -111,6 +112,28 @@ class _GatedStrategy(Strategy):
         work = score.copy()
         if explore.size:
             work[explore, open_idx[rng.integers(0, n_open, explore.size)]] = np.inf
+        # Forced sampling (OutcomeLearner.choose): an under-sampled candidate instead of the
+        # greedy one in forced_share of the rows that did not explore elsewhere.
+        held = 1.0 - eps + eps / n_open
+        share = lcfg.forced_share
+        greedy_pos = np.searchsorted(open_idx, greedy)
+        under = np.zeros((m, n_open), dtype=bool)
+        if share > 0 and n_open > 1:
+            need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
+            under = per_candidate < need[:, None]
+            under[np.arange(m), greedy_pos] = False
+        n_under = under.sum(axis=1)
+        stays = np.ones(m, dtype=bool)
+        stays[explore] = work[explore, greedy[explore]] == np.inf  # drew the greedy one
+        forced = np.flatnonzero(stays & (n_under > 0) & (rng.random(m) < share))
+        if forced.size:
+            pick = np.argmax(under[forced] * rng.random((forced.size, n_open)), axis=1)
+            work[forced, open_idx[pick]] = np.inf
+            work[forced, greedy[forced]] = np.where(
+                work[forced, greedy[forced]] == np.inf,
+                score[forced, greedy[forced]],
+                work[forced, greedy[forced]],
+            )
         cap = fleet.capacity
         remaining = np.where(open_, np.floor(cap - load), 0.0).clip(min=0)
         chosen = np.full((m, k), -1, dtype=np.int64)
@@ -122,7 +145,13 @@ class _GatedStrategy(Strategy):
         used = np.bincount(chosen[chosen >= 0], minlength=len(cap))
         load += used
         first = chosen[:, 0]
-        propensity = eps / n_open + np.where(first == greedy, 1.0 - eps, 0.0)
+        first_pos = np.searchsorted(open_idx, first.clip(min=0))
+        in_under = under[np.arange(m), first_pos.clip(max=n_open - 1)] & (first >= 0)
+        propensity = np.where(
+            first == greedy,
+            np.where(n_under > 0, held * (1.0 - share), held),
+            eps / n_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
+        )
         first_mean = np.take_along_axis(mean, first.clip(min=0)[:, None], axis=1)[:, 0]
         name = self.name
         base = "learned top-1" if k == 1 else f"learned top-{k}"

@@ -16,7 +16,7 @@ from tests.routing.core.gate_data import (
 )
 
 # No exploration: these tests are about the gate, which decides while nothing is learned.
-GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0)
+GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0, forced_share=0.0)  # no exploration
 
 
 def test_training_lowers_the_loss_and_reaches_95_percent_on_held_out_requests():

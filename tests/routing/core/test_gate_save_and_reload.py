@@ -20,7 +20,7 @@ def trained_gate() -> Gate:
 
 
 # No exploration: these tests are about the gate, which decides while nothing is learned.
-GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0)
+GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0, forced_share=0.0)  # no exploration
 
 
 def test_a_reloaded_gate_routes_every_request_identically(trained_gate):

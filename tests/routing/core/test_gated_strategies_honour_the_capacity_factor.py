@@ -10,7 +10,7 @@ from routing.core.learning import LearnerConfig
 from routing.core.types import RouteRequest
 from tests.routing.core.fleets import uniform_fleet, view
 
-GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0)
+GREEDY = LearnerConfig(epsilon=0.0, epsilon_min=0.0, forced_share=0.0)  # no exploration
 
 
 def gate_favouring(*favourites: str) -> Gate:
