@@ -515,9 +515,8 @@ class Router:
         return routed
 
     def _commit_local(self, live, records, routed, about, state_recorded: bool = False) -> None:
-        if not state_recorded:
-            for request_id, selected in live:
-                self.store.record_routed(request_id, selected)
+        if not state_recorded and live:
+            self.store.record_routed_many(live)
         with self._lock:
             now = time.monotonic()
             for request_id, selected in live:

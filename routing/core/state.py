@@ -125,8 +125,9 @@ class LocalStateStore:
         self._services: dict[str, _ServiceLive] = {}
         # request id -> {service id: lease deadline} for its leases still in flight
         self._requests: dict[str, dict[str, float]] = {}
-        # (deadline, request id, service id); stale once that lease is released or renewed
-        self._expiry: list[tuple[float, str, str]] = []
+        # (deadline, service id, request ids): the leases on that service taken at once (one
+        # route, or a batch); an id's entry is stale once its lease is released or renewed
+        self._expiry: list[tuple[float, str, tuple[str, ...]]] = []
         # (time, service id): when a breaker's "allows" may flip without any event.
         self._breaker_timers: list[tuple[float, str]] = []
         self._caches: OrderedDict[int, _ViewCache] = OrderedDict()
@@ -146,28 +147,45 @@ class LocalStateStore:
             return cache.view
 
     def record_routed(self, request_id: str, service_ids: Sequence[str]) -> None:
+        self.record_routed_many(((request_id, service_ids),))
+
+    def record_routed_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """:meth:`record_routed` for ``(request id, service ids)`` pairs, in order, at one
+        instant: a batch takes its leases under one lock, and a service's leases share one
+        expiry entry (their deadline is the same)."""
         transitions: list[tuple[str, BreakerState, BreakerState]] = []
         with self._lock:
             now = self.clock()
             self._expire(now)
-            leases = self._requests.get(request_id)
-            if leases is None:
-                leases = self._requests[request_id] = {}
+            requests = self._requests
             ttl = self.lease.ttl
-            for service_id in service_ids:
-                live = self._live(service_id)
-                if service_id not in leases:
-                    live.in_flight += 1
-                deadline = now + ttl(live.ewma_latency_ms)
-                leases[service_id] = deadline  # a pair routed again renews its lease
-                heapq.heappush(self._expiry, (deadline, request_id, service_id))
-                old = live.breaker
-                live.breaker = br.on_dispatch(old, now, self.breaker_config)
-                if live.breaker is not old:
-                    self._breaker_changed(service_id, old, live.breaker, transitions)
+            config = self.breaker_config
+            # service id -> [live record, deadline, request ids leased now]
+            taken: dict[str, list] = {}
+            for request_id, service_ids in items:
+                leases = requests.get(request_id)
+                if leases is None:
+                    leases = requests[request_id] = {}
+                for service_id in service_ids:
+                    entry = taken.get(service_id)
+                    if entry is None:
+                        live = self._live(service_id)
+                        entry = taken[service_id] = [live, now + ttl(live.ewma_latency_ms), []]
+                    live = entry[0]
+                    if service_id not in leases:
+                        live.in_flight += 1
+                    leases[service_id] = entry[1]  # a pair routed again renews its lease
+                    entry[2].append(request_id)
+                    old = live.breaker
+                    if old.state is not BreakerState.CLOSED:  # closed: dispatch changes nothing
+                        live.breaker = br.on_dispatch(old, now, config)
+                        if live.breaker is not old:
+                            self._breaker_changed(service_id, old, live.breaker, transitions)
+                if not leases:
+                    del requests[request_id]
+            for service_id, (_, deadline, request_ids) in taken.items():
+                heapq.heappush(self._expiry, (deadline, service_id, tuple(request_ids)))
                 self._mark_dirty(service_id)
-            if not leases:
-                del self._requests[request_id]
         self._notify(transitions)
 
     def record_outcome(
@@ -279,17 +297,20 @@ class LocalStateStore:
         expiry = self._expiry
         requests = self._requests
         while expiry and expiry[0][0] <= now:
-            deadline, request_id, service_id = heapq.heappop(expiry)
-            leases = requests.get(request_id)
-            # A stale heap item: the lease was released, dropped, or renewed since.
-            if leases is None or leases.get(service_id) != deadline:
-                continue
-            del leases[service_id]
-            if not leases:
-                del requests[request_id]
+            deadline, service_id, request_ids = heapq.heappop(expiry)
             live = self._services.get(service_id)
-            if live is not None:
-                live.in_flight -= 1
+            dropped = 0
+            for request_id in request_ids:
+                leases = requests.get(request_id)
+                # Stale: the lease was released, dropped, or renewed since.
+                if leases is None or leases.get(service_id) != deadline:
+                    continue
+                del leases[service_id]
+                if not leases:
+                    del requests[request_id]
+                dropped += 1
+            if dropped and live is not None:
+                live.in_flight -= dropped
                 self._mark_dirty(service_id)
 
     def _fire_breaker_timers(self, now: float) -> None:

@@ -22,8 +22,10 @@ from routing.history.flush import FlushResult, apply_records, flush_history
 from routing.history.prune import prune_history
 from routing.history.records import (
     amend_record,
+    batch_record,
     decision_record,
     decision_records,
+    expand_records,
     outcome_record,
 )
 from routing.history.writer import HistoryWriter
@@ -35,8 +37,10 @@ __all__ = [
     "SpoolBuffer",
     "amend_record",
     "apply_records",
+    "batch_record",
     "decision_record",
     "decision_records",
+    "expand_records",
     "flush_history",
     "outcome_record",
     "prune_history",

@@ -24,6 +24,7 @@ from routing.history.buffers import (
     seal_local_spools,
     spool_dir,
 )
+from routing.history.records import expand_records
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
     decisions: dict[str, dict] = {}
     outcomes: dict[str, dict] = {}
     amended: list[dict] = []
-    for rec in records:
+    for rec in expand_records(records):
         kind = rec.get("k")
         if kind == "d":
             decisions[rec["id"]] = rec

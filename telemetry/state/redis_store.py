@@ -848,8 +848,7 @@ class RedisStateStore:
     # -- local fallback -------------------------------------------------------------------
 
     def _routed_locally(self, items: Sequence[tuple[str, Sequence[str]]]) -> None:
-        for request_id, service_ids in items:
-            self._local.record_routed(request_id, service_ids)
+        self._local.record_routed_many(items)
 
     def _notify(self, transitions: list[tuple[str, BreakerState, BreakerState]]) -> None:
         callback = self._on_transition

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
@@ -13,7 +14,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from routing.api.fast import _dumps, batch_results
 from routing.api.views import route_response
 from routing.core.types import Decision, RouteRequest
-from routing.history.records import decision_record, decision_records
+from routing.history.buffers import SpoolBuffer, dumps, read_records
+from routing.history.records import decision_record, decision_records, expand_records
 from routing.metrics import RoutingMetrics, observe_many
 
 
@@ -68,23 +70,77 @@ REQUESTS = [
 ]
 
 
-def test_batch_records_are_the_single_records():
-    # given
-    context = [0.5, 0.25, 0.0]
-    one_by_one = [
+def _single_records(context):
+    return [
         decision_record(i.request_id, i.decision, r, i.override_id, context)
         for i, r in zip(BATCH, REQUESTS, strict=True)
     ]
 
-    # when
-    batch = decision_records(BATCH, REQUESTS, context)
+
+def _without_time(records):
+    for rec in records:
+        rec["at"] = 0.0
+    return records
+
+
+def test_a_batch_record_expands_to_the_single_records_after_the_buffer_round_trip():
+    # given
+    context = [0.5, 0.25, 0.0]
+    one_by_one = _single_records(context)
+
+    # when: one columnar record, through the JSON a buffer stores
+    records = decision_records(BATCH, REQUESTS, context)
+    stored = orjson.loads(dumps(records))
+    expanded = list(expand_records(stored))
 
     # then: the same records, the decision time read once for the whole batch
-    assert len({rec["at"] for rec in batch}) == 1
-    for rec in (*one_by_one, *batch):
-        rec["at"] = 0.0
-    assert batch == one_by_one
-    assert orjson.dumps(batch) == orjson.dumps(one_by_one)
+    assert [rec["k"] for rec in records] == ["b"]
+    assert len({rec["at"] for rec in expanded}) == 1
+    assert _without_time(expanded) == _without_time(one_by_one)
+    assert orjson.dumps(expanded) == orjson.dumps(one_by_one)
+
+
+def test_a_batch_record_expands_the_same_before_it_is_stored():
+    context = [0.5]
+    expanded = list(expand_records(decision_records(BATCH, REQUESTS, context)))
+
+    assert _without_time(expanded) == _without_time(_single_records(context))
+
+
+def test_numpy_scores_are_stored_exactly():
+    # given: a strategy that hands back numpy scalars (float32 has no exact short repr)
+    value = np.float32(0.1234565)
+    item = Item("n1", decision(("svc-a",), {"svc-a": value}, confidence=np.float64(0.5)))
+
+    # when
+    stored = orjson.loads(dumps(decision_records([item, *BATCH[:1]], REQUESTS[:2])))
+    (rec, _) = expand_records(stored)
+
+    # then: rounded from the exact value, as the single record is
+    assert rec["sc"] == {"svc-a": round(float(value), 6)}
+    assert rec["c"] == 0.5
+
+
+def test_a_single_route_keeps_its_plain_record():
+    (rec,) = decision_records(BATCH[:1], REQUESTS[:1], [0.1])
+
+    assert rec["k"] == "d"
+    assert list(expand_records([rec])) == [rec]
+
+
+def test_spooled_batches_and_single_records_read_back_in_order(tmp_path):
+    # given
+    spool = SpoolBuffer(tmp_path)
+    spool.append(decision_records(BATCH, REQUESTS, [0.1]))
+    spool.append(decision_records(BATCH[:1], REQUESTS[:1], [0.2]))
+    spool.seal()
+
+    # when
+    (segment,) = tmp_path.glob("seg-*.ready")
+    records = list(expand_records(read_records(segment)))
+
+    # then
+    assert [rec["id"] for rec in records] == [i.request_id for i in BATCH] + ["r1"]
 
 
 def test_batch_results_serialise_as_route_responses():
