@@ -149,10 +149,13 @@ class LocalStateStore:
     def record_routed(self, request_id: str, service_ids: Sequence[str]) -> None:
         self.record_routed_many(((request_id, service_ids),))
 
-    def record_routed_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> None:
+    def record_routed_many(
+        self, items: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[tuple[str, str]]:
         """:meth:`record_routed` for ``(request id, service ids)`` pairs, in order, at one
         instant: a batch takes its leases under one lock, and a service's leases share one
-        expiry entry (their deadline is the same)."""
+        expiry entry (their deadline is the same). Returns the refused pairs, always none:
+        one process's view is exact, so nothing is routed to a breaker that refuses it."""
         transitions: list[tuple[str, BreakerState, BreakerState]] = []
         with self._lock:
             now = self.clock()
@@ -187,6 +190,7 @@ class LocalStateStore:
                 heapq.heappush(self._expiry, (deadline, service_id, tuple(request_ids)))
                 self._mark_dirty(service_id)
         self._notify(transitions)
+        return []
 
     def record_outcome(
         self, request_id: str, service_id: str, success: bool, latency_ms: float | None

@@ -178,8 +178,11 @@ class LiveStateStore(Protocol):
     def record_routed(self, request_id: str, service_ids: Sequence[str]) -> None:
         """A request was routed to these services: count it in flight."""
 
-    def record_routed_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> object:
-        """``record_routed`` for ``(request id, service ids)`` pairs (a batch), in order."""
+    def record_routed_many(
+        self, items: Sequence[tuple[str, Sequence[str]]]
+    ) -> list[tuple[str, str]]:
+        """``record_routed`` for ``(request id, service ids)`` pairs (a batch), in order;
+        the ``(request id, service id)`` pairs a breaker refused."""
 
     def record_outcome(
         self, request_id: str, service_id: str, success: bool, latency_ms: float | None

@@ -1,6 +1,7 @@
-"""A batch's dispatches to closed breakers are added per service in bulk (one ZADD and one
-count update per service, scripts.ROUTED), and expired leases are released per service in
-bulk: the counts must stay exactly those of one dispatch at a time."""
+"""A batch's dispatches to closed breakers are added per service in bulk (Redis: one ZADD and
+one count update per service, scripts.ROUTED; local: one expiry entry per service), and
+expired leases are released per service in bulk: in both backends the counts must stay
+exactly those of one dispatch at a time."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ def in_flight(store, snapshot) -> list[float]:
     return store.view(snapshot).in_flight.tolist()
 
 
-def test_a_batch_counts_each_request_once_per_service(make_store):
+def test_a_batch_counts_each_request_once_per_service(backend):
     # given: more requests than one routed call takes, some routed twice, some top-2
-    store = make_store(lease=HELD, view_max_age_s=0.0)
+    store = backend(lease=HELD)
     snapshot = fleet(3)
     n = ROUTED_CHUNK + 100
     items = [(f"r{i}", [f"svc-0{i % 3}"]) for i in range(n)]
@@ -32,8 +33,8 @@ def test_a_batch_counts_each_request_once_per_service(make_store):
     assert store.in_flight_requests() == n + 5
 
 
-def test_a_batch_routed_again_keeps_the_counts(make_store):
-    store = make_store(lease=HELD, view_max_age_s=0.0)
+def test_a_batch_routed_again_keeps_the_counts(backend):
+    store = backend(lease=HELD)
     snapshot = fleet(2)
     items = [(f"r{i}", [f"svc-0{i % 2}"]) for i in range(40)]
 
@@ -43,10 +44,10 @@ def test_a_batch_routed_again_keeps_the_counts(make_store):
     assert in_flight(store, snapshot) == [20.0, 20.0]
 
 
-def test_expired_batch_leases_are_released_per_service(make_store):
+def test_expired_batch_leases_are_released_per_service(backend):
     # given: leases of 1 s on a clock we move
     clock = FakeClock()
-    store = make_store(lease=LeaseConfig.fixed(1.0), clock=clock, view_max_age_s=0.0)
+    store = backend(lease=LeaseConfig.fixed(1.0), clock=clock)
     snapshot = fleet(3)
     store.record_routed_many([(f"a{i}", [f"svc-0{i % 3}"]) for i in range(30)])
     clock.advance(0.5)
@@ -60,6 +61,26 @@ def test_expired_batch_leases_are_released_per_service(make_store):
     clock.advance(1.0)
     assert in_flight(store, snapshot) == [0.0, 0.0, 0.0]
     assert store.in_flight_requests() == 0
+
+
+def test_a_lease_renewed_or_released_after_its_batch_is_not_expired_with_it(backend):
+    # given: a batch of 1 s leases
+    clock = FakeClock()
+    store = backend(lease=LeaseConfig.fixed(1.0), clock=clock)
+    snapshot = fleet(2)
+    store.record_routed_many([(f"a{i}", [f"svc-0{i % 2}"]) for i in range(10)])
+    clock.advance(0.5)
+
+    # when: one lease is renewed by a later route, one released by its outcome
+    store.record_routed("a0", ["svc-00"])
+    store.record_outcome("a1", "svc-01", True, None)
+    clock.advance(0.6)
+
+    # then: the batch's other leases expired; the renewed one still counts, until its time
+    assert in_flight(store, snapshot) == [1.0, 0.0]
+    assert store.in_flight_requests() == 1
+    clock.advance(0.5)
+    assert in_flight(store, snapshot) == [0.0, 0.0]
 
 
 def test_set_many_writes_every_entry_with_its_ttl(make_store, key_prefix):
