@@ -15,7 +15,6 @@ reason that counts why; the engine never raises for that and never picks at rand
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import random
 import time
@@ -44,43 +43,10 @@ from routing.core.types import (
     LiveView,
     RouteRequest,
     ServiceStatus,
+    slot_constructor,
 )
 
-
-def _decision_factory():
-    """A constructor for the frozen, slotted Decision that skips the dataclass ``__init__``
-    (which pays an ``object.__setattr__`` per field): batch routing builds thousands of them.
-    Falls back to the normal constructor if Decision's fields ever change."""
-    names = (
-        "selected", "scores", "confidence", "strategy", "requested_strategy", "reason",
-        "no_eligible_service", "latency_ms", "propensity", "candidates",
-    )  # fmt: skip
-    if tuple(f.name for f in dataclasses.fields(Decision)) != names:
-        return Decision
-    s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = (getattr(Decision, n).__set__ for n in names)
-    new = object.__new__
-
-    def build(
-        selected, scores, confidence, strategy, requested, reason, none, latency_ms,
-        propensity=None, candidates=(),
-    ):  # fmt: skip
-        d = new(Decision)
-        s1(d, selected)
-        s2(d, scores)
-        s3(d, confidence)
-        s4(d, strategy)
-        s5(d, requested)
-        s6(d, reason)
-        s7(d, none)
-        s8(d, latency_ms)
-        s9(d, propensity)
-        s10(d, candidates)
-        return d
-
-    return build
-
-
-new_decision = _decision_factory()
+new_decision = slot_constructor(Decision)
 
 
 PANIC_NOTE = "panic: the breaker of every service able to serve it is open, routed among them"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -163,6 +163,31 @@ class Decision:
     # eligible for it: what off-policy evaluation of another policy needs from the log.
     propensity: float | None = None
     candidates: tuple[str, ...] = ()
+
+
+def slot_constructor(cls):
+    """A positional constructor for the frozen, slotted dataclass ``cls`` that skips its
+    ``__init__`` (which pays an ``object.__setattr__`` per field, ~40% of building one): a
+    batch builds thousands of requests and decisions. Arguments in field order, with the
+    fields' defaults; generated from the fields, as dataclasses generates ``__init__``."""
+    names = [f.name for f in fields(cls)]
+    if any(f.default_factory is not MISSING for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: fields with a default_factory are not supported")
+    namespace = {"_new": object.__new__, "_cls": cls}
+    params = []
+    for i, f in enumerate(fields(cls)):
+        namespace[f"_set{i}"] = getattr(cls, f.name).__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+    body = "".join(f"    _set{i}(obj, {name})\n" for i, name in enumerate(names))
+    source = f"def build({', '.join(params)}):\n    obj = _new(_cls)\n{body}    return obj\n"
+    exec(source, namespace)  # noqa: S102 - source built from the class's own field names
+    build = namespace["build"]
+    build.__qualname__ = f"new_{cls.__name__}"
+    return build
 
 
 class LiveStateStore(Protocol):
