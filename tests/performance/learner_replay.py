@@ -17,6 +17,16 @@ also splits the misses of each phase into
 * ``near_tie``: greedy, and the chosen service's expected reward is within 0.02 of the oracle's;
 * ``wrong``: greedy, and clearly worse than the oracle's.
 
+``--diagnose`` (one worker) splits phase 3's clearly wrong picks further, with the regret
+each kind costs: the best service under-explored (< 10 outcomes near that complexity),
+underestimated by more than 0.03 despite its data, the chosen one overestimated, the greedy
+pick made wrong by the UCB bonus alone (by the estimates alone it would have been right), and
+whether the *model* could have got it right: a shadow learner fed the expected reward of
+every outcome the live one saw (same services, same complexities, no noise) and one with no
+drift detector; it also counts drift resets (on these stationary fleets every one is a false
+alarm). ``--full-info`` is the ceiling for comparison: the same learner told the outcome of
+*every* able service on every request, choosing by its estimates, never exploring.
+
 ``--workers N`` splits the requests over N learners (web workers) and reports each outcome to
 one of them at random; with shared learning (the default, as with Redis) every learner sees
 every outcome, with ``--no-share`` only the one it was reported to.
@@ -31,11 +41,14 @@ It complements the HTTP simulation; it does not replace it (no retrain round tri
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
 import sys
 import time
+
+import numpy as np
 
 from routing.core.learning import LearnerConfig, OutcomeLearner
 from routing.core.objective import Objective
@@ -55,6 +68,7 @@ def replay(
     config: LearnerConfig | None = None,
     workers: int = 1,
     shared: bool = True,
+    diagnose: bool = False,
 ) -> dict:
     """One seeded run. ``workers`` > 1: that many learners (web workers) take the requests in
     turn, and each outcome is reported to a worker drawn at random (a client's next request
@@ -67,16 +81,18 @@ def replay(
     learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
     outcome_rng = random.Random(seed * 1000 + 17)
     report_rng = random.Random(seed * 31 + 5)
+    shadow = _Diagnosis(config, objective) if diagnose else None
     phases = {}
     for name, lo, hi in phase_bounds(requests):
         counts = {"n": 0, "optimal": 0, "explored": 0, "near_tie": 0, "wrong": 0, "regret": 0.0}
+        last = name.startswith("p3")
         for _ in range(hi - lo):
             req = workload.next()
             capable = fleet.capable(req.request_type, req.capabilities)
             if not capable:
                 continue
             learner = learners[req.index % workers]
-            _, evidence, score = learner.scores(req.request_type, req.complexity, capable)
+            mean, evidence, score = learner.scores(req.request_type, req.complexity, capable)
             chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()), evidence)
             sid = capable[chosen]
             best = fleet.oracle(req.request_type, req.capabilities, req.complexity)
@@ -93,14 +109,124 @@ def replay(
                 counts["near_tie"] += 1
             else:
                 counts["wrong"] += 1
+            if shadow is not None and last:
+                shadow.decision(
+                    fleet, req, capable, mean, evidence, chosen, greedy, best, gap, learner
+                )
             ok, latency, _ = fleet.sample(
                 sid, req.request_type, req.capabilities, req.complexity, outcome_rng
             )
             told = learners if shared else [learners[report_rng.randrange(workers)]]
             for one in told:
-                one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+                reward = one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+            if shadow is not None:
+                shadow.observe(fleet, sid, req, reward)
         n = max(1, counts.pop("n"))
         phases[name] = {k: v / n for k, v in counts.items()}
+    if shadow is not None:
+        phases["diagnosis"] = shadow.result(learners[0])
+    return phases
+
+
+class _Diagnosis:
+    """``replay(diagnose=True)``: classifies phase 3's clearly wrong picks (see the module
+    docstring). Figures are shares of phase 3's decisions (``*_regret``: mean regret per
+    phase-3 decision)."""
+
+    UNDER = 10.0  # outcomes near the complexity: less is under-explored
+    OFF = 0.03  # an estimate this far from the truth is off
+
+    def __init__(self, config: LearnerConfig | None, objective: Objective) -> None:
+        cfg = config or LearnerConfig()
+        # Expected rewards at the live learner's design points, no drift detector: what the
+        # model makes of the same data without noise (bias: misspecification, smoothing,
+        # prior, discount).
+        self.noise_free = OutcomeLearner(dataclasses.replace(cfg, drift_min_shift=1e9), objective)
+        # Real rewards, no drift detector: what the drift detector's resets change.
+        self.no_drift = OutcomeLearner(dataclasses.replace(cfg, drift_min_shift=1e9), objective)
+        self.n = 0
+        self.counts: dict[str, float] = {}
+
+    def _add(self, key: str, gap: float) -> None:
+        self.counts[key] = self.counts.get(key, 0.0) + 1
+        self.counts[key + "_regret"] = self.counts.get(key + "_regret", 0.0) + gap
+
+    def decision(self, fleet, req, capable, mean, evidence, chosen, greedy, best, gap, learner):
+        self.n += 1
+        kind = "optimal" if capable[chosen] == best else None
+        if kind is None:
+            kind = (
+                "explored"
+                if chosen != greedy
+                else "near_tie"
+                if gap <= NEAR_OPTIMAL_REWARD_GAP
+                else "wrong"
+            )
+        self._add(kind, gap)
+        if kind != "wrong":
+            return
+        rtype, c = req.request_type, req.complexity
+        b = capable.index(best)
+        truth = np.array([fleet.expected_reward(s, rtype, c) for s in capable])
+        err = mean - truth
+        if evidence[b] < self.UNDER:
+            self._add("wrong.best_under_explored", gap)
+        elif err[b] < -self.OFF:
+            self._add("wrong.best_underestimated_despite_data", gap)
+        if err[chosen] > self.OFF:
+            self._add("wrong.chosen_overestimated", gap)
+        if int(np.argmax(mean)) == b:
+            self._add("wrong.by_ucb_bonus_alone", gap)
+        clean, _ = self.noise_free.estimates(rtype, c, capable)
+        if int(np.argmax(clean)) == b:
+            self._add("wrong.noise_free_model_right", gap)
+        elif clean[b] < truth[b] - self.OFF:
+            self._add("wrong.noise_free_model_underestimates_best", gap)
+        steady, _ = self.no_drift.estimates(rtype, c, capable)
+        if int(np.argmax(steady)) == b and int(np.argmax(mean)) != b:
+            self._add("wrong.right_without_drift_resets", gap)
+        arm = learner._arms.get((best, rtype))
+        if arm is not None and arm.drifts:
+            self._add("wrong.best_had_drift_reset", gap)
+
+    def observe(self, fleet, service_id, req, reward) -> None:
+        rtype, c = req.request_type, req.complexity
+        self.noise_free.observe(service_id, rtype, c, fleet.expected_reward(service_id, rtype, c))
+        self.no_drift.observe(service_id, rtype, c, reward)
+
+    def result(self, learner: OutcomeLearner) -> dict:
+        n = max(1, self.n)
+        out = {k: v / n for k, v in sorted(self.counts.items())}
+        out["drift_resets_per_run"] = float(sum(a.drifts for a in learner._arms.values()))
+        return out
+
+
+def replay_full_info(profiles: str, seed: int, requests: int, config=None) -> dict:
+    """The ceiling: the learner is told the outcome of every able service on every request,
+    and picks by its estimates (no exploration). Phase figures as :func:`replay`."""
+    objective = Objective()
+    fleet = Fleet(profile_set(f"random:{seed}" if profiles == "random" else profiles), objective)
+    workload = Workload(fleet.profiles, seed)
+    learner = OutcomeLearner(config, objective, seed=seed)
+    outcome_rng = random.Random(seed * 1000 + 17)
+    phases = {}
+    for name, lo, hi in phase_bounds(requests):
+        n = optimal = 0
+        for _ in range(hi - lo):
+            req = workload.next()
+            capable = fleet.capable(req.request_type, req.capabilities)
+            if not capable:
+                continue
+            mean, _ = learner.estimates(req.request_type, req.complexity, capable)
+            n += 1
+            best = fleet.oracle(req.request_type, req.capabilities, req.complexity)
+            optimal += capable[int(np.argmax(mean))] == best
+            for sid in capable:
+                ok, latency, _ = fleet.sample(
+                    sid, req.request_type, req.capabilities, req.complexity, outcome_rng
+                )
+                learner.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+        phases[name] = {"optimal": optimal / max(1, n)}
     return phases
 
 
@@ -157,6 +283,13 @@ def replay_engine(profiles: str, seed: int, requests: int, strategy: str = "adap
 
 def summarise(runs: list[dict]) -> dict:
     out = {}
+    if "diagnosis" in runs[0]:
+        keys = sorted({k for r in runs for k in r["diagnosis"]})
+        out["diagnosis"] = {
+            k: {"mean": round(statistics.fmean(r["diagnosis"].get(k, 0.0) for r in runs), 5)}
+            for k in keys
+        }
+        runs = [{k: v for k, v in r.items() if k != "diagnosis"} for r in runs]
     for phase in runs[0]:
         out[phase] = {}
         for key in runs[0][phase]:
@@ -186,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         help="route through RoutingEngine with this strategy (e.g. adaptive) instead of "
         "driving the learner directly",
     )
+    parser.add_argument(
+        "--diagnose", action="store_true", help="split phase 3's wrong picks further (1 worker)"
+    )
+    parser.add_argument(
+        "--full-info",
+        action="store_true",
+        help="the ceiling: the learner sees every able service's outcome, never explores",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = {}
@@ -194,15 +335,34 @@ def main(argv: list[str] | None = None) -> int:
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         if args.engine:
             runs = [replay_engine(profiles, s, args.requests, args.engine) for s in seeds]
+        elif args.full_info:
+            runs = [replay_full_info(profiles, s, args.requests) for s in seeds]
         else:
             runs = [
-                replay(profiles, s, args.requests, workers=args.workers, shared=not args.no_share)
+                replay(
+                    profiles,
+                    s,
+                    args.requests,
+                    workers=args.workers,
+                    shared=not args.no_share,
+                    diagnose=args.diagnose and args.workers == 1,
+                )
                 for s in seeds
             ]
         report[profiles] = summarise(runs)
         if not args.json:
             print(f"{profiles}: {args.seeds} seeds, {time.monotonic() - t0:.1f} s")
             for phase, figs in report[profiles].items():
+                if phase == "diagnosis":
+                    print("  phase 3, share of decisions (regret per decision):")
+                    for k, v in figs.items():
+                        if k == "drift_resets_per_run":
+                            print(f"    {k:<45} {v['mean']:6.3f}")
+                        elif not k.endswith("_regret"):
+                            r = figs.get(k + "_regret", {}).get("mean")
+                            tail = f"  ({r:.5f})" if r is not None else ""
+                            print(f"    {k:<45} {v['mean'] * 100:6.2f}%{tail}")
+                    continue
                 line = "  ".join(
                     f"{k} {v['mean'] * 100:5.1f}% [{v['min'] * 100:.1f}-{v['max'] * 100:.1f}]"
                     if k != "regret"
