@@ -15,6 +15,7 @@ server gets an environment built here. PostgreSQL and Redis come from ``TEST_POS
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -203,8 +204,20 @@ class Cluster:
         )
 
     def run_task(self, name: str, timeout: float = 90.0, **kwargs) -> dict:
-        """Send a task to the real Celery worker and wait for its result."""
-        return self.celery.send_task(name, kwargs=kwargs).get(timeout=timeout)
+        """Send a task to the real Celery worker and wait for its result.
+
+        An earlier AsyncResult caught in a reference cycle and collected while the Redis
+        result backend subscribes for this one unsubscribes on the same PubSub connection from
+        ``__del__`` and hangs (seen in CI). Cycles are collected here, before sending, and the
+        collector is paused until the result is in."""
+        gc.collect()
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self.celery.send_task(name, kwargs=kwargs).get(timeout=timeout)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def close(self) -> None:
         self.a.close()
