@@ -18,6 +18,8 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 from prometheus_client import Counter as PromCounter
@@ -59,6 +61,13 @@ REDIS_KEY = "moe:metrics"
 
 
 _OUTCOME = {False: "routed", True: "no_eligible"}
+# A batch's fields are counted a column at a time (C-speed map and Counter).
+_decision = attrgetter("decision")
+_latency = attrgetter("latency_ms")
+_strategy = attrgetter("strategy")
+_selected = attrgetter("selected")
+_no_eligible = attrgetter("no_eligible_service")
+_strategy_outcome = attrgetter("strategy", "no_eligible_service")
 _children: dict[tuple, object] = {}
 
 
@@ -119,17 +128,14 @@ class RoutingMetrics:
                 fields["total:no_eligible"] = 1
             fields["total:routed"] = 1
             return fields
-        decisions = [r.decision for r in routed]
-        for latency, n in Counter([d.latency_ms for d in decisions]).items():
+        decisions = list(map(_decision, routed))
+        for latency, n in Counter(map(_latency, decisions)).items():
             fields[f"lat:{bisect_left(_BOUNDS, latency)}"] += n
-        for strategy, n in Counter([d.strategy for d in decisions]).items():
+        for strategy, n in Counter(map(_strategy, decisions)).items():
             fields[f"strategy:{strategy}"] += n
-        services: Counter[str] = Counter()
-        for d in decisions:
-            services.update(d.selected)
-        for sid, n in services.items():
+        for sid, n in Counter(chain.from_iterable(map(_selected, decisions))).items():
             fields[f"service:{sid}"] += n
-        no_eligible = sum(1 for d in decisions if d.no_eligible_service)
+        no_eligible = sum(map(_no_eligible, decisions))
         if no_eligible:
             fields["total:no_eligible"] += no_eligible
         fields["total:routed"] += len(routed)
@@ -144,10 +150,11 @@ class RoutingMetrics:
             _child(ROUTING_TOTAL, d.strategy, _OUTCOME[d.no_eligible_service]).inc()
             ROUTING_LATENCY.observe(d.latency_ms)
             return
-        by_strategy = Counter((r.decision.strategy, r.decision.no_eligible_service) for r in routed)
+        decisions = list(map(_decision, routed))
+        by_strategy = Counter(map(_strategy_outcome, decisions))
         for (strategy, none), n in by_strategy.items():
             _child(ROUTING_TOTAL, strategy, _OUTCOME[none]).inc(n)
-        for latency, n in Counter([r.decision.latency_ms for r in routed]).items():
+        for latency, n in Counter(map(_latency, decisions)).items():
             observe_many(ROUTING_LATENCY, latency, n)
 
     def queue(self, pipe, routed: Sequence, prometheus: bool = True) -> Counter[str]:

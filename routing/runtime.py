@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,14 @@ from routing.core.engine import EngineConfig, RoutingEngine
 from routing.core.fleet import TypeRule
 from routing.core.learning import LearnerConfig
 from routing.core.objective import Objective
-from routing.core.types import BreakerState, Decision, FleetSnapshot, LiveView, RouteRequest
+from routing.core.types import (
+    BreakerState,
+    Decision,
+    FleetSnapshot,
+    LiveView,
+    RouteRequest,
+    slot_constructor,
+)
 from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
 from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
 from routing.metrics import RoutingMetrics
@@ -59,6 +67,9 @@ class Routed:
     decision: Decision
     override_id: int | None
     top_k: int | None
+
+
+_new_routed = slot_constructor(Routed)
 
 
 # A pending entry is "<reported services>\n<selected services>\n<complexity>\n<type>" (ids
@@ -341,14 +352,22 @@ class Router:
                 groups.setdefault(key, []).append(i)
         else:  # no override: one group, nothing to resolve per request
             groups[self._resolve("", strategy, top_k, len(snapshot))] = list(range(len(requests)))
-        routed: list[Routed | None] = [None] * len(requests)
         view = self._view(snapshot)
-        new_id = self._new_id
-        for (strat, k, override_id), idx in groups.items():
-            group = requests if len(idx) == len(requests) else [requests[i] for i in idx]
-            decisions = self.engine.route_batch(group, snapshot, view, strat, k)
-            for i, decision in zip(idx, decisions, strict=True):
-                routed[i] = Routed(new_id(), decision, override_id, k)
+        prefix = self._prefix
+        ids = [f"{prefix}{i:010x}" for i in itertools.islice(self._counter, len(requests))]
+        if len(groups) == 1:
+            (((strat, k, override_id), _),) = groups.items()
+            decisions = self.engine.route_batch(requests, snapshot, view, strat, k)
+            n = len(requests)
+            routed = list(map(_new_routed, ids, decisions, repeat(override_id, n), repeat(k, n)))
+        else:
+            routed = [None] * len(requests)
+            for (strat, k, override_id), idx in groups.items():
+                decisions = self.engine.route_batch(
+                    [requests[i] for i in idx], snapshot, view, strat, k
+                )
+                for i, decision in zip(idx, decisions, strict=True):
+                    routed[i] = _new_routed(ids[i], decision, override_id, k)
         context = self._context(snapshot, view)
         return self._commit(routed, requests, context, client, snapshot, guard)
 
@@ -415,28 +434,28 @@ class Router:
         """State, pending entries, history and metrics for routed requests, in one go."""
         records = decision_records(routed, requests, context)
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
+        routed = list(routed)
+        if self.redis_client is not None and not getattr(self.store, "degraded", False):
+            routed = self._commit_redis(live, records, routed, requests, snapshot, guard)
+            if guard is not None and guard.over:
+                return routed  # over the rate limit: nothing was recorded
+        else:
+            self._commit_local(live, records, routed, requests)
+        self._after_commit(routed, requests, client)
+        return routed
+
+    def _commit_redis(
+        self, live, records, routed: list[Routed], requests, snapshot=None, guard=None
+    ) -> list[Routed]:
+        """One round trip: in-flight + breaker slots, pending entries, history, metrics, and
+        (when due) the next live view; with ``guard`` also the rate-limit counter, in one
+        MULTI/EXEC where every write is conditional on the counter being within its limit."""
         # What an outcome needs to teach the learner: (request type, complexity).
         about = {
             r.request_id: (req.request_type, req.complexity)
             for r, req in zip(routed, requests, strict=True)
             if r.decision.selected
         }
-        routed = list(routed)
-        if self.redis_client is not None and not getattr(self.store, "degraded", False):
-            routed = self._commit_redis(live, records, routed, about, snapshot, guard)
-            if guard is not None and guard.over:
-                return routed  # over the rate limit: nothing was recorded
-        else:
-            self._commit_local(live, records, routed, about)
-        self._after_commit(routed, requests, client)
-        return routed
-
-    def _commit_redis(
-        self, live, records, routed: list[Routed], about, snapshot=None, guard=None
-    ) -> list[Routed]:
-        """One round trip: in-flight + breaker slots, pending entries, history, metrics, and
-        (when due) the next live view; with ``guard`` also the rate-limit counter, in one
-        MULTI/EXEC where every write is conditional on the counter being within its limit."""
         pipe = self.store.pipeline(transaction=guard is not None)
         if guard is not None:
             pipe.incr(guard.key)
@@ -464,7 +483,7 @@ class Router:
             # Redis went away: the store counted the requests on its local fallback already
             # (and the rate limit fails open: guard.count stays None).
             logger.warning("router: Redis commit failed, history and pending kept locally")
-            self._commit_local(live, records, routed, about, state_recorded=True)
+            self._commit_local(live, records, routed, requests, state_recorded=True)
             return routed
         if guard is not None:
             count = results[0]
@@ -514,15 +533,17 @@ class Router:
             self.history.append(amendments, local=True)
         return routed
 
-    def _commit_local(self, live, records, routed, about, state_recorded: bool = False) -> None:
+    def _commit_local(self, live, records, routed, requests, state_recorded=False) -> None:
         if not state_recorded and live:
             self.store.record_routed_many(live)
         with self._lock:
             now = time.monotonic()
-            for request_id, selected in live:
-                self._pending[request_id] = [tuple(selected), (), now, *about[request_id]]
-            oldest = now - settings.MOE_PENDING_TTL_SECONDS
             pending = self._pending
+            for r, req in zip(routed, requests, strict=True):
+                selected = r.decision.selected
+                if selected:
+                    pending[r.request_id] = [selected, (), now, req.request_type, req.complexity]
+            oldest = now - settings.MOE_PENDING_TTL_SECONDS
             while pending and (
                 len(pending) > PENDING_MAX_LOCAL or next(iter(pending.values()))[2] < oldest
             ):

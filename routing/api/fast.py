@@ -338,15 +338,15 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
     if was_enabled:
         gc.disable()
     try:
-        data = _parse_json(raw, too_large)
         if batch and router.redis_client is not None:
             # A batch's commit waits ~10 ms for Redis (its scripts run a thousand dispatches):
             # in a thread, so the loop keeps serving (and routing) meanwhile.
-            answer = await sync_to_async(_route, thread_sensitive=False)(
-                scope["path"], data, router, user, None
+            answer = await sync_to_async(_route_answer, thread_sensitive=False)(
+                scope["path"], raw, too_large, router, user, None
             )
         else:
-            answer = _route(scope["path"], data, router, user, rate.guard() if folded else None)
+            guard = rate.guard() if folded else None
+            answer = _route_answer(scope["path"], raw, too_large, router, user, guard)
     except Exception as exc:
         # DRF counts a request before its view runs, so one that fails is counted too.
         if folded and not rate.allowed_now():
@@ -355,8 +355,16 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
     finally:
         if was_enabled:
             gc.enable()
+    return _throttled(rate) if answer is None else answer
+
+
+def _route_answer(path: str, raw: bytes, too_large: bool, router, user, guard) -> Answer | None:
+    """Parse, route and serialise (None: over the rate limit). The parsed body and the answer's
+    objects are freed on return, while a batch still holds the collector off: re-enabled with
+    them alive, its next run would walk every one of them."""
+    answer = _route(path, _parse_json(raw, too_large), router, user, guard)
     if answer is None:
-        return _throttled(rate)
+        return None
     status, payload = answer
     return Answer(status, _dumps(payload))
 

@@ -81,6 +81,7 @@ class RoutingEngine:
             learned_table=self.learned_table,
             strategy=self.strategy,
             choose_strategy=self.choose_strategy,
+            choose_strategies=self.choose_strategies,
         )
         self._strategies: dict[str, Strategy] = {n: cls(deps) for n, cls in STRATEGIES.items()}
 
@@ -390,9 +391,24 @@ class RoutingEngine:
         redundancy: an anomalous request goes to the best ``k >= 2`` (``top_k``), any other to
         the best one (``switch_transformer``).
         """
-        if (request.anomaly_score or 0.0) >= self.config.tda_request_threshold:
-            return "top_k", f"anomalous request (>= {self.config.tda_request_threshold:g})"
-        return "switch_transformer", "learned"
+        ((choice, _),) = self.choose_strategies([request]).items()
+        return choice
+
+    def choose_strategies(
+        self, requests: Sequence[RouteRequest]
+    ) -> dict[tuple[str, str], list[int]]:
+        """:meth:`choose_strategy` for many requests: the positions in ``requests`` of each
+        ``(strategy, why)``, in order."""
+        threshold = self.config.tda_request_threshold
+        anomalous = [j for j, r in enumerate(requests) if (r.anomaly_score or 0.0) >= threshold]
+        learned = ("switch_transformer", "learned")
+        if not anomalous:
+            return {learned: list(range(len(requests)))}
+        groups = {("top_k", f"anomalous request (>= {threshold:g})"): anomalous}
+        if len(anomalous) < len(requests):
+            flagged = set(anomalous)
+            groups[learned] = [j for j in range(len(requests)) if j not in flagged]
+        return groups
 
 
 def explain_no_eligible(

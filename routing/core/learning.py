@@ -206,8 +206,9 @@ class _Table:
 
     def at_many(self, complexity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(m, n_services)`` estimates, evidence and scores for ``m`` complexities."""
-        x = np.clip(np.nan_to_num(np.asarray(complexity, dtype=np.float64)), 0.0, 1.0)
-        x = x * self.bins
+        x = np.asarray(complexity, dtype=np.float64)
+        # clipped to [0, 1], NaN as 0 (nan_to_num + clip, in two ufuncs instead of ~20 calls)
+        x = np.where(x >= 0.0, np.minimum(x, 1.0), 0.0) * self.bins
         j = np.minimum(self.bins - 1, x.astype(np.int64))
         w = (x - j)[:, None]
         v = 1.0 - w

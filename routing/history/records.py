@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 
 
 def decision_record(
@@ -56,66 +57,68 @@ def batch_record(routed, requests, context=None) -> dict:
     Rounding and truncation wait for :func:`expand_records`, which gives exactly the
     :func:`decision_record` of every item. A 1,000-item batch: ~0.5 ms and ~140 KB of JSON
     instead of ~2.7 ms and ~550 KB."""
-    ids, types, priority, complexity, caps, size, anomaly, has_key = ([] for _ in range(8))
-    candidates, requested, strategy, override, selected, scores = ([] for _ in range(6))
-    confidence, reason, none, latency, propensity = ([] for _ in range(5))
-    reasons: dict[str, int] = {}
-    candidate_sets: dict[tuple, int] = {}
-    for r, req in zip(routed, requests, strict=True):
-        d = r.decision
-        ids.append(r.request_id)
-        types.append(req.request_type)
-        priority.append(req.priority)
-        complexity.append(req.complexity)
-        caps.append(req.capabilities)
-        size.append(req.payload_size)
-        anomaly.append(req.anomaly_score)
-        has_key.append(req.key is not None)
-        cands = d.candidates
-        i = candidate_sets.get(cands)
-        if i is None:
-            i = candidate_sets[cands] = len(candidate_sets)
-        candidates.append(i)
-        requested.append(d.requested_strategy)
-        strategy.append(d.strategy)
-        override.append(r.override_id)
-        selected.append(d.selected)
-        scores.append(d.scores)
-        confidence.append(d.confidence)
-        text = d.reason
-        i = reasons.get(text)
-        if i is None:
-            i = reasons[text] = len(reasons)
-        reason.append(i)
-        none.append(d.no_eligible_service)
-        latency.append(d.latency_ms)
-        propensity.append(d.propensity)
+    if len(routed) != len(requests):
+        raise ValueError(f"{len(routed)} decisions for {len(requests)} requests")
+    decisions = list(map(_decision, routed))
+    reasons = list(map(_reason, decisions))
+    candidate_sets = list(map(_candidates, decisions))
+    distinct_reasons = list(dict.fromkeys(reasons))
+    distinct_sets = list(dict.fromkeys(candidate_sets))
     return {
         "k": "b",
         "at": time.time(),
         "ctx": context,
-        "id": ids,
-        "t": types,
-        "pri": priority,
-        "cx": complexity,
-        "cap": caps,
-        "ps": size,
-        "an": anomaly,
-        "hk": has_key,
-        "cand": candidates,
-        "cands": list(candidate_sets),
-        "rs": requested,
-        "s": strategy,
-        "o": override,
-        "sel": selected,
-        "sc": scores,
-        "c": confidence,
-        "r": reason,
-        "rsn": [text if len(text) <= 500 else text[:500] for text in reasons],
-        "ne": none,
-        "ms": latency,
-        "p": propensity,
+        "id": list(map(_request_id, routed)),
+        "t": list(map(_request_type, requests)),
+        "pri": list(map(_priority, requests)),
+        "cx": list(map(_complexity, requests)),
+        "cap": list(map(_capabilities, requests)),
+        "ps": list(map(_payload_size, requests)),
+        "an": list(map(_anomaly, requests)),
+        "hk": [key is not None for key in map(_key, requests)],
+        "cand": _positions(candidate_sets, distinct_sets),
+        "cands": distinct_sets,
+        "rs": list(map(_requested, decisions)),
+        "s": list(map(_strategy, decisions)),
+        "o": list(map(_override, routed)),
+        "sel": list(map(_selected, decisions)),
+        "sc": list(map(_scores, decisions)),
+        "c": list(map(_confidence, decisions)),
+        "r": _positions(reasons, distinct_reasons),
+        "rsn": [text if len(text) <= 500 else text[:500] for text in distinct_reasons],
+        "ne": list(map(_no_eligible, decisions)),
+        "ms": list(map(_latency, decisions)),
+        "p": list(map(_propensity, decisions)),
     }
+
+
+def _positions(values: list, distinct: list) -> list[int]:
+    """Each value's index in ``distinct`` (the distinct values, in order)."""
+    index = {value: i for i, value in enumerate(distinct)}
+    return list(map(index.__getitem__, values))
+
+
+# A batch record is built a column at a time (C-speed map), not a Python step per item.
+_decision, _request_id, _override = (
+    attrgetter(name) for name in ("decision", "request_id", "override_id")
+)
+_request_type, _priority, _complexity, _capabilities, _payload_size, _anomaly, _key = (
+    attrgetter(name)
+    for name in (
+        "request_type", "priority", "complexity", "capabilities", "payload_size",
+        "anomaly_score", "key",
+    )
+)  # fmt: skip
+_reason, _candidates, _requested, _strategy, _selected, _scores, _confidence = (
+    attrgetter(name)
+    for name in (
+        "reason", "candidates", "requested_strategy", "strategy", "selected", "scores",
+        "confidence",
+    )
+)  # fmt: skip
+_no_eligible, _latency, _propensity = (
+    attrgetter(name) for name in ("no_eligible_service", "latency_ms", "propensity")
+)
 
 
 def expand_records(records: Iterable[dict]) -> Iterator[dict]:

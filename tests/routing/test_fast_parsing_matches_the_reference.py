@@ -1,8 +1,9 @@
 """The batch's shortcuts agree with the reference checks on any input.
 
-``quick_request_data`` either builds the same RouteRequest as ``parse_request_data`` or
-declines (and the reference then answers, error included); the lean handler's depth check on
-the raw bytes agrees with ``json_depth_exceeds`` on the parsed body.
+``quick_request_data`` (one item) and ``quick_batch_data`` (a batch, a column at a time) either
+build the same RouteRequests as ``parse_request_data`` or decline (and the reference then
+answers, error included); the lean handler's depth check on the raw bytes agrees with
+``json_depth_exceeds`` on the parsed body.
 """
 
 import orjson
@@ -11,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moe_project.json_api import json_depth_exceeds, nests_deeper
-from routing.validation import DATA_KEYS, FieldErrors, parse_request_data, quick_request_data
+from routing.validation import (
+    DATA_KEYS,
+    FieldErrors,
+    parse_request_data,
+    quick_batch_data,
+    quick_request_data,
+)
 
 MAX_STRING = 4096
 
@@ -112,7 +119,11 @@ EDGES = [
     *(-1, -0.001, 0, 0.0, 1, 1.0, 1.000001, 1.5, 2, 10, float("inf"), float("nan")),
     *(True, False, None, "", "0.5", "x" * 64, "x" * 65, "x" * 256, "x" * 257, [], {}),
     *(["a"] * 32, ["a"] * 33, ["x" * 64], ["x" * 65], [""], [1], ["a", None], 2**53, -7),
+    *([{}], ["a", ["b"]]),  # unhashable items in a list
     "x" * (4096 * 64 + 1),
+    # payloads whose keys (the tokens) are cut: a key too long, too many keys
+    {"k" * 65: 1},
+    {f"k{i}": i for i in range(33)},
 ]
 
 
@@ -133,6 +144,50 @@ def test_each_field_at_its_edges_parses_alike(field, value):
 )
 def test_the_quick_parse_takes_the_usual_bodies(data):
     assert quick_request_data(data, MAX_STRING) == parse_request_data(data)
+
+
+def assert_column_parse_agrees(items: list) -> None:
+    """The column parse declines whatever the reference refuses in any item, and otherwise
+    builds the same requests, down to the number types (1 and 1.0 are equal, but the history
+    and the answers would show them differently), or declines."""
+    quick = quick_batch_data(items, MAX_STRING)
+    try:
+        reference = [parse_request_data(item) for item in items]
+    except FieldErrors:
+        assert quick is None
+        return
+    assert quick is None or orjson.dumps(quick) == orjson.dumps(reference)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(near_valid, near_valid, data_objects, json_values), max_size=6))
+def test_the_column_parse_builds_what_the_reference_builds_or_declines(items):
+    assert_column_parse_agrees(items)
+
+
+@pytest.mark.parametrize("field", [*sorted(DATA_KEYS), "colour"])
+@pytest.mark.parametrize("value", EDGES, ids=lambda v: repr(v)[:20])
+def test_each_field_at_its_edges_parses_alike_in_a_column(field, value):
+    # the value first, last and alone: min/max and a sum see it in every position
+    assert_column_parse_agrees([{**BASE, field: value}, BASE, {"type": "x"}])
+    assert_column_parse_agrees([BASE, {"key": 7}, {**BASE, field: value}])
+    assert_column_parse_agrees([{**BASE, field: value}])
+
+
+def test_the_column_parse_takes_usual_batches():
+    from tests.performance.bench_load import batch_body
+
+    mixed = [
+        {},
+        {"type": "inference", "priority": 1, "complexity": 0.0, "anomaly_score": 0.25},
+        {"capabilities": ["a", "b", "a"], "key": 42, "data": {"x": [1, 2]}},
+        {"key": 1.5, "data": "some words to tokenise"},
+        {"data": None, "capabilities": [], "anomaly_score": 1},
+    ]
+    for items in (mixed, orjson.loads(batch_body(300))["requests"]):
+        quick = quick_batch_data(items, MAX_STRING)
+        assert quick is not None
+        assert orjson.dumps(quick) == orjson.dumps([parse_request_data(i) for i in items])
 
 
 def deep_values(alphabet: str):

@@ -17,24 +17,25 @@ class Adaptive(Strategy):
         return choice._replace(reason=f"adaptive chose {name} ({why}): {choice.reason}")
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
-        picks = [self.deps.choose_strategy(r) for r in requests]
-        groups: dict[str, list[int]] = {}
-        for j, (name, _) in enumerate(picks):
-            groups.setdefault(name, []).append(j)
         out: list[Choice | None] = [None] * len(requests)
-        texts: dict[tuple[str, str], str] = {}  # batch reasons repeat: format each pair once
-        for name, rows in groups.items():
+        for (name, why), rows in self.deps.choose_strategies(requests).items():
             k = max(2, top_k) if name == "top_k" else top_k
+            whole = len(rows) == len(requests)
             sub = self.deps.strategy(name).route_batch(
-                [requests[j] for j in rows], [positions[j] for j in rows], mask, k, bctx
+                requests if whole else [requests[j] for j in rows],
+                positions if whole else [positions[j] for j in rows],
+                mask,
+                k,
+                bctx,
             )
+            prefix = f"adaptive chose {name} ({why}): "
+            texts: dict[str, str] = {}  # a batch's reasons repeat: format each once
             for j, choice in zip(rows, sub, strict=True):
                 if choice is not None:
                     sel, scores, confidence, reason, concrete, propensity = choice
-                    text = texts.get((picks[j][1], reason))
+                    text = texts.get(reason)
                     if text is None:
-                        text = f"adaptive chose {name} ({picks[j][1]}): {reason}"
-                        texts[(picks[j][1], reason)] = text
+                        text = texts[reason] = prefix + reason
                     choice = (sel, scores, confidence, text, concrete, propensity)
                 out[j] = choice
         return out

@@ -89,6 +89,7 @@ class StrategyDeps:
     learned_table: Callable[[PreparedFleet, str], Any]
     strategy: Callable[[str], Strategy]
     choose_strategy: Callable[[RouteRequest], tuple[str, str]]
+    choose_strategies: Callable[[Sequence[RouteRequest]], dict[tuple[str, str], list[int]]]
 
 
 class Strategy:

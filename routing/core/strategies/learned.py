@@ -3,6 +3,8 @@ propensities."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 
 from routing.core.strategies.base import (
@@ -18,6 +20,8 @@ from routing.core.types import RouteRequest
 
 # Temperature of the top-k weights over the chosen services' estimated rewards.
 TOPK_WEIGHT_TEMPERATURE = 0.1
+
+_complexity = attrgetter("complexity")
 
 
 class _GatedStrategy(Strategy):
@@ -85,6 +89,7 @@ class _GatedStrategy(Strategy):
     def route_batch(self, requests, positions, mask, top_k, bctx):
         fleet, load = bctx.fleet, bctx.load
         m = len(positions)
+        rows = np.arange(m)
         open_ = bctx.available(mask)
         open_idx = np.flatnonzero(open_)
         n_open = len(open_idx)
@@ -95,7 +100,7 @@ class _GatedStrategy(Strategy):
         lcfg = learner.config
         # The engine groups a batch by (type, capabilities): one request type here.
         table = self.deps.learned_table(fleet, requests[0].request_type)
-        complexity = np.fromiter((r.complexity for r in requests), np.float64, m)
+        complexity = np.fromiter(map(_complexity, requests), np.float64, m)
         mean, evidence, optimistic = table.at_many(complexity)  # (m, n) each
         per_candidate = evidence[:, open_idx]
         evidence = per_candidate.sum(axis=1)
@@ -121,7 +126,7 @@ class _GatedStrategy(Strategy):
         if share > 0 and n_open > 1:
             need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
             under = per_candidate < need[:, None]
-            under[np.arange(m), greedy_pos] = False
+            under[rows, greedy_pos] = False
         n_under = under.sum(axis=1)
         stays = np.ones(m, dtype=bool)
         stays[explore] = work[explore, greedy[explore]] == np.inf  # drew the greedy one
@@ -146,13 +151,13 @@ class _GatedStrategy(Strategy):
         load += used
         first = chosen[:, 0]
         first_pos = np.searchsorted(open_idx, first.clip(min=0))
-        in_under = under[np.arange(m), first_pos.clip(max=n_open - 1)] & (first >= 0)
+        in_under = under[rows, first_pos.clip(max=n_open - 1)] & (first >= 0)
         propensity = np.where(
             first == greedy,
             np.where(n_under > 0, held * (1.0 - share), held),
             eps / n_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
         )
-        first_mean = np.take_along_axis(mean, first.clip(min=0)[:, None], axis=1)[:, 0]
+        first_mean = mean[rows, first.clip(min=0)]
         name = self.name
         base = "learned top-1" if k == 1 else f"learned top-{k}"
         explored_text = base + "; exploring"
@@ -169,7 +174,7 @@ class _GatedStrategy(Strategy):
                 else:
                     out.append(([sel], [mu], p, explored_text if x else base, name, p))
             return out
-        weights = np.take_along_axis(score, chosen.clip(min=0), axis=1)
+        weights = score[rows[:, None], chosen.clip(min=0)]
         weights = np.where(chosen >= 0, weights, NEG_INF)
         weights = softmax(weights / TOPK_WEIGHT_TEMPERATURE)
         for sel, w, p, x in zip(
