@@ -237,14 +237,20 @@ def batch_results(routed, requested: str) -> list[dict]:
             continue
         scores = d.scores
         if len(scores) == 1:
-            ((sid, score),) = scores.items()
-            rounded = {sid: round(float(score), 6)}
+            for sid, score in scores.items():
+                rounded = {sid: round(float(score), 6)}
         else:
             rounded = {k: round(float(v), 6) for k, v in scores.items()}
         if d.latency_ms != last_latency:
             last_latency = d.latency_ms
             latency_ms = round(last_latency, 4)
+        raw = d.confidence
+        confidence = round(float(raw), 6)
         propensity = d.propensity
+        if propensity is raw:  # the learned strategies' confidence is the propensity
+            propensity = confidence
+        elif propensity is not None:
+            propensity = round(float(propensity), 6)
         append(
             {
                 "request_id": r.request_id,
@@ -252,10 +258,10 @@ def batch_results(routed, requested: str) -> list[dict]:
                 "routing_strategy": d.strategy,
                 "requested_strategy": requested,
                 "scores": rounded,
-                "confidence": round(float(d.confidence), 6),
+                "confidence": confidence,
                 "reason": d.reason,
                 "latency_ms": latency_ms,
-                "propensity": None if propensity is None else round(float(propensity), 6),
+                "propensity": propensity,
             }
         )
     return out

@@ -294,9 +294,9 @@ class RoutingEngine:
         groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
-        choices: list[Choice | None] = [None] * n
         reasons: dict[int, str] = {}
-        notes: dict[int, tuple[str, tuple[str, ...]]] = {}
+        # (positions, choices, note, candidates) of each group that had candidates
+        picks: list[tuple[list[int], list[Choice | None], str, tuple[str, ...]]] = []
         ids = fleet.ids
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
@@ -314,32 +314,25 @@ class RoutingEngine:
             note = fleet.filter_note(rtype, caps)
             if panic:
                 note = f"{note}; {PANIC_NOTE}"
-            candidates = tuple([ids[j] for j in np.flatnonzero(mask)])
-            for i, choice in zip(positions, picked, strict=True):
-                choices[i] = choice
-                notes[i] = (note, candidates)
+            picks.append((positions, picked, note, tuple([ids[j] for j in np.flatnonzero(mask)])))
         # Time spent deciding, shared evenly; building the Decision objects is not counted.
         per_request_ms = (time.perf_counter() - start) * 1e3 / n
-        out: list[Decision] = []
-        build, decision = new_decision, self._decision
-        texts: dict[tuple[str, str], str] = {}  # reasons repeat: format each pair once
-        for i, choice in enumerate(choices):
-            if choice is None:
-                reason = reasons.get(i) or (
-                    "no eligible service left: every eligible service reached its capacity "
-                    "within this batch"
-                )
-                out.append(self._none(fleet, view, "", (), strategy, per_request_ms, reason))
-                continue
-            note, candidates = notes[i]
-            sel, scores, confidence, reason, concrete, propensity = choice
-            text = texts.get((reason, note))
-            if text is None:
-                text = texts[(reason, note)] = f"{reason}; {note}"
-            if len(sel) == 1:  # the common case, inlined: one call less per request
-                service_id = ids[sel[0]]
-                out.append(
-                    build(
+        out: list[Decision | None] = [None] * n
+        build = new_decision
+        missing = len(reasons)
+        for positions, picked, note, candidates in picks:
+            texts: dict[str, str] = {}  # a group's reasons repeat: format each once
+            for i, choice in zip(positions, picked, strict=True):
+                if choice is None:
+                    missing += 1
+                    continue
+                sel, scores, confidence, reason, concrete, propensity = choice
+                text = texts.get(reason)
+                if text is None:
+                    text = texts[reason] = f"{reason}; {note}"
+                if len(sel) == 1:  # the common case, inlined: one call less per request
+                    service_id = ids[sel[0]]
+                    out[i] = build(
                         (service_id,),
                         {service_id: scores[0]},
                         confidence,
@@ -351,26 +344,8 @@ class RoutingEngine:
                         propensity,
                         candidates,
                     )  # fmt: skip
-                )
-            elif len(sel) == 2:
-                a, b = ids[sel[0]], ids[sel[1]]
-                out.append(
-                    build(
-                        (a, b),
-                        {a: scores[0], b: scores[1]},
-                        confidence,
-                        concrete,
-                        strategy,
-                        text,
-                        False,
-                        per_request_ms,
-                        propensity,
-                        candidates,
-                    )  # fmt: skip
-                )
-            else:
-                out.append(
-                    decision(
+                else:
+                    out[i] = self._decision(
                         (sel, scores, confidence, text, concrete, propensity),
                         fleet,
                         strategy,
@@ -378,7 +353,15 @@ class RoutingEngine:
                         "",
                         candidates,
                     )  # fmt: skip
-                )
+        if missing:  # (not ``None in out``: that would call Decision.__eq__ per item)
+            full = (
+                "no eligible service left: every eligible service reached its capacity "
+                "within this batch"
+            )
+            for i, decision in enumerate(out):
+                if decision is None:
+                    reason = reasons.get(i) or full
+                    out[i] = self._none(fleet, view, "", (), strategy, per_request_ms, reason)
         return out
 
     # -- adaptive --------------------------------------------------------------------------
