@@ -50,6 +50,7 @@ from moe_project.authentication import CachedStatelessJWTAuthentication
 from moe_project.json_api import load_json_body, payload_too_large
 from moe_project.throttling import ClientRate
 from routing.api.views import _requested, route_response
+from routing.core.types import round6
 from routing.runtime import get_router
 from routing.validation import parse_batch_body, parse_route_body
 
@@ -238,19 +239,19 @@ def batch_results(routed, requested: str) -> list[dict]:
         scores = d.scores
         if len(scores) == 1:
             for sid, score in scores.items():
-                rounded = {sid: round(float(score), 6)}
+                rounded = {sid: round6(score)}
         else:
-            rounded = {k: round(float(v), 6) for k, v in scores.items()}
+            rounded = {k: round6(v) for k, v in scores.items()}
         if d.latency_ms != last_latency:
             last_latency = d.latency_ms
             latency_ms = round(last_latency, 4)
         raw = d.confidence
-        confidence = round(float(raw), 6)
+        confidence = round6(raw)
         propensity = d.propensity
         if propensity is raw:  # the learned strategies' confidence is the propensity
             propensity = confidence
         elif propensity is not None:
-            propensity = round(float(propensity), 6)
+            propensity = round6(propensity)
         append(
             {
                 "request_id": r.request_id,

@@ -26,6 +26,7 @@ from routing.api.serializers import (
     OverrideListSerializer,
     OverrideSerializer,
 )
+from routing.core.types import round6
 from routing.demo import run_demo
 from routing.forwarding import forward
 from routing.models import StrategyOverride
@@ -44,11 +45,11 @@ def route_response(routed: Routed, requested: str) -> dict:
         "selected_services": list(d.selected),
         "routing_strategy": d.strategy,
         "requested_strategy": requested,
-        "scores": {k: round(float(v), 6) for k, v in d.scores.items()},
-        "confidence": round(float(d.confidence), 6),
+        "scores": {k: round6(v) for k, v in d.scores.items()},
+        "confidence": round6(d.confidence),
         "reason": d.reason,
         "latency_ms": round(d.latency_ms, 4),
-        "propensity": None if d.propensity is None else round(float(d.propensity), 6),
+        "propensity": None if d.propensity is None else round6(d.propensity),
     }
     if routed.override_id is not None:
         body["override_id"] = routed.override_id

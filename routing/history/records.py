@@ -6,6 +6,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
 
+from routing.core.types import round6
+
 
 def decision_record(
     request_id: str, decision, request, override_id: int | None, context=None
@@ -29,8 +31,8 @@ def decision_record(
         "s": decision.strategy,
         "o": override_id,
         "sel": list(decision.selected),
-        "sc": {k: round(float(v), 6) for k, v in decision.scores.items()},
-        "c": round(float(decision.confidence), 6),
+        "sc": {k: round6(v) for k, v in decision.scores.items()},
+        "c": round6(decision.confidence),
         "r": decision.reason[:500],
         "ne": decision.no_eligible_service,
         "ms": round(decision.latency_ms, 4),
@@ -154,8 +156,8 @@ def expand_records(records: Iterable[dict]) -> Iterator[dict]:
                 "s": s,
                 "o": o,
                 "sel": list(sel),
-                "sc": {k: round(float(v), 6) for k, v in sc.items()},
-                "c": round(float(c), 6),
+                "sc": {k: round6(v) for k, v in sc.items()},
+                "c": round6(c),
                 "r": reasons[ri],
                 "ne": ne,
                 "ms": round(ms, 4),
