@@ -61,12 +61,15 @@ def test_the_fast_decision_constructor_builds_the_same_decision():
     st.integers(1, 40),
     st.integers(1, 6),
     st.integers(0, 2**32 - 1),
+    st.sampled_from([5, 100]),  # rooms below 5: columns fill up; up to 100: often room for all
 )
-def test_in_order_assignment_never_overfills_and_leaves_no_row_behind_needlessly(m, n, seed):
+def test_in_order_assignment_never_overfills_and_leaves_no_row_behind_needlessly(
+    m, n, seed, most_room
+):
     rng = np.random.default_rng(seed)
     scores = rng.normal(size=(m, n)).astype(np.float32)
     scores[rng.random((m, n)) < 0.3] = -np.inf
-    room = rng.integers(0, 5, size=n).astype(np.float64)
+    room = rng.integers(0, most_room, size=n).astype(np.float64)
     remaining = room.copy()
 
     choice = assign_in_order(scores, remaining)
