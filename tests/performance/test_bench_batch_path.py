@@ -1,0 +1,33 @@
+"""The batch-path benchmark's output contract (figures are not checked: timing is never
+asserted). The instruction count needs valgrind and ~1 minute: run by hand (docs)."""
+
+import json
+import subprocess
+import sys
+
+from tests.performance import bench_batch_path
+
+
+def test_a_short_run_prints_cpu_per_decision_as_json():
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.performance.bench_batch_path"]
+        + ["--items", "40", "--batches", "4", "--chunks", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["items_per_batch"] == 40 and result["batches"] == 4
+    cpu = result["cpu_us_per_decision"]
+    assert 0 < cpu["min"] <= cpu["median"]
+
+
+def test_the_instruction_total_is_read_from_the_callgrind_summary(tmp_path):
+    out = tmp_path / "callgrind.out.1"
+    # the header's summary can read 0 (counting was off at start): the totals come last
+    out.write_text("version: 1\nsummary: 0\nevents: Ir\nfn=main\n1 5\ntotals: 123456\n")
+    empty = tmp_path / "callgrind.out.2"
+    empty.write_text("version: 1\nevents: Ir\n")
+    assert bench_batch_path._totals(out) == 123456
+    assert bench_batch_path._totals(empty) == 0
