@@ -259,6 +259,9 @@ MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
 # with the evidence in the request's context down to MOE_EXPLORATION_MIN.
 MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.1, minimum=0.0)
 MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
+# Forced sampling: in this share of the greedy picks (at most 1; 0 turns it off) a candidate
+# with fewer than log(1 + evidence) outcomes near the request's complexity is tried instead.
+MOE_FORCED_SAMPLING_SHARE = env_float("MOE_FORCED_SAMPLING_SHARE", 0.3, minimum=0.0)
 # Panic routing: when circuit breakers alone shut out every service able to serve a request,
 # route among them anyway (Envoy's healthy-panic routing) instead of answering 503.
 MOE_BREAKER_PANIC = env_bool("MOE_BREAKER_PANIC", True)

@@ -107,6 +107,7 @@ def engine_config() -> EngineConfig:
             epsilon=settings.MOE_EXPLORATION_RATE,
             epsilon_min=min(settings.MOE_EXPLORATION_MIN, settings.MOE_EXPLORATION_RATE),
             discount=min(settings.MOE_LEARNING_DISCOUNT, 1.0),
+            forced_share=min(settings.MOE_FORCED_SAMPLING_SHARE, 1.0),
         ),
     )
 

@@ -1,5 +1,6 @@
-"""MOE_ROUTING_SEED and MOE_BREAKER_PANIC reach the engine a worker builds: a seeded worker's
-exploration repeats draw for draw, and panic routing can be turned off."""
+"""MOE_ROUTING_SEED, MOE_BREAKER_PANIC and MOE_FORCED_SAMPLING_SHARE reach the engine a worker
+builds: a seeded worker's exploration repeats draw for draw, panic routing can be turned off,
+and so can forced sampling."""
 
 from django.test import override_settings
 
@@ -28,3 +29,11 @@ def test_panic_routing_follows_its_setting():
     assert engine_config().panic_when_all_breakers_open is True
     with override_settings(MOE_BREAKER_PANIC=False):
         assert engine_config().panic_when_all_breakers_open is False
+
+
+def test_forced_sampling_follows_its_setting_up_to_every_greedy_pick():
+    assert engine_config().learner_config.forced_share == 0.3
+    with override_settings(MOE_FORCED_SAMPLING_SHARE=0.0):
+        assert engine_config().learner_config.forced_share == 0.0
+    with override_settings(MOE_FORCED_SAMPLING_SHARE=5.0):
+        assert engine_config().learner_config.forced_share == 1.0
