@@ -278,7 +278,11 @@ class Router:
     # -- routing ---------------------------------------------------------------------------
 
     def _new_id(self) -> str:
-        return f"{self._prefix}{next(self._counter):010x}"
+        return self._new_ids(1)[0]
+
+    def _new_ids(self, n: int) -> list[str]:
+        prefix = self._prefix
+        return [f"{prefix}{i:010x}" for i in itertools.islice(self._counter, n)]
 
     def _resolve(self, request_type: str, strategy: str | None, top_k: int | None, fleet_size: int):
         override = self.override_for(request_type)
@@ -354,8 +358,7 @@ class Router:
         else:  # no override: one group, nothing to resolve per request
             groups[self._resolve("", strategy, top_k, len(snapshot))] = list(range(len(requests)))
         view = self._view(snapshot)
-        prefix = self._prefix
-        ids = [f"{prefix}{i:010x}" for i in itertools.islice(self._counter, len(requests))]
+        ids = self._new_ids(len(requests))
         if len(groups) == 1:
             (((strat, k, override_id), _),) = groups.items()
             decisions = self.engine.route_batch(requests, snapshot, view, strat, k)

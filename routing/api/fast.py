@@ -238,8 +238,8 @@ def batch_results(routed, requested: str) -> list[dict]:
             continue
         scores = d.scores
         if len(scores) == 1:
-            for sid, score in scores.items():
-                rounded = {sid: round6(score)}
+            ((sid, score),) = scores.items()
+            rounded = {sid: round6(score)}
         else:
             rounded = {k: round6(v) for k, v in scores.items()}
         if d.latency_ms != last_latency:

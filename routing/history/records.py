@@ -66,32 +66,18 @@ def batch_record(routed, requests, context=None) -> dict:
     candidate_sets = list(map(_candidates, decisions))
     distinct_reasons = list(dict.fromkeys(reasons))
     distinct_sets = list(dict.fromkeys(candidate_sets))
-    return {
-        "k": "b",
-        "at": time.time(),
-        "ctx": context,
-        "id": list(map(_request_id, routed)),
-        "t": list(map(_request_type, requests)),
-        "pri": list(map(_priority, requests)),
-        "cx": list(map(_complexity, requests)),
-        "cap": list(map(_capabilities, requests)),
-        "ps": list(map(_payload_size, requests)),
-        "an": list(map(_anomaly, requests)),
-        "hk": [key is not None for key in map(_key, requests)],
-        "cand": _positions(candidate_sets, distinct_sets),
-        "cands": distinct_sets,
-        "rs": list(map(_requested, decisions)),
-        "s": list(map(_strategy, decisions)),
-        "o": list(map(_override, routed)),
-        "sel": list(map(_selected, decisions)),
-        "sc": list(map(_scores, decisions)),
-        "c": list(map(_confidence, decisions)),
-        "r": _positions(reasons, distinct_reasons),
-        "rsn": [text if len(text) <= 500 else text[:500] for text in distinct_reasons],
-        "ne": list(map(_no_eligible, decisions)),
-        "ms": list(map(_latency, decisions)),
-        "p": list(map(_propensity, decisions)),
-    }
+    record = {"k": "b", "at": time.time(), "ctx": context}
+    for rows, columns in ((routed, _ROUTED_COLUMNS), (requests, _REQUEST_COLUMNS)):
+        for key, get in columns:
+            record[key] = list(map(get, rows))
+    for key, get in _DECISION_COLUMNS:
+        record[key] = list(map(get, decisions))
+    record["hk"] = [key is not None for key in map(_key, requests)]
+    record["cand"] = _positions(candidate_sets, distinct_sets)
+    record["cands"] = distinct_sets
+    record["r"] = _positions(reasons, distinct_reasons)
+    record["rsn"] = [text if len(text) <= 500 else text[:500] for text in distinct_reasons]
+    return record
 
 
 def _positions(values: list, distinct: list) -> list[int]:
@@ -100,27 +86,32 @@ def _positions(values: list, distinct: list) -> list[int]:
     return list(map(index.__getitem__, values))
 
 
-# A batch record is built a column at a time (C-speed map), not a Python step per item.
-_decision, _request_id, _override = (
-    attrgetter(name) for name in ("decision", "request_id", "override_id")
+def _columns(**names: str) -> tuple[tuple[str, attrgetter], ...]:
+    return tuple((key, attrgetter(name)) for key, name in names.items())
+
+
+# A batch record is built a column at a time (C-speed map), not a Python step per item:
+# record key -> attribute, of each Routed, RouteRequest and Decision.
+_ROUTED_COLUMNS = _columns(id="request_id", o="override_id")
+_REQUEST_COLUMNS = _columns(
+    t="request_type",
+    pri="priority",
+    cx="complexity",
+    cap="capabilities",
+    ps="payload_size",
+    an="anomaly_score",
 )
-_request_type, _priority, _complexity, _capabilities, _payload_size, _anomaly, _key = (
-    attrgetter(name)
-    for name in (
-        "request_type", "priority", "complexity", "capabilities", "payload_size",
-        "anomaly_score", "key",
-    )
-)  # fmt: skip
-_reason, _candidates, _requested, _strategy, _selected, _scores, _confidence = (
-    attrgetter(name)
-    for name in (
-        "reason", "candidates", "requested_strategy", "strategy", "selected", "scores",
-        "confidence",
-    )
-)  # fmt: skip
-_no_eligible, _latency, _propensity = (
-    attrgetter(name) for name in ("no_eligible_service", "latency_ms", "propensity")
+_DECISION_COLUMNS = _columns(
+    rs="requested_strategy",
+    s="strategy",
+    sel="selected",
+    sc="scores",
+    c="confidence",
+    ne="no_eligible_service",
+    ms="latency_ms",
+    p="propensity",
 )
+_decision, _reason, _candidates, _key = map(attrgetter, ("decision", "reason", "candidates", "key"))
 
 
 def expand_records(records: Iterable[dict]) -> Iterator[dict]:

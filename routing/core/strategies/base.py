@@ -133,12 +133,6 @@ def assign_in_order(scores: np.ndarray, remaining: np.ndarray) -> np.ndarray:
     rejected rows propose again.
     """
     m, n = scores.shape
-    if m and remaining.min() >= m:  # every column has room for every row: each takes its best
-        best = scores.argmax(axis=1)
-        has = scores[np.arange(m), best] > NEG_INF
-        choice = np.where(has, best, -1)
-        remaining -= np.bincount(best[has], minlength=n).astype(remaining.dtype)
-        return choice
     choice = np.full(m, -1, dtype=np.int64)
     rows = np.arange(m)
     sub = scores
