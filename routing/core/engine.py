@@ -295,8 +295,9 @@ class RoutingEngine:
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
         reasons: dict[int, str] = {}
-        # (positions, choices, note, candidates) of each group that had candidates
-        picks: list[tuple[list[int], list[Choice | None], str, tuple[str, ...]]] = []
+        # (positions, mask) and (positions, note, candidates) of each group with candidates
+        eligible: list[tuple[list[int], np.ndarray]] = []
+        picks: list[tuple[list[int], str, tuple[str, ...]]] = []
         ids = fleet.ids
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
@@ -309,20 +310,21 @@ class RoutingEngine:
                 for i in positions:
                     reasons[i] = reason
                 continue
-            group = requests if len(positions) == n else [requests[i] for i in positions]
-            picked = impl.route_batch(group, positions, mask, k, bctx)
             note = fleet.filter_note(rtype, caps)
             if panic:
                 note = f"{note}; {PANIC_NOTE}"
-            picks.append((positions, picked, note, tuple([ids[j] for j in np.flatnonzero(mask)])))
+            eligible.append((positions, mask))
+            picks.append((positions, note, tuple([ids[j] for j in np.flatnonzero(mask)])))
+        chosen = impl.route_groups(requests, eligible, k, bctx) if eligible else []
         # Time spent deciding, shared evenly; building the Decision objects is not counted.
         per_request_ms = (time.perf_counter() - start) * 1e3 / n
         out: list[Decision | None] = [None] * n
         build = new_decision
         missing = len(reasons)
-        for positions, picked, note, candidates in picks:
+        for positions, note, candidates in picks:
             texts: dict[str, str] = {}  # a group's reasons repeat: format each once
-            for i, choice in zip(positions, picked, strict=True):
+            for i in positions:
+                choice = chosen[i]
                 if choice is None:
                     missing += 1
                     continue

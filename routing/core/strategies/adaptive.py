@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from routing.core.strategies.base import Choice, RouteContext, Strategy
 
 
@@ -16,26 +18,29 @@ class Adaptive(Strategy):
         choice = self.deps.strategy(name).route(request, ctx)
         return choice._replace(reason=f"adaptive chose {name} ({why}): {choice.reason}")
 
-    def route_batch(self, requests, positions, mask, top_k, bctx):
+    def route_groups(self, requests, groups, top_k, bctx):
         out: list[Choice | None] = [None] * len(requests)
         for (name, why), rows in self.deps.choose_strategies(requests).items():
             k = max(2, top_k) if name == "top_k" else top_k
-            whole = len(rows) == len(requests)
-            sub = self.deps.strategy(name).route_batch(
-                requests if whole else [requests[j] for j in rows],
-                positions if whole else [positions[j] for j in rows],
-                mask,
-                k,
-                bctx,
-            )
+            if len(rows) == len(requests):
+                subgroups = groups
+            else:
+                member = np.zeros(len(requests), dtype=bool)
+                member[rows] = True
+                subgroups = []
+                for positions, mask in groups:
+                    kept = [i for i in positions if member[i]]
+                    if kept:
+                        subgroups.append((kept, mask))
+            sub = self.deps.strategy(name).route_groups(requests, subgroups, k, bctx)
             prefix = f"adaptive chose {name} ({why}): "
             texts: dict[str, str] = {}  # a batch's reasons repeat: format each once
-            for j, choice in zip(rows, sub, strict=True):
+            for j in rows:
+                choice = sub[j]
                 if choice is not None:
                     sel, scores, confidence, reason, concrete, propensity = choice
                     text = texts.get(reason)
                     if text is None:
                         text = texts[reason] = prefix + reason
-                    choice = (sel, scores, confidence, text, concrete, propensity)
-                out[j] = choice
+                    out[j] = (sel, scores, confidence, text, concrete, propensity)
         return out

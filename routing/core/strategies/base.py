@@ -115,6 +115,28 @@ class Strategy:
         None for a request that finds every eligible service full."""
         raise NotImplementedError
 
+    def route_groups(
+        self,
+        requests: Sequence[RouteRequest],
+        groups: Sequence[tuple[Sequence[int], np.ndarray]],
+        top_k: int,
+        bctx: BatchContext,
+    ) -> list[Choice | None]:
+        """Route a whole batch, given as ``(positions, mask)`` groups (the requests at
+        ``positions`` may go to the services in ``mask``): the choice per batch position, None
+        for a position in no group or that found every eligible service full. By default
+        :meth:`route_batch` per group, in order."""
+        out: list[Choice | None] = [None] * len(requests)
+        for positions, mask in groups:
+            whole = len(positions) == len(requests)
+            group = requests if whole else [requests[i] for i in positions]
+            picked = self.route_batch(group, positions, mask, top_k, bctx)
+            if whole:
+                return picked
+            for i, choice in zip(positions, picked, strict=True):
+                out[i] = choice
+        return out
+
 
 def capacity_factor_bound(total_load: float, capacity: np.ndarray, factor: float) -> np.ndarray:
     """Switch-style expert capacity: ``factor`` x each service's fair share of the load,

@@ -22,6 +22,7 @@ from routing.core.types import RouteRequest
 TOPK_WEIGHT_TEMPERATURE = 0.1
 
 _complexity = attrgetter("complexity")
+_request_type = attrgetter("request_type")
 
 
 class _GatedStrategy(Strategy):
@@ -87,87 +88,126 @@ class _GatedStrategy(Strategy):
         return Choice(selected, scores, propensity, reason, self.name, propensity)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
+        return self._route_rows(requests, mask, top_k, bctx)
+
+    def route_groups(self, requests, groups, top_k, bctx):
+        """Every group in one pass: the rows are the groups' requests in batch order, each with
+        its group's mask, so a batch of many (type, capabilities) groups costs the numpy calls
+        of one, and capacity goes to the earlier requests of the batch first. The engine groups
+        by request type (and capabilities): a group's first request gives its type."""
+        if not groups:
+            return [None] * len(requests)
+        kinds: dict[str, int] = {}
+        kind_of = [kinds.setdefault(requests[p[0]].request_type, len(kinds)) for p, _ in groups]
+        if len(groups) == 1:
+            ((positions, mask),) = groups
+            rows = requests if len(positions) == len(requests) else [requests[i] for i in positions]
+            picked = self._route_rows(rows, mask, top_k, bctx, list(kinds))
+            if rows is requests:
+                return picked
+            out: list[Choice | None] = [None] * len(requests)
+            for i, choice in zip(positions, picked, strict=True):
+                out[i] = choice
+            return out
+        positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in groups])
+        group_of = np.repeat(np.arange(len(groups)), [len(p) for p, _ in groups])
+        order = np.argsort(positions, kind="stable")
+        positions, group_of = positions[order].tolist(), group_of[order]
+        masks = np.stack([m for _, m in groups])[group_of]
+        row_kind = np.array(kind_of)[group_of]
+        picked = self._route_rows(
+            [requests[i] for i in positions], masks, top_k, bctx, list(kinds), row_kind
+        )
+        out = [None] * len(requests)
+        for i, choice in zip(positions, picked, strict=True):
+            out[i] = choice
+        return out
+
+    def _route_rows(
+        self, requests, masks, top_k, bctx, kinds=None, row_kind=None
+    ) -> list[Choice | None]:
+        """The batch rule for ``requests`` (batch order), row ``i`` among ``masks[i]`` (or
+        among ``masks`` for every row, given one ``(n,)`` mask): the same estimates,
+        exploration and forced sampling as :meth:`OutcomeLearner.choose`, with each row's own
+        open candidates, and each service filled in row order. ``kinds``: the request types
+        in the rows (None: read them), ``row_kind``: each row's index in it (None: one type)."""
         fleet, load = bctx.fleet, bctx.load
-        m = len(positions)
+        m = len(requests)
         rows = np.arange(m)
-        open_ = bctx.available(mask)
-        open_idx = np.flatnonzero(open_)
-        n_open = len(open_idx)
-        if not n_open:
-            return [None] * m
-        k = min(self.k_for(top_k), n_open)
+        cap = fleet.capacity
+        avail = load < cap
+        open_ = np.broadcast_to(masks & avail, (m, cap.size))
+        n_open = open_.sum(axis=1)
         learner = self.deps.learner
         lcfg = learner.config
-        # The engine groups a batch by (type, capabilities): one request type here.
-        table = self.deps.learned_table(fleet, requests[0].request_type)
-        complexity = np.fromiter(map(_complexity, requests), np.float64, m)
-        mean, evidence, optimistic = table.at_many(complexity)  # (m, n) each
-        per_candidate = evidence[:, open_idx]
+        mean, evidence, optimistic = self._estimates(requests, fleet, kinds, row_kind)
+        per_candidate = np.where(open_, evidence, 0.0)
         evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
-        score = optimistic - lcfg.load_penalty * util
-        score[:, ~open_] = NEG_INF
+        score = np.where(open_, optimistic - lcfg.load_penalty * util, NEG_INF)
         greedy = score.argmax(axis=1)
         scale = lcfg.evidence_scale
         eps = np.maximum(lcfg.epsilon_min, lcfg.epsilon * scale / (scale + evidence))
-        if n_open == 1:
-            eps[:] = 0.0
+        eps[n_open <= 1] = 0.0
+        per_open = eps / np.maximum(n_open, 1)
         rng = learner.np_rng
         explore = np.flatnonzero(rng.random(m) < eps)
         work = score.copy()
         if explore.size:
-            work[explore, open_idx[rng.integers(0, n_open, explore.size)]] = np.inf
+            # uniform among the row's open candidates: the j-th open column, j < n_open
+            j = (rng.random(explore.size) * n_open[explore]).astype(np.int64)
+            col = (open_[explore].cumsum(axis=1) > j[:, None]).argmax(axis=1)
+            work[explore, col] = np.inf
         # Forced sampling (OutcomeLearner.choose): an under-sampled candidate instead of the
         # greedy one in forced_share of the rows that did not explore elsewhere.
-        held = 1.0 - eps + eps / n_open
+        held = 1.0 - eps + per_open
         share = lcfg.forced_share
-        greedy_pos = np.searchsorted(open_idx, greedy)
-        under = np.zeros((m, n_open), dtype=bool)
-        if share > 0 and n_open > 1:
+        if share > 0:
             need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
-            under = per_candidate < need[:, None]
-            under[rows, greedy_pos] = False
+            under = open_ & (per_candidate < need[:, None])
+            under[rows, greedy] = False
+            under[n_open <= 1] = False
+        else:
+            under = np.zeros(open_.shape, dtype=bool)
         n_under = under.sum(axis=1)
         stays = np.ones(m, dtype=bool)
         stays[explore] = work[explore, greedy[explore]] == np.inf  # drew the greedy one
         forced = np.flatnonzero(stays & (n_under > 0) & (rng.random(m) < share))
         if forced.size:
-            pick = np.argmax(under[forced] * rng.random((forced.size, n_open)), axis=1)
-            work[forced, open_idx[pick]] = np.inf
-            work[forced, greedy[forced]] = np.where(
-                work[forced, greedy[forced]] == np.inf,
-                score[forced, greedy[forced]],
-                work[forced, greedy[forced]],
-            )
-        cap = fleet.capacity
-        remaining = np.where(open_, np.floor(cap - load), 0.0).clip(min=0)
+            pick = np.argmax(under[forced] * rng.random((forced.size, under.shape[1])), axis=1)
+            at_greedy = forced, greedy[forced]
+            kept = work[at_greedy]
+            work[forced, pick] = np.inf
+            work[at_greedy] = np.where(kept == np.inf, score[at_greedy], kept)
+        remaining = np.where(avail, np.floor(cap - load), 0.0).clip(min=0)
+        k = min(self.k_for(top_k), int(n_open.max(initial=0)))
+        if k == 0:
+            return [None] * m
         chosen = np.full((m, k), -1, dtype=np.int64)
         for r in range(k):
             col = assign_in_order(work, remaining)
             ok = col >= 0
             chosen[ok, r] = col[ok]
             work[np.flatnonzero(ok), col[ok]] = NEG_INF
-        used = np.bincount(chosen[chosen >= 0], minlength=len(cap))
-        load += used
+        load += np.bincount(chosen[chosen >= 0], minlength=len(cap))
         first = chosen[:, 0]
-        first_pos = np.searchsorted(open_idx, first.clip(min=0))
-        in_under = under[rows, first_pos.clip(max=n_open - 1)] & (first >= 0)
+        first_ok = first.clip(min=0)
+        in_under = under[rows, first_ok] & (first >= 0)
         propensity = np.where(
             first == greedy,
             np.where(n_under > 0, held * (1.0 - share), held),
-            eps / n_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
+            per_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
         )
-        first_mean = mean[rows, first.clip(min=0)]
-        name = self.name
-        base = "learned top-1" if k == 1 else f"learned top-{k}"
-        explored_text = base + "; exploring"
         explored = np.zeros(m, dtype=bool)
         explored[explore] = True
+        name = self.name
         out: list[Choice | None] = []
         if k == 1:
+            base = "learned top-1"
+            explored_text = base + "; exploring"
             for sel, mu, p, x in zip(
-                first.tolist(), first_mean.tolist(), propensity.tolist(), explored.tolist(),
-                strict=True,
+                first.tolist(), mean[rows, first_ok].tolist(), propensity.tolist(),
+                explored.tolist(), strict=True,
             ):  # fmt: skip
                 if sel < 0:
                     out.append(None)
@@ -177,16 +217,41 @@ class _GatedStrategy(Strategy):
         weights = score[rows[:, None], chosen.clip(min=0)]
         weights = np.where(chosen >= 0, weights, NEG_INF)
         weights = softmax(weights / TOPK_WEIGHT_TEMPERATURE)
-        for sel, w, p, x in zip(
-            chosen.tolist(), weights.tolist(), propensity.tolist(), explored.tolist(), strict=True
-        ):
+        k_row = np.minimum(n_open, self.k_for(top_k)).tolist()
+        for sel, w, p, x, kr in zip(
+            chosen.tolist(), weights.tolist(), propensity.tolist(), explored.tolist(), k_row,
+            strict=True,
+        ):  # fmt: skip
             if sel[0] < 0:
                 out.append(None)
                 continue
             if -1 in sel:
                 w = [wi for wi, c in zip(w, sel, strict=True) if c >= 0]
                 sel = [c for c in sel if c >= 0]
-            out.append((sel, w, p, explored_text if x else base, name, p))
+            base = f"learned top-{kr}"
+            out.append((sel, w, p, base + "; exploring" if x else base, name, p))
+        return out
+
+    def _estimates(self, requests, fleet, kinds, row_kind):
+        """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
+        complexity: one table lookup per request type in the rows."""
+        m = len(requests)
+        complexity = np.fromiter(map(_complexity, requests), np.float64, m)
+        if kinds is None:
+            types = list(map(_request_type, requests))
+            kinds = list(dict.fromkeys(types))
+            if len(kinds) > 1:
+                index = {kind: i for i, kind in enumerate(kinds)}
+                row_kind = np.array([index[t] for t in types])
+        if len(kinds) == 1:
+            return self.deps.learned_table(fleet, kinds[0]).at_many(complexity)
+        out = tuple(np.empty((m, fleet.n)) for _ in range(3))
+        for i, kind in enumerate(kinds):
+            where = np.flatnonzero(row_kind == i)
+            if where.size:
+                parts = self.deps.learned_table(fleet, kind).at_many(complexity[where])
+                for full, part in zip(out, parts, strict=True):
+                    full[where] = part
         return out
 
 

@@ -85,3 +85,30 @@ def test_in_order_assignment_never_overfills_and_leaves_no_row_behind_needlessly
             assert not ((scores[row] > scores[row, col]) & (remaining > 0)).any()
         else:
             assert not (allowed & (remaining > 0)).any()
+
+
+@pytest.mark.parametrize("strategy", ["switch_transformer", "top_k", "adaptive"])
+def test_capacity_goes_to_the_earlier_requests_of_the_batch_whatever_their_group(strategy):
+    """Two groups share a service with room for three: requests take it in batch order, so
+    the fifth request (of the first group) finds it full, whatever order the groups come in."""
+    from routing.core.engine import EngineConfig
+    from routing.core.learning import LearnerConfig
+    from routing.core.types import FleetSnapshot
+    from tests.routing.core.fleets import service
+
+    snapshot = FleetSnapshot.build(
+        [service("gpu-a", capabilities=("gpu",), max_capacity=3), service("cpu-b")]
+    )
+    greedy = LearnerConfig(epsilon=0.0, epsilon_min=0.0, forced_share=0.0)
+    engine = RoutingEngine(EngineConfig(p2c_seed=1, learner_config=greedy))
+    for _ in range(50):
+        engine.learner.observe("gpu-a", "inference", 0.5, 0.9)
+        engine.learner.observe("cpu-b", "inference", 0.5, 0.3)
+    gpu = RouteRequest(request_type="inference", capabilities=("gpu",))
+    any_ = RouteRequest(request_type="inference")
+    batch = [gpu, any_, any_, any_, gpu]
+
+    decisions = engine.route_batch(batch, snapshot, view(2), strategy, top_k=1)
+
+    firsts = [d.selected[0] if d.selected else None for d in decisions]
+    assert firsts == ["gpu-a", "gpu-a", "gpu-a", "cpu-b", None]

@@ -73,3 +73,35 @@ def test_power_of_two_logs_the_probability_of_its_pick():
     for sid, p in logged.items():
         assert counts[sid] / 4000 == pytest.approx(p, abs=0.03)
     assert logged["svc-000"] == pytest.approx(0.5)
+
+
+def test_a_mixed_batch_logs_each_groups_own_probabilities():
+    """One batch of three request types, each with its own candidates (two, two, all eight):
+    the learned strategies route every group in one pass, and each decision's propensity is
+    still its own group's probability (epsilon spread over that group's candidates)."""
+    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3, forced_share=0.0)
+    engine = RoutingEngine(EngineConfig(p2c_seed=7, learner_config=config))
+    snapshot = uniform_fleet(8, capacity=100_000)  # types cycle: inference, analysis, ...
+    best = {"inference": "svc-004", "analysis": "svc-001", "": "svc-006"}
+    for rtype, winner in best.items():
+        for sid in snapshot.service_ids:
+            for _ in range(20):
+                engine.learner.observe(sid, rtype, 0.5, 0.9 if sid == winner else 0.2)
+    kinds = ["inference", "", "analysis", "", "inference"]  # interleaved groups
+    batch = [RouteRequest(request_type=kinds[i % 5], complexity=0.5) for i in range(15_000)]
+    decisions = engine.route_batch(batch, snapshot, view(8), "switch_transformer")
+
+    candidates = {"inference": {"svc-000", "svc-004"}, "analysis": {"svc-001", "svc-005"}}
+    candidates[""] = set(snapshot.service_ids)
+    for rtype, able in candidates.items():
+        mine = [d for r, d in zip(batch, decisions, strict=True) if r.request_type == rtype]
+        counts = Counter(d.selected[0] for d in mine)
+        assert set(counts) == able, rtype
+        n_able = len(able)
+        for d in mine:
+            greedy = d.selected[0] == best[rtype]
+            expected = 0.7 + 0.3 / n_able if greedy else 0.3 / n_able
+            assert d.propensity == pytest.approx(expected), (rtype, d.selected)
+        for sid, count in counts.items():
+            p = next(d.propensity for d in mine if d.selected[0] == sid)
+            assert count / len(mine) == pytest.approx(p, abs=0.025), (rtype, sid)
