@@ -19,6 +19,8 @@ import gc
 import random
 import time
 from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter, not_
 
 import numpy as np
 
@@ -50,6 +52,9 @@ new_decision = slot_constructor(Decision)
 
 
 PANIC_NOTE = "panic: the breaker of every service able to serve it is open, routed among them"
+
+
+_anomaly = attrgetter("anomaly_score")
 
 
 class RoutingEngine:
@@ -385,14 +390,16 @@ class RoutingEngine:
         """:meth:`choose_strategy` for many requests: the positions in ``requests`` of each
         ``(strategy, why)``, in order."""
         threshold = self.config.tda_request_threshold
-        anomalous = [j for j, r in enumerate(requests) if (r.anomaly_score or 0.0) >= threshold]
+        n = len(requests)
+        flags = [(a or 0.0) >= threshold for a in map(_anomaly, requests)]
         learned = ("switch_transformer", "learned")
-        if not anomalous:
-            return {learned: list(range(len(requests)))}
-        groups = {("top_k", f"anomalous request (>= {threshold:g})"): anomalous}
-        if len(anomalous) < len(requests):
-            flagged = set(anomalous)
-            groups[learned] = [j for j in range(len(requests)) if j not in flagged]
+        if not any(flags):
+            return {learned: list(range(n))}
+        groups = {
+            ("top_k", f"anomalous request (>= {threshold:g})"): list(compress(range(n), flags))
+        }
+        if not all(flags):
+            groups[learned] = list(compress(range(n), map(not_, flags)))
         return groups
 
 

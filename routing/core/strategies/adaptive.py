@@ -18,8 +18,10 @@ class Adaptive(Strategy):
         choice = self.deps.strategy(name).route(request, ctx)
         return choice._replace(reason=f"adaptive chose {name} ({why}): {choice.reason}")
 
-    def route_groups(self, requests, groups, top_k, bctx):
-        out: list[Choice | None] = [None] * len(requests)
+    def route_groups(self, requests, groups, top_k, bctx, prefix=""):
+        """The learned strategy each request's ``(strategy, why)`` names, every group of it in
+        one pass; the reasons say which and why."""
+        parts: list[tuple[list[int], list[Choice | None]]] = []
         for (name, why), rows in self.deps.choose_strategies(requests).items():
             k = max(2, top_k) if name == "top_k" else top_k
             if len(rows) == len(requests):
@@ -29,18 +31,18 @@ class Adaptive(Strategy):
                 member[rows] = True
                 subgroups = []
                 for positions, mask in groups:
-                    kept = [i for i in positions if member[i]]
-                    if kept:
+                    kept = np.asarray(positions, dtype=np.int64)
+                    kept = kept[member[kept]]
+                    if kept.size:
                         subgroups.append((kept, mask))
-            sub = self.deps.strategy(name).route_groups(requests, subgroups, k, bctx)
-            prefix = f"adaptive chose {name} ({why}): "
-            texts: dict[str, str] = {}  # a batch's reasons repeat: format each once
+            text = f"{prefix}adaptive chose {name} ({why}): "
+            parts.append(
+                (rows, self.deps.strategy(name).route_groups(requests, subgroups, k, bctx, text))
+            )
+        # Each strategy's list holds its own rows (None elsewhere): the longest takes the others'.
+        parts.sort(key=lambda part: len(part[0]), reverse=True)
+        out = parts[0][1]
+        for rows, sub in parts[1:]:
             for j in rows:
-                choice = sub[j]
-                if choice is not None:
-                    sel, scores, confidence, reason, concrete, propensity = choice
-                    text = texts.get(reason)
-                    if text is None:
-                        text = texts[reason] = prefix + reason
-                    out[j] = (sel, scores, confidence, text, concrete, propensity)
+                out[j] = sub[j]
         return out

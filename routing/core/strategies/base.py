@@ -121,16 +121,19 @@ class Strategy:
         groups: Sequence[tuple[Sequence[int], np.ndarray]],
         top_k: int,
         bctx: BatchContext,
+        prefix: str = "",
     ) -> list[Choice | None]:
         """Route a whole batch, given as ``(positions, mask)`` groups (the requests at
         ``positions`` may go to the services in ``mask``): the choice per batch position, None
-        for a position in no group or that found every eligible service full. By default
-        :meth:`route_batch` per group, in order."""
+        for a position in no group or that found every eligible service full; ``prefix``
+        starts every reason. By default :meth:`route_batch` per group, in order."""
         out: list[Choice | None] = [None] * len(requests)
         for positions, mask in groups:
             whole = len(positions) == len(requests)
             group = requests if whole else [requests[i] for i in positions]
             picked = self.route_batch(group, positions, mask, top_k, bctx)
+            if prefix:
+                picked = [c if c is None else c._replace(reason=prefix + c.reason) for c in picked]
             if whole:
                 return picked
             for i, choice in zip(positions, picked, strict=True):

@@ -7,6 +7,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from routing.core.learning import at_many_of
 from routing.core.strategies.base import (
     NEG_INF,
     Choice,
@@ -90,7 +91,7 @@ class _GatedStrategy(Strategy):
     def route_batch(self, requests, positions, mask, top_k, bctx):
         return self._route_rows(requests, mask, top_k, bctx)
 
-    def route_groups(self, requests, groups, top_k, bctx):
+    def route_groups(self, requests, groups, top_k, bctx, prefix=""):
         """Every group in one pass: the rows are the groups' requests in batch order, each with
         its group's mask, so a batch of many (type, capabilities) groups costs the numpy calls
         of one, and capacity goes to the earlier requests of the batch first. The engine groups
@@ -102,7 +103,7 @@ class _GatedStrategy(Strategy):
         if len(groups) == 1:
             ((positions, mask),) = groups
             rows = requests if len(positions) == len(requests) else [requests[i] for i in positions]
-            picked = self._route_rows(rows, mask, top_k, bctx, list(kinds))
+            picked = self._route_rows(rows, mask, top_k, bctx, list(kinds), None, prefix)
             if rows is requests:
                 return picked
             out: list[Choice | None] = [None] * len(requests)
@@ -116,7 +117,7 @@ class _GatedStrategy(Strategy):
         masks = np.stack([m for _, m in groups])[group_of]
         row_kind = np.array(kind_of)[group_of]
         picked = self._route_rows(
-            [requests[i] for i in positions], masks, top_k, bctx, list(kinds), row_kind
+            [requests[i] for i in positions], masks, top_k, bctx, list(kinds), row_kind, prefix
         )
         out = [None] * len(requests)
         for i, choice in zip(positions, picked, strict=True):
@@ -124,13 +125,14 @@ class _GatedStrategy(Strategy):
         return out
 
     def _route_rows(
-        self, requests, masks, top_k, bctx, kinds=None, row_kind=None
+        self, requests, masks, top_k, bctx, kinds=None, row_kind=None, prefix=""
     ) -> list[Choice | None]:
         """The batch rule for ``requests`` (batch order), row ``i`` among ``masks[i]`` (or
         among ``masks`` for every row, given one ``(n,)`` mask): the same estimates,
         exploration and forced sampling as :meth:`OutcomeLearner.choose`, with each row's own
         open candidates, and each service filled in row order. ``kinds``: the request types
-        in the rows (None: read them), ``row_kind``: each row's index in it (None: one type)."""
+        in the rows (None: read them), ``row_kind``: each row's index in it (None: one type);
+        ``prefix`` starts every reason."""
         fleet, load = bctx.fleet, bctx.load
         m = len(requests)
         rows = np.arange(m)
@@ -203,7 +205,7 @@ class _GatedStrategy(Strategy):
         name = self.name
         out: list[Choice | None] = []
         if k == 1:
-            base = "learned top-1"
+            base = prefix + "learned top-1"
             explored_text = base + "; exploring"
             for sel, mu, p, x in zip(
                 first.tolist(), mean[rows, first_ok].tolist(), propensity.tolist(),
@@ -228,31 +230,22 @@ class _GatedStrategy(Strategy):
             if -1 in sel:
                 w = [wi for wi, c in zip(w, sel, strict=True) if c >= 0]
                 sel = [c for c in sel if c >= 0]
-            base = f"learned top-{kr}"
+            base = f"{prefix}learned top-{kr}"
             out.append((sel, w, p, base + "; exploring" if x else base, name, p))
         return out
 
     def _estimates(self, requests, fleet, kinds, row_kind):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
-        complexity: one table lookup per request type in the rows."""
-        m = len(requests)
-        complexity = np.fromiter(map(_complexity, requests), np.float64, m)
+        complexity: one lookup in the tables of every request type in the rows."""
+        complexity = np.fromiter(map(_complexity, requests), np.float64, len(requests))
         if kinds is None:
             types = list(map(_request_type, requests))
             kinds = list(dict.fromkeys(types))
             if len(kinds) > 1:
                 index = {kind: i for i, kind in enumerate(kinds)}
                 row_kind = np.array([index[t] for t in types])
-        if len(kinds) == 1:
-            return self.deps.learned_table(fleet, kinds[0]).at_many(complexity)
-        out = tuple(np.empty((m, fleet.n)) for _ in range(3))
-        for i, kind in enumerate(kinds):
-            where = np.flatnonzero(row_kind == i)
-            if where.size:
-                parts = self.deps.learned_table(fleet, kind).at_many(complexity[where])
-                for full, part in zip(out, parts, strict=True):
-                    full[where] = part
-        return out
+        tables = [self.deps.learned_table(fleet, kind) for kind in kinds]
+        return at_many_of(tables, row_kind, complexity)
 
 
 class SwitchTransformer(_GatedStrategy):
