@@ -18,9 +18,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import repeat
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -38,7 +38,7 @@ from routing.core.types import (
     FleetSnapshot,
     LiveView,
     RouteRequest,
-    slot_constructor,
+    build_many,
 )
 from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
 from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
@@ -59,17 +59,13 @@ PENDING_MAX_LOCAL = 200_000
 SLOW_START_FLOOR = 0.05
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):
     """A decision plus what the API reports about it."""
 
     request_id: str
     decision: Decision
     override_id: int | None
     top_k: int | None
-
-
-_new_routed = slot_constructor(Routed)
 
 
 # A pending entry is "<reported services>\n<selected services>\n<complexity>\n<type>" (ids
@@ -363,7 +359,7 @@ class Router:
             (((strat, k, override_id), _),) = groups.items()
             decisions = self.engine.route_batch(requests, snapshot, view, strat, k)
             n = len(requests)
-            routed = list(map(_new_routed, ids, decisions, repeat(override_id, n), repeat(k, n)))
+            routed = build_many(Routed, ids, decisions, repeat(override_id, n), repeat(k, n))
         else:
             routed = [None] * len(requests)
             for (strat, k, override_id), idx in groups.items():
@@ -371,7 +367,7 @@ class Router:
                     [requests[i] for i in idx], snapshot, view, strat, k
                 )
                 for i, decision in zip(idx, decisions, strict=True):
-                    routed[i] = _new_routed(ids[i], decision, override_id, k)
+                    routed[i] = Routed(ids[i], decision, override_id, k)
         context = self._context(snapshot, view)
         return self._commit(routed, requests, context, client, snapshot, guard)
 
@@ -516,14 +512,13 @@ class Router:
                 continue
             keep = tuple(sid for sid in r.decision.selected if sid not in drop)
             reason = f"{r.decision.reason}; breaker refused {', '.join(sorted(drop))} at dispatch"
-            decision = replace(
-                r.decision,
+            decision = r.decision._replace(
                 selected=keep,
                 scores={k: v for k, v in r.decision.scores.items() if k in keep},
                 no_eligible_service=not keep,
                 reason=reason,
             )
-            routed[i] = replace(r, decision=decision)
+            routed[i] = r._replace(decision=decision)
             amendments.append(amend_record(r.request_id, keep, reason))
             if keep:
                 value = pending_value(keep, *about[r.request_id])

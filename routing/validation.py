@@ -16,7 +16,7 @@ from django.conf import settings
 from moe_project.api_errors import APIError
 from routing.core.engine import EngineConfig
 from routing.core.strategies import STRATEGY_NAMES
-from routing.core.types import RouteRequest, slot_constructor
+from routing.core.types import RouteRequest, build_many
 
 ROUTE_KEYS = frozenset({"data", "routing_strategy", "top_k", "forward"})
 BATCH_KEYS = frozenset({"requests", "routing_strategy", "top_k"})
@@ -65,9 +65,6 @@ def _tokens(payload) -> tuple[str, ...]:
     if isinstance(payload, dict):
         return tuple([str(k)[:64] for k in islice(payload, MAX_TOKENS)])
     return ()
-
-
-_new_request = slot_constructor(RouteRequest)
 
 
 def parse_request_data(data, prefix: str = "data") -> RouteRequest:
@@ -187,7 +184,7 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
         if type(payload) is str and len(payload) > max_string * 64:
             return None
         payload_size = len(orjson.dumps(payload))
-    return _new_request(
+    return RouteRequest(
         request_type,
         priority,
         complexity,
@@ -321,19 +318,17 @@ def quick_batch_data(items: list, max_string: int) -> list[RouteRequest] | None:
     sizes = list(map(len, map(orjson.dumps, payloads)))
     if None in payloads:  # absent or null: no payload, size 0
         sizes = [0 if p is None else size for p, size in zip(payloads, sizes, strict=True)]
-    return list(
-        map(
-            _new_request,
-            types,
-            priority,
-            complexity,
-            capabilities,
-            keys,
-            anomaly,
-            sizes,
-            _token_column(payloads),
-            payloads,
-        )
+    return build_many(
+        RouteRequest,
+        types,
+        priority,
+        complexity,
+        capabilities,
+        keys,
+        anomaly,
+        sizes,
+        _token_column(payloads),
+        payloads,
     )
 
 

@@ -45,10 +45,9 @@ from routing.core.types import (
     LiveView,
     RouteRequest,
     ServiceStatus,
-    slot_constructor,
 )
 
-new_decision = slot_constructor(Decision)
+_new = tuple.__new__
 
 
 PANIC_NOTE = "panic: the breaker of every service able to serve it is open, routed among them"
@@ -232,7 +231,7 @@ class RoutingEngine:
             scores = dict(zip(selected, raw_scores, strict=True))
         if note:
             reason = f"{reason}; {note}"
-        return new_decision(
+        return Decision(
             selected,
             scores,
             confidence,
@@ -324,7 +323,6 @@ class RoutingEngine:
         # Time spent deciding, shared evenly; building the Decision objects is not counted.
         per_request_ms = (time.perf_counter() - start) * 1e3 / n
         out: list[Decision | None] = [None] * n
-        build = new_decision
         missing = len(reasons)
         for positions, note, candidates in picks:
             texts: dict[str, str] = {}  # a group's reasons repeat: format each once
@@ -339,7 +337,7 @@ class RoutingEngine:
                     text = texts[reason] = f"{reason}; {note}"
                 if len(sel) == 1:  # the common case, inlined: one call less per request
                     service_id = ids[sel[0]]
-                    out[i] = build(
+                    out[i] = _new(Decision, (
                         (service_id,),
                         {service_id: scores[0]},
                         confidence,
@@ -350,7 +348,7 @@ class RoutingEngine:
                         per_request_ms,
                         propensity,
                         candidates,
-                    )  # fmt: skip
+                    ))  # fmt: skip
                 else:
                     out[i] = self._decision(
                         (sel, scores, confidence, text, concrete, propensity),

@@ -146,6 +146,11 @@ def test_the_quick_parse_takes_the_usual_bodies(data):
     assert quick_request_data(data, MAX_STRING) == parse_request_data(data)
 
 
+def as_json(requests: list) -> bytes:
+    """Requests as JSON: field names and values, number types included."""
+    return orjson.dumps([r._asdict() for r in requests])
+
+
 def assert_column_parse_agrees(items: list) -> None:
     """The column parse declines whatever the reference refuses in any item, and otherwise
     builds the same requests, down to the number types (1 and 1.0 are equal, but the history
@@ -156,7 +161,7 @@ def assert_column_parse_agrees(items: list) -> None:
     except FieldErrors:
         assert quick is None
         return
-    assert quick is None or orjson.dumps(quick) == orjson.dumps(reference)
+    assert quick is None or as_json(quick) == as_json(reference)
 
 
 @settings(max_examples=400, deadline=None)
@@ -187,7 +192,7 @@ def test_the_column_parse_takes_usual_batches():
     for items in (mixed, orjson.loads(batch_body(300))["requests"]):
         quick = quick_batch_data(items, MAX_STRING)
         assert quick is not None
-        assert orjson.dumps(quick) == orjson.dumps([parse_request_data(i) for i in items])
+        assert as_json(quick) == as_json([parse_request_data(i) for i in items])
 
 
 def deep_values(alphabet: str):

@@ -218,7 +218,8 @@ class _GatedStrategy(Strategy):
             return out
         weights = score[rows[:, None], chosen.clip(min=0)]
         weights = np.where(chosen >= 0, weights, NEG_INF)
-        weights = softmax(weights / TOPK_WEIGHT_TEMPERATURE)
+        with np.errstate(invalid="ignore"):  # a row with nothing chosen: NaN, dropped below
+            weights = softmax(weights / TOPK_WEIGHT_TEMPERATURE)
         k_row = np.minimum(n_open, self.k_for(top_k)).tolist()
         for sel, w, p, x, kr in zip(
             chosen.tolist(), weights.tolist(), propensity.tolist(), explored.tolist(), k_row,

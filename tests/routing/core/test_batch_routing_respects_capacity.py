@@ -47,15 +47,6 @@ def test_each_batch_decision_reports_its_share_of_the_batch_time():
     assert decisions[0].latency_ms > 0
 
 
-def test_the_fast_decision_constructor_builds_the_same_decision():
-    from routing.core.engine import new_decision
-    from routing.core.types import Decision
-
-    args = (("a",), {"a": 0.5}, 0.5, "top_k", "adaptive", "why", False, 0.1)
-    assert new_decision(*args) == Decision(*args)
-    assert hash(new_decision(("a",), None, 0.5, "s", "s", "r", False, 0.1).selected)
-
-
 @PROPERTY_SETTINGS
 @given(
     st.integers(1, 40),

@@ -35,6 +35,11 @@ route_requests = st.builds(
     capabilities=st.lists(st.sampled_from(CAPS + ("unknown",)), max_size=2, unique=True).map(tuple),
     key=st.one_of(st.none(), st.sampled_from(["a", "b", "user-1"])),
     anomaly_score=st.one_of(st.none(), st.sampled_from([0.1, 0.9])),
+    # (a named tuple: builds() would draw every field; the rest as the API validates them)
+    priority=st.floats(0.0, 1.0),
+    payload_size=st.just(0),
+    tokens=st.just(()),
+    payload=st.none(),
 )
 
 ENGINES = {
