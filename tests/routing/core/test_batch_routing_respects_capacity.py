@@ -103,3 +103,31 @@ def test_capacity_goes_to_the_earlier_requests_of_the_batch_whatever_their_group
 
     firsts = [d.selected[0] if d.selected else None for d in decisions]
     assert firsts == ["gpu-a", "gpu-a", "gpu-a", "cpu-b", None]
+
+
+@pytest.mark.parametrize("strategy", ["switch_transformer", "top_k"])
+def test_a_batch_routed_in_chunks_fills_a_service_in_batch_order(strategy, monkeypatch):
+    """The learned strategies take a large batch a chunk of rows at a time (256 here): each
+    chunk sees what the earlier ones took, so the best service's 300 slots go to the first 300
+    requests, across chunk boundaries, and never one more."""
+    from routing.core.engine import EngineConfig
+    from routing.core.learning import LearnerConfig
+    from routing.core.strategies import learned
+    from routing.core.types import FleetSnapshot
+    from tests.routing.core.fleets import service
+
+    monkeypatch.setattr(learned, "CHUNK_CELLS", 1)  # the smallest chunk: 256 rows
+    snapshot = FleetSnapshot.build(
+        [service("best", max_capacity=300), service("other", max_capacity=10_000)]
+    )
+    greedy = LearnerConfig(epsilon=0.0, epsilon_min=0.0, forced_share=0.0)
+    engine = RoutingEngine(EngineConfig(p2c_seed=1, learner_config=greedy))
+    for _ in range(50):
+        engine.learner.observe("best", "inference", 0.5, 0.9)
+        engine.learner.observe("other", "inference", 0.5, 0.3)
+    batch = [RouteRequest(request_type="inference")] * 1000
+
+    decisions = engine.route_batch(batch, snapshot, view(2), strategy, top_k=1)
+
+    firsts = [d.selected[0] for d in decisions]
+    assert firsts == ["best"] * 300 + ["other"] * 700
