@@ -1,4 +1,5 @@
-"""Benchmark of the routing core: ``python -m tests.performance.bench_core [--quick] [--seed N]``.
+"""Benchmark of the routing core: ``python -m tests.performance.bench_core [--quick] [--seed N]``
+(``--batch-only N``: only the batch figures, at N requests per batch).
 
 Prints one JSON object to stdout::
 
@@ -238,7 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny runs (smoke test only)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--batch-only",
+        type=int,
+        metavar="N",
+        help="only the batch figures, at N requests per batch (e.g. 1000, the HTTP batch size)",
+    )
     args = parser.parse_args(argv)
+    if args.batch_only:
+        print(json.dumps({"batch": bench_batches(args.batch_only, 10, args.seed)}))
+        return 0
     # (timed single decisions per case, batch size, batch repeats, simulated arrivals)
     quick, full = (50, 200, 1, 300), (5000, 10_000, 10, 20_000)
     calls, batch, repeats, arrivals = quick if args.quick else full

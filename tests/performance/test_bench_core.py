@@ -19,3 +19,12 @@ def test_quick_bench_prints_one_json_object_covering_every_strategy(capsys):
     assert all(r["decisions_per_s"] > 0 for r in result["batch"])
     for row in result["load_balance"]:
         assert 0 < row["score"] <= 1 and 0 < row["random_baseline"] <= 1
+
+
+def test_batch_only_prints_the_batch_figures_at_the_size_asked(capsys):
+    assert bench_core.main(["--batch-only", "300"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert set(result) == {"batch"}
+    assert [r["strategy"] for r in result["batch"]] == list(STRATEGY_NAMES)
+    assert {r["requests"] for r in result["batch"]} == {300}
