@@ -112,8 +112,10 @@ class Strategy:
         bctx: BatchContext,
     ) -> list[Choice | None]:
         """Route ``requests`` (at ``positions`` in the batch) among services in ``mask``;
-        None for a request that finds every eligible service full."""
-        raise NotImplementedError
+        None for a request that finds every eligible service full. A strategy overrides this
+        or :meth:`route_groups` (each defaults to the other); by default, ``requests`` as one
+        group."""
+        return self.route_groups(requests, [(range(len(requests)), mask)], top_k, bctx)
 
     def route_groups(
         self,

@@ -27,7 +27,6 @@ CHUNK_CELLS = 1 << 15
 TOPK_WEIGHT_TEMPERATURE = 0.1
 
 _complexity = attrgetter("complexity")
-_request_type = attrgetter("request_type")
 
 
 class _GatedStrategy(Strategy):
@@ -92,9 +91,6 @@ class _GatedStrategy(Strategy):
             scores = softmax(score[order] / TOPK_WEIGHT_TEMPERATURE).tolist()
         return Choice(selected, scores, propensity, reason, self.name, propensity)
 
-    def route_batch(self, requests, positions, mask, top_k, bctx):
-        return self._route_rows(requests, mask, top_k, bctx)
-
     def route_groups(self, requests, groups, top_k, bctx, prefix=""):
         """Every group in one pass: the rows are the groups' requests in batch order, each with
         its group's mask, so a batch of many (type, capabilities) groups costs the numpy calls
@@ -104,26 +100,23 @@ class _GatedStrategy(Strategy):
             return [None] * len(requests)
         kinds: dict[str, int] = {}
         kind_of = [kinds.setdefault(requests[p[0]].request_type, len(kinds)) for p, _ in groups]
-        if len(groups) == 1:
-            ((positions, mask),) = groups
-            rows = requests if len(positions) == len(requests) else [requests[i] for i in positions]
-            picked = self._route_chunks(rows, mask, top_k, bctx, list(kinds), None, prefix)
-            if rows is requests:
-                return picked
-            out: list[Choice | None] = [None] * len(requests)
-            for i, choice in zip(positions, picked, strict=True):
-                out[i] = choice
-            return out
-        positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in groups])
-        group_of = np.repeat(np.arange(len(groups)), [len(p) for p, _ in groups])
-        order = np.argsort(positions, kind="stable")
-        positions, group_of = positions[order].tolist(), group_of[order]
-        masks = np.stack([m for _, m in groups])[group_of]
-        row_kind = np.array(kind_of)[group_of]
-        picked = self._route_chunks(
-            [requests[i] for i in positions], masks, top_k, bctx, list(kinds), row_kind, prefix
-        )
-        out = [None] * len(requests)
+        if len(groups) == 1:  # one mask for every row, one request type
+            ((positions, masks),) = groups
+            row_kind = None
+        else:
+            positions = np.concatenate([np.asarray(p, dtype=np.int64) for p, _ in groups])
+            group_of = np.repeat(np.arange(len(groups)), [len(p) for p, _ in groups])
+            order = np.argsort(positions, kind="stable")
+            positions, group_of = positions[order].tolist(), group_of[order]
+            masks = np.stack([m for _, m in groups])[group_of]
+            row_kind = np.array(kind_of)[group_of]
+        # Distinct positions in order: as many as the requests means every one, in order.
+        whole = len(positions) == len(requests)
+        rows = requests if whole else [requests[i] for i in positions]
+        picked = self._route_chunks(rows, masks, top_k, bctx, list(kinds), row_kind, prefix)
+        if whole:
+            return picked
+        out: list[Choice | None] = [None] * len(requests)
         for i, choice in zip(positions, picked, strict=True):
             out[i] = choice
         return out
@@ -148,15 +141,13 @@ class _GatedStrategy(Strategy):
             )
         return out
 
-    def _route_rows(
-        self, requests, masks, top_k, bctx, kinds=None, row_kind=None, prefix=""
-    ) -> list[Choice | None]:
+    def _route_rows(self, requests, masks, top_k, bctx, kinds, row_kind, prefix):
         """The batch rule for ``requests`` (batch order), row ``i`` among ``masks[i]`` (or
         among ``masks`` for every row, given one ``(n,)`` mask): the same estimates,
         exploration and forced sampling as :meth:`OutcomeLearner.choose`, with each row's own
         open candidates, and each service filled in row order. ``kinds``: the request types
-        in the rows (None: read them), ``row_kind``: each row's index in it (None: one type);
-        ``prefix`` starts every reason."""
+        in the rows, ``row_kind``: each row's index in it (None: one type); ``prefix`` starts
+        every reason."""
         fleet, load = bctx.fleet, bctx.load
         m = len(requests)
         rows = np.arange(m)
@@ -267,12 +258,6 @@ class _GatedStrategy(Strategy):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
         complexity: one lookup in the tables of every request type in the rows."""
         complexity = np.fromiter(map(_complexity, requests), np.float64, len(requests))
-        if kinds is None:
-            types = list(map(_request_type, requests))
-            kinds = list(dict.fromkeys(types))
-            if len(kinds) > 1:
-                index = {kind: i for i, kind in enumerate(kinds)}
-                row_kind = np.array([index[t] for t in types])
         tables = [self.deps.learned_table(fleet, kind) for kind in kinds]
         return at_many_of(tables, row_kind, complexity)
 
