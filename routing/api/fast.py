@@ -292,7 +292,10 @@ async def _refresh_ahead(router) -> None:
     while time.monotonic() - _last_request < KEEP_FRESH_S and get_router() is router:
         await asyncio.sleep(tick)
         try:
-            store.refresh_ahead(router.current_snapshot())
+            if hasattr(store, "refresh_ahead_async"):
+                await store.refresh_ahead_async(router.current_snapshot())
+            else:
+                store.refresh_ahead(router.current_snapshot())
         except Exception:  # never let the timer die with an error; the request path copes
             logger.exception("view refresh failed")
 
@@ -341,16 +344,19 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
         if not allowed:
             return _throttled(rate)
     # As the batch view: a batch allocates tens of thousands of short-lived, acyclic objects.
-    was_enabled = batch and gc.isenabled()
-    if was_enabled:
+    # Batches awaiting Redis overlap on the loop, so the last one out re-enables the collector.
+    global _batches_holding_gc
+    holds_gc = batch and (_batches_holding_gc > 0 or gc.isenabled())
+    if holds_gc:
+        _batches_holding_gc += 1
         gc.disable()
     try:
-        if batch and router.redis_client is not None:
-            # A batch's commit waits ~10 ms for Redis (its scripts run a thousand dispatches):
-            # in a thread, so the loop keeps serving (and routing) meanwhile.
-            answer = await sync_to_async(_route_answer, thread_sensitive=False)(
-                scope["path"], raw, too_large, router, user, None
-            )
+        if batch and router.commits_to_redis():
+            # A batch's commit waits ~5-10 ms for Redis (its scripts run a thousand
+            # dispatches): awaited on the loop, which routes other batches meanwhile. Only
+            # the round trip waits: the CPU work stays on this thread, so concurrent batches
+            # do not contend for the GIL as they did in threads.
+            answer = await _route_batch_answer(raw, too_large, router, user)
         else:
             guard = rate.guard() if folded else None
             answer = _route_answer(scope["path"], raw, too_large, router, user, guard)
@@ -360,9 +366,26 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
             return _throttled(rate)
         return _error_answer(exc)
     finally:
-        if was_enabled:
-            gc.enable()
+        if holds_gc:
+            _batches_holding_gc -= 1
+            if _batches_holding_gc == 0:
+                gc.enable()
     return _throttled(rate) if answer is None else answer
+
+
+_batches_holding_gc = 0  # batches in progress on this process's loop with the collector off
+
+
+async def _route_batch_answer(raw: bytes, too_large: bool, router, user) -> Answer:
+    """``_route_answer`` for a batch with Redis state, its commit awaited (see
+    ``Router.route_batch_async``); the parsed body and the answer's objects are freed on
+    return, as there."""
+    inp = parse_batch_body(_parse_json(raw, too_large))
+    routed = await router.route_batch_async(
+        inp.requests, inp.strategy, inp.top_k, client=user.pk, snapshot=router.current_snapshot()
+    )
+    results = batch_results(routed, _requested(inp.strategy))
+    return Answer(200, _dumps({"results": results, "count": len(results)}))
 
 
 def _route_answer(path: str, raw: bytes, too_large: bool, router, user, guard) -> Answer | None:

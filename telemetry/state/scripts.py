@@ -465,24 +465,8 @@ return 1
 # bytes), so keys and values may hold any byte. SET key value EX ttl for each: a batch's
 # thousand pending entries in one call, which costs the client a tenth of a thousand
 # pipelined SETs (redis-py packs and parses every command in Python).
-SET_MANY = """
-local ttl = ARGV[1]
-local blob = ARGV[2]
-local pos, n = 1, #blob
-while pos <= n do
-  local colon = string.find(blob, ':', pos, true)
-  local stop = colon + tonumber(string.sub(blob, pos, colon - 1))
-  local key = string.sub(blob, colon + 1, stop)
-  colon = string.find(blob, ':', stop + 1, true)
-  pos = colon + tonumber(string.sub(blob, stop + 1, colon - 1)) + 1
-  redis.call('SET', key, string.sub(blob, colon + 1, pos - 1), 'EX', ttl)
-end
-return 1
-"""
-
 SCRIPTS = {
     "routed": ROUTED,
-    "set_many": SET_MANY,
     "guarded": GUARDED,
     "outcome": OUTCOME,
     "view": VIEW,
@@ -497,7 +481,7 @@ SCRIPTS = {
 # Scripts that use nothing of the prelude get none: Redis runs a script's whole chunk on every
 # call, and creating the prelude's functions and tables costs ~15 us each time (measured with
 # INFO commandstats on Redis 7.0), several times what GUARDED itself does.
-STANDALONE = frozenset({"guarded", "set_many"})
+STANDALONE = frozenset({"guarded"})
 
 
 def _lua_number(value: float) -> str:

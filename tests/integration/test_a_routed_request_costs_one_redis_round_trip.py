@@ -108,9 +108,19 @@ def test_route_then_outcome_round_trips(counted_worker):
     assert [e.commands for e in shared] == [["XADD", "XADD"]], described(outcome_trips)
 
     batch = {"requests": [body["data"]] * 50, "routing_strategy": "power_of_two"}
+    # Warm-up: a worker's first batch also opens the connection its loop awaits commits on.
+    assert client.post("/api/v1/route/batch", json=batch).status_code == 200
     batched, batch_trips = measured(counter, lambda: client.post("/api/v1/route/batch", json=batch))
 
     assert batched.status_code == 200, batched.text
     assert batched.json()["count"] == 50
     assert len(batch_trips) == BATCH_ROUND_TRIPS, described(batch_trips)
+    # A batch's pending entries are one value: one SET, not a command per item.
+    assert batch_trips[-1].commands.count("SET") == 1, described(batch_trips)
+
+    item = batched.json()["results"][17]
+    reported, item_trips = measured(counter, lambda: outcome(item))
+
+    assert reported.status_code == 200, reported.text
+    assert len(item_trips) == OUTCOME_ROUND_TRIPS, described(item_trips)
     client.close()

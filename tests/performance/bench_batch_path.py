@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Count instructions with valgrind (callgrind) instead of timing.",
     )
     parser.add_argument(
+        "--redis-url",
+        help="Redis live state in this scratch db (flushed; db 0 is refused): also reports "
+        "redis-server's CPU per decision, per command (INFO commandstats).",
+    )
+    parser.add_argument(
         "--worker", action="store_true", help=argparse.SUPPRESS
     )  # the process valgrind runs
     return parser
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.instructions and not opts.worker:
         result = _count_instructions(opts)
     else:
-        path = _BatchPath(opts.items)
+        path = _BatchPath(opts.items, opts.redis_url)
         if opts.worker:
             return path.serve_callgrind(opts.batches)
         result = path.time(opts.batches, opts.chunks)
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 class _BatchPath:
     """A set-up environment and the two bodies that alternate."""
 
-    def __init__(self, items: int) -> None:
+    def __init__(self, items: int, redis_url: str | None = None) -> None:
         var_dir = tempfile.mkdtemp(prefix="moe-batch-path-")
         atexit.register(shutil.rmtree, var_dir, ignore_errors=True)
         os.environ["MOE_VAR_DIR"] = var_dir
@@ -76,6 +81,15 @@ class _BatchPath:
             os.environ.pop(name, None)
         os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
         os.environ["MOE_REGISTRY_POLL_SECONDS"] = "3600"
+        self.redis = None
+        if redis_url:
+            import redis
+
+            if redis.Redis.from_url(redis_url).connection_pool.connection_kwargs.get("db", 0) == 0:
+                raise SystemExit("--redis-url: give a scratch db (not 0); it is flushed")
+            os.environ["REDIS_URL"] = redis_url
+            self.redis = redis.Redis.from_url(redis_url)
+            self.redis.flushdb()
         import asyncio
 
         import django
@@ -121,12 +135,14 @@ class _BatchPath:
         self.warm()
         per_chunk = max(1, batches // chunks)
         figures = []
+        if self.redis is not None:
+            self.redis.config_resetstat()
         for _ in range(chunks):
             start = time.process_time()
             for i in range(per_chunk):
                 self.one(i)
             figures.append((time.process_time() - start) * 1e6 / (per_chunk * self.items))
-        return {
+        result = {
             "items_per_batch": self.items,
             "batches": per_chunk * chunks,
             "cpu_us_per_decision": {
@@ -134,6 +150,19 @@ class _BatchPath:
                 "median": round(statistics.median(figures), 2),
             },
         }
+        if self.redis is not None:
+            # Every command since the reset (the workers' view refreshes included), per decision.
+            decisions = per_chunk * chunks * self.items
+            stats = self.redis.info("commandstats")
+            per_command = {
+                name.removeprefix("cmdstat_"): round(v["usec"] / decisions, 3)
+                for name, v in stats.items()
+            }
+            result["redis_usec_per_decision"] = {
+                "all": round(sum(per_command.values()), 3),
+                **dict(sorted(per_command.items(), key=lambda kv: -kv[1])),
+            }
+        return result
 
     def serve_callgrind(self, batches: int) -> int:
         """Under valgrind: warm up, then wait for the parent to switch counting on."""

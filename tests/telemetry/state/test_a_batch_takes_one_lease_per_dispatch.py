@@ -81,22 +81,3 @@ def test_a_lease_renewed_or_released_after_its_batch_is_not_expired_with_it(back
     assert store.in_flight_requests() == 1
     clock.advance(0.5)
     assert in_flight(store, snapshot) == [0.0, 0.0]
-
-
-def test_set_many_writes_every_entry_with_its_ttl(make_store, key_prefix):
-    # given: keys and values with separators, newlines and non-ASCII text
-    store = make_store()
-    entries = [(f"{key_prefix}p:{i}", f"\nsvc-a,svc-b\n0.{i}\ninférence:{i}\n") for i in range(300)]
-    entries.append((f"{key_prefix}p:empty", ""))
-    entries.append((f"{key_prefix}p:ü:", "12:34:"))
-
-    # when
-    pipe = store.pipeline()
-    store.queue_set_many(pipe, entries, 60)
-    store.execute(pipe)
-
-    # then
-    client = store._client
-    for key, value in entries:
-        assert client.get(key) == value.encode()
-        assert 0 < client.ttl(key) <= 60
