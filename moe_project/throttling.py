@@ -11,9 +11,11 @@ counter being within the limit), so a route costs one round trip and a request o
 still leaves no trace but its count.
 """
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -88,6 +90,28 @@ def _count(key: str, duration: int) -> int:
         return 1 if cache.add(key, 1, timeout=duration + 1) else cache.incr(key)
 
 
+_async_clients = weakref.WeakKeyDictionary()  # event loop -> asyncio client of _redis_client
+
+
+def _async_client():
+    """An asyncio client of :func:`_redis_client` for the running loop (None: that
+    connection cannot be copied, e.g. SSL)."""
+    from telemetry.state.redis_store import async_client_like
+
+    loop = asyncio.get_running_loop()
+    if loop not in _async_clients:
+        _async_clients[loop] = async_client_like(_redis_client())
+    return _async_clients[loop]
+
+
+async def _count_async(client, key: str, duration: int) -> int:
+    """:func:`_count` through ``client``, an asyncio client."""
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, int(duration) + 1, nx=True)
+    return (await pipe.execute())[0]
+
+
 @dataclass(slots=True)
 class RateGuard:
     """A rate-limit counter for the router to increment in its commit (``Router.route``'s
@@ -127,6 +151,22 @@ class ClientRate:
         try:
             return _count(self.key, self.duration) <= self.limit
         except Exception as exc:  # the cache backend's own errors (redis.RedisError, OSError)
+            logger.warning("rate limit not applied, cache unavailable: %s", exc)
+            return True
+
+    async def allowed_now_async(self) -> bool:
+        """:meth:`allowed_now` awaited on the running loop: with Redis, the count's round trip
+        waits there instead of in a thread, which would contend for the GIL with the loop."""
+        if self.limit is None:
+            return True
+        if _redis_client() is None:
+            return self.allowed_now()  # a local counter or Django's cache: no network wait
+        client = _async_client()
+        if client is None:
+            return await asyncio.to_thread(self.allowed_now)
+        try:
+            return await _count_async(client, self.key, self.duration) <= self.limit
+        except Exception as exc:  # as allowed_now: the limit fails open
             logger.warning("rate limit not applied, cache unavailable: %s", exc)
             return True
 

@@ -289,6 +289,7 @@ def _keep_views_fresh(router) -> None:
 async def _refresh_ahead(router) -> None:
     store = router.store
     tick = store.view_max_age_s / 4
+    loop = asyncio.get_running_loop()
     while time.monotonic() - _last_request < KEEP_FRESH_S and get_router() is router:
         await asyncio.sleep(tick)
         try:
@@ -297,6 +298,8 @@ async def _refresh_ahead(router) -> None:
             else:
                 store.refresh_ahead(router.current_snapshot())
         except Exception:  # never let the timer die with an error; the request path copes
+            if not loop.is_running():  # the loop was closed under the timer (tests' loops)
+                return
             logger.exception("view refresh failed")
 
 
@@ -337,10 +340,9 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
     # (single-threaded) for ~10 ms, delaying every other worker's requests.
     folded = rate.enabled and not batch and _folds_rate_limit(router)
     if rate.enabled and not folded:
-        if router.redis_client is None:
-            allowed = rate.allowed_now()
-        else:  # in a thread: Redis may be the one that is down, never stall the loop
-            allowed = await sync_to_async(rate.allowed_now, thread_sensitive=False)()
+        # With Redis the count is awaited (Redis may be the one that is down: never stall the
+        # loop on it); otherwise it is a local counter.
+        allowed = await rate.allowed_now_async()
         if not allowed:
             return _throttled(rate)
     # As the batch view: a batch allocates tens of thousands of short-lived, acyclic objects.

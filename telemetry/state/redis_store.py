@@ -115,7 +115,7 @@ def make_client(
     )
 
 
-def _async_client_like(client: redis.Redis) -> Any:
+def async_client_like(client: redis.Redis) -> Any:
     """An asyncio client for the server ``client`` talks to, with its timeouts and the one
     retry of :func:`make_client`; None for a connection this does not copy (SSL and the like)."""
     import redis.asyncio as aioredis
@@ -754,7 +754,7 @@ class RedisStateStore:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            client = _async_client_like(self._client)
+            client = async_client_like(self._client)
             if client is None:
                 return None
             self._async_clients[loop] = client
