@@ -195,6 +195,7 @@ def _count_instructions(opts) -> dict:
         str(opts.items),
         "--batches",
         str(batches),
+        *(["--redis-url", opts.redis_url] if opts.redis_url else []),
     ]
     root = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
