@@ -21,10 +21,12 @@ stays the reference and what the OpenAPI schema documents):
   (one round trip more per batch, see ``_answer``).
 - **Blocking**: routing is CPU work of well under a millisecond, done inline; a Redis round
   trip (sub-millisecond, 0.25 s socket timeout; an unreachable Redis is retried at most once a
-  second) blocks the loop meanwhile. A batch with Redis state routes in a thread, since its
-  commit waits for Redis for milliseconds. The registry check (a database query at most every
-  ``MOE_REGISTRY_POLL_SECONDS``) runs in a thread, as does a rate-limit count of its own with
-  Redis (a batch's, or any while Redis is unreachable).
+  second) blocks the loop meanwhile. A batch with Redis state awaits its round trips instead
+  (its rate-limit count and its commit, through an asyncio client: ``Router.route_batch_async``),
+  since its commit waits for Redis for milliseconds, and pauses between pieces of its CPU work
+  so the loop reads other requests' data meanwhile; so does a rate-limit count of its own with
+  Redis. The registry check (a database query at most every ``MOE_REGISTRY_POLL_SECONDS``)
+  runs in a thread.
 - Django's request signals and Prometheus' per-view HTTP metrics do not see these requests
   (as for the proxy, ``routing/api/proxy.py``); the router's own metrics count them.
 """
