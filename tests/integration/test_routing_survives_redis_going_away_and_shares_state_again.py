@@ -107,6 +107,16 @@ def test_routing_survives_redis_going_away_and_shares_state_again(
     calls = []
     for i in range(ROUTES_WHILE_DOWN):
         for api in workers:
+            if i % 5 == 0:  # a batch (its commit is awaited on the loop) and an item's outcome;
+                # the first request of each worker after Redis went away is a batch
+                batch = {"requests": [data] * 5, "routing_strategy": "power_of_two"}
+                response = api.post("/api/v1/route/batch", batch)
+                calls.append(("batch", response, 0.0))
+                if response.status_code == 200:
+                    item = response.json()["results"][3]
+                    body = {"service_id": item["selected_services"][0], "success": True}
+                    reply = api.post(f"/api/v1/route/{item['request_id']}/outcome", body)
+                    calls.append(("batch outcome", reply, 0.0))
             started = time.perf_counter()
             response = api.route(data, "power_of_two")
             calls.append(("route", response, time.perf_counter() - started))
@@ -162,6 +172,12 @@ def test_routing_survives_redis_going_away_and_shares_state_again(
         assert in_flight(two, cap) == baseline + 6
         assert in_flight(one, cap) == baseline + 6
         for r in fresh:
+            two.outcome(r["request_id"], r["selected_services"][0], True, 11.0, 200)
+        assert in_flight(one, cap) == baseline
+        batch = {"requests": [data] * 4, "routing_strategy": "power_of_two"}
+        items = one.ok(one.post("/api/v1/route/batch", batch))["results"]
+        assert in_flight(two, cap) == baseline + 4
+        for r in items:
             two.outcome(r["request_id"], r["selected_services"][0], True, 11.0, 200)
         assert in_flight(one, cap) == baseline
         print(f"state shared again {time.monotonic() - back:.2f} s after Redis came back")
