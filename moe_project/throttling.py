@@ -96,12 +96,9 @@ _async_clients = weakref.WeakKeyDictionary()  # event loop -> asyncio client of 
 def _async_client():
     """An asyncio client of :func:`_redis_client` for the running loop (None: that
     connection cannot be copied, e.g. SSL)."""
-    from telemetry.state.redis_store import async_client_like
+    from telemetry.state.redis_store import async_client_for_loop
 
-    loop = asyncio.get_running_loop()
-    if loop not in _async_clients:
-        _async_clients[loop] = async_client_like(_redis_client())
-    return _async_clients[loop]
+    return async_client_for_loop(_async_clients, _redis_client())
 
 
 async def _count_async(client, key: str, duration: int) -> int:

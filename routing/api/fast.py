@@ -280,7 +280,7 @@ _last_request = 0.0
 def _keep_views_fresh(router) -> None:
     global _last_request
     _last_request = time.monotonic()
-    if not hasattr(router.store, "refresh_ahead"):  # local state: nothing to refresh
+    if not hasattr(router.store, "refresh_ahead_async"):  # local state: nothing to refresh
         return
     loop = asyncio.get_running_loop()
     task = _keepers.get(loop)
@@ -295,10 +295,7 @@ async def _refresh_ahead(router) -> None:
     while time.monotonic() - _last_request < KEEP_FRESH_S and get_router() is router:
         await asyncio.sleep(tick)
         try:
-            if hasattr(store, "refresh_ahead_async"):
-                await store.refresh_ahead_async(router.current_snapshot())
-            else:
-                store.refresh_ahead(router.current_snapshot())
+            await store.refresh_ahead_async(router.current_snapshot())
         except Exception:  # never let the timer die with an error; the request path copes
             if not loop.is_running():  # the loop was closed under the timer (tests' loops)
                 return

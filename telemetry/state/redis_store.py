@@ -54,6 +54,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import socket
 import threading
 import time
 import weakref
@@ -64,6 +65,9 @@ from typing import Any
 
 import numpy as np
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -118,9 +122,6 @@ def make_client(
 def async_client_like(client: redis.Redis) -> Any:
     """An asyncio client for the server ``client`` talks to, with its timeouts and the one
     retry of :func:`make_client`; None for a connection this does not copy (SSL and the like)."""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry as AsyncRetry
-
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     common = {
@@ -136,7 +137,7 @@ def async_client_like(client: redis.Redis) -> Any:
     if pool.connection_class is not redis.Connection:
         return None
     address = {"host": kwargs.get("host", "localhost"), "port": kwargs.get("port", 6379)}
-    pool = aioredis.ConnectionPool(connection_class=_bulk_connection_class(), **address, **common)
+    pool = aioredis.ConnectionPool(connection_class=_BulkConnection, **address, **common)
     return aioredis.Redis(connection_pool=pool)
 
 
@@ -146,25 +147,24 @@ def async_client_like(client: redis.Redis) -> Any:
 # instead of ~10. With this buffer the kernel takes the whole commit in one write and sends
 # it on its own as Redis reads (Linux caps it at net.core.wmem_max).
 BULK_SEND_BUFFER = 4 << 20
-_bulk_connection: type | None = None
 
 
-def _bulk_connection_class() -> type:
-    global _bulk_connection
-    if _bulk_connection is None:
-        import socket
+class _BulkConnection(AsyncConnection):
+    async def _connect(self):
+        await super()._connect()
+        sock = self._writer.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SEND_BUFFER)
 
-        from redis.asyncio.connection import Connection
 
-        class BulkConnection(Connection):
-            async def _connect(self):
-                await super()._connect()
-                sock = self._writer.transport.get_extra_info("socket")
-                if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SEND_BUFFER)
-
-        _bulk_connection = BulkConnection
-    return _bulk_connection
+def async_client_for_loop(clients: weakref.WeakKeyDictionary, client: redis.Redis) -> Any:
+    """The asyncio copy of ``client`` (:func:`async_client_like`) for the running loop, kept
+    in ``clients`` (loop -> client: an asyncio connection belongs to the loop that opened it);
+    None when ``client``'s connection cannot be copied."""
+    loop = asyncio.get_running_loop()
+    if loop not in clients:
+        clients[loop] = async_client_like(client)
+    return clients[loop]
 
 
 def _text(value: Any) -> str:
@@ -748,17 +748,7 @@ class RedisStateStore:
         return results
 
     def _async_client(self) -> Any:
-        """This store's asyncio client for the running loop (one per loop: an asyncio
-        connection belongs to the loop that opened it), or None when the sync client's
-        connection cannot be copied."""
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = async_client_like(self._client)
-            if client is None:
-                return None
-            self._async_clients[loop] = client
-        return client
+        return async_client_for_loop(self._async_clients, self._client)
 
     def _routed_calls(
         self, items: Sequence[tuple[str, Sequence[str]]], now: float
