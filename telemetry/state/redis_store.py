@@ -18,7 +18,10 @@ in-flight counts, EWMA latencies, error windows, anomaly scores and circuit brea
   state. A breaker transition caused by this process drops the cache at once, one caused by
   another worker is seen on the next refresh, so it is honoured everywhere within
   ``view_max_age_s`` + one round trip (tests require <= 50 ms). This process's own routed and
-  finished requests are applied to the cached in-flight counts immediately. So that a request
+  finished requests are applied to the cached in-flight counts immediately, each exactly once:
+  the scripts that change in-flight counts are numbered in the order Redis runs them, a view
+  read returns the last number it holds, so a change is dropped from the overlay once a read
+  holds it and never before, whichever connection or thread each one took. So that a request
   does not wait for a refresh, a view past half its age is refreshed on the router's commit
   pipeline (:meth:`queue_refresh`: no round trip of its own) or by a timer
   (:meth:`refresh_ahead`, see routing/api/fast.py); :meth:`view` reads Redis itself only when
@@ -85,6 +88,7 @@ ROUTED_CHUNK = 500
 # Up to this many dispatches per routed call go as plain arguments (see _dispatch_args).
 _PLAIN_DISPATCHES = 8
 _VIEW_CACHE_SNAPSHOTS = 4
+_MAX_CHANGES = 1024  # own in-flight changes a cached view keeps one by one (see _add_pending)
 _STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
 _BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
 _EMPTY_ROWS = np.zeros((0, 6))
@@ -183,13 +187,37 @@ class _CachedView:
     view: LiveView | None = None
     states: np.ndarray | None = None  # breaker state codes, to seed the fallback
     fetched_at: float = -math.inf  # time.monotonic() when the refresh started
-    # This process's in-flight changes since the refresh, by snapshot index.
+    # This process's in-flight changes the view does not hold yet, summed by snapshot index,
     pending: dict[int, int] = field(default_factory=dict)
+    # and one by one: (number of the change, its sequence number in Redis, deltas by index).
+    changes: list[tuple[int, float, dict[int, int]]] = field(default_factory=list)
+    added: int = 0  # changes numbered so far
+    seq: int = -1  # Redis sequence number the view holds everything up to (scripts.tick)
+    refreshes: int = 0  # refreshes begun so far (each one's ticket is its number)
+    ticket: int = 0  # the installed view's ticket
+    begun_at_install: int = 0  # refreshes begun when the view was installed
     version: int = 0
     overlay: LiveView | None = None
     overlay_version: int = -1
-    # A refresh queued on a commit pipeline: (deltas it took, invalidations, started, clock).
-    piggyback: tuple[dict[int, int], int, float, float] | None = None
+    # A refresh queued on a commit pipeline (see _Refresh).
+    piggyback: _Refresh | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    """A view read in progress: what deciding its reply's place needs.
+
+    A change this process applied before the refresh began (number <= ``mark``) reached Redis
+    before the read, so the read holds it. One applied later may have reached Redis before or
+    after the read: its sequence number against the read's decides. Redis runs scripts one at a
+    time, so the numbers give one order for every connection and worker.
+    """
+
+    mark: int  # _CachedView.added when it began
+    ticket: int  # _CachedView.refreshes after it began
+    invalidations: int
+    started: float  # time.monotonic()
+    now: float  # the clock the read used
 
 
 @dataclass(slots=True)
@@ -444,14 +472,15 @@ class RedisStateStore:
             with self._lock:
                 if cache.piggyback is not None:
                     return False
-                taken, cache.pending = cache.pending, {}
-                cache.version += 1
-                now = self.clock()
-                cache.piggyback = (taken, self._invalidations, started, now)
+                cache.piggyback = refresh = self._begin(cache, started)
         finally:
             self._refresh_lock.release()
         pipe.evalsha(
-            self._scripts["view"].sha, len(self._keys), *self._keys, _num(now), *cache.service_args
+            self._scripts["view"].sha,
+            len(self._keys),
+            *self._keys,
+            _num(refresh.now),
+            *cache.service_args,
         )
         self._refreshes.setdefault(pipe, []).append((pipe.command_stack[-1][0], cache))
         return True
@@ -512,19 +541,16 @@ class RedisStateStore:
         for _, call in positions:
             self._routed_locally(_group_pairs(call.pairs))
         for _, cache in views:
-            self._drop_piggyback(cache)
+            cache.piggyback = None
         return None
 
     def _finish(self, results: list[Any], queued: tuple[list, list]) -> list[Any]:
         positions, views = queued
         for pos, cache in views:
             reply = results[pos] if pos is not None else None
-            if reply is None or isinstance(reply, Exception):
-                self._drop_piggyback(cache)
-            else:
-                _, invalidations, started, now = cache.piggyback
-                self._install(cache, reply, invalidations, started, now)
-                cache.piggyback = None
+            refresh, cache.piggyback = cache.piggyback, None
+            if refresh is not None and reply is not None and not isinstance(reply, Exception):
+                self._install(cache, reply, refresh)
             if pos is not None:
                 results[pos] = None
         for pos, call in positions:
@@ -654,6 +680,9 @@ class RedisStateStore:
                 self._retry_at = time.monotonic() + self.retry_interval_s
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 return False
+            with self._lock:  # Redis may have restarted: its sequence numbers with it
+                for cache in self._caches.values():
+                    cache.seq = -1
             self._invalidate()
             self._degraded = False
             self._degraded_since = None
@@ -793,9 +822,12 @@ class RedisStateStore:
         if len(reply) == 1 and _text(reply[0]) == "x":  # guarded, over the rate limit
             return refused
         transitions = []
+        seq = math.inf  # (a reply without one: only a later refresh's start settles it)
         for entry in reply:
             kind, *fields = _text(entry).split(":")
-            if kind == "r":
+            if kind == "s":
+                seq = int(fields[0])
+            elif kind == "r":
                 refused.append(call.pairs[int(fields[0]) - 1])
             else:
                 service_id = call.service_ids[int(fields[0]) - 1]
@@ -807,7 +839,7 @@ class RedisStateStore:
             # A refusal proves this process's view stale (a breaker changed elsewhere): the
             # next view() reads Redis, so a retry routes on what is true now.
             self._invalidate()
-        self._add_pending([service_id for _, service_id in counted], +1)
+        self._add_pending([service_id for _, service_id in counted], +1, seq)
         if transitions:
             self._invalidate()
             self._notify(transitions)
@@ -820,9 +852,9 @@ class RedisStateStore:
         if latency_ms is not None and float(latency_ms) >= 0:
             latency = _num(latency_ms)
         args = [_num(self.clock()), request_id, "1" if success else "0", latency, service_id]
-        released, old, new = self._eval("outcome", self._keys, args)
+        released, old, new, seq = self._eval("outcome", self._keys, args)
         if int(released):
-            self._add_pending([service_id], -1)
+            self._add_pending([service_id], -1, int(seq))
         old, new = BreakerState(_text(old)), BreakerState(_text(new))
         if new is old:
             return None
@@ -866,56 +898,58 @@ class RedisStateStore:
                 self._caches.move_to_end(key)
             return cache
 
+    def _begin(self, cache: _CachedView, started: float) -> _Refresh:
+        """Number a refresh of ``cache`` about to be sent (call with ``_lock`` held)."""
+        cache.refreshes += 1
+        return _Refresh(cache.added, cache.refreshes, self._invalidations, started, self.clock())
+
     def _refresh(self, cache: _CachedView) -> None:
         started = time.monotonic()
         with self._lock:
-            taken, cache.pending = cache.pending, {}
-            cache.version += 1
-            invalidations = self._invalidations
-        now = self.clock()
-        try:
-            reply = None
-            if len(cache.snapshot):
-                reply = self._eval("view", self._keys, [_num(now), *cache.service_args])
-        except BaseException:
-            self._restore(cache, taken)
-            raise
-        self._install(cache, reply, invalidations, started, now)
+            refresh = self._begin(cache, started)
+        reply = None
+        if len(cache.snapshot):
+            args = [_num(refresh.now), *cache.service_args]
+            reply = self._eval("view", self._keys, args)
+        self._install(cache, reply, refresh)
 
-    def _restore(self, cache: _CachedView, taken: dict[int, int]) -> None:
-        with self._lock:  # the deltas are still unseen by any view: keep them
-            for i, delta in taken.items():
-                cache.pending[i] = cache.pending.get(i, 0) + delta
-            cache.version += 1
-
-    def _drop_piggyback(self, cache: _CachedView) -> None:
-        if cache.piggyback is not None:
-            self._restore(cache, cache.piggyback[0])
-            cache.piggyback = None
-
-    def _install(
-        self,
-        cache: _CachedView,
-        reply: Any,
-        invalidations: int,
-        started: float,
-        now: float | None = None,
-    ) -> None:
-        """A view-script reply -> the cached view (fresh as of ``started``)."""
+    def _install(self, cache: _CachedView, reply: Any, refresh: _Refresh) -> None:
+        """A view-script reply -> the cached view (fresh as of ``refresh.started``), unless a
+        view read after it is installed already."""
         n = len(cache.snapshot)
-        rows = self._rows(reply, n, self.clock() if now is None else now) if n else _EMPTY_ROWS
+        seq, rows = 0, _EMPTY_ROWS
+        if n:
+            head, _, body = _text(reply).partition(";")
+            seq, rows = int(head), self._rows(body, n, refresh.now)
         arrays = (rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(), rows[:, 3].copy())
         allows = rows[:, 4] != 0
         for array in (*arrays, allows):
             array.flags.writeable = False
         view = LiveView(*arrays, breaker_allows=allows)
         with self._lock:
+            if refresh.ticket <= cache.begun_at_install and (
+                seq < cache.seq or (seq == cache.seq and refresh.ticket < cache.ticket)
+            ):
+                # Both were in the air at once and Redis ran this read first: keep the later
+                # view. (A refresh begun after the install that reads a lower number means
+                # Redis lost the counter, e.g. it restarted: that read is the truth.)
+                return
             cache.view = view
             cache.states = rows[:, 5].copy()
+            cache.seq, cache.ticket = seq, refresh.ticket
+            cache.begun_at_install = cache.refreshes
+            # Keep the changes the read cannot hold: applied after it began, run after it.
+            kept = [c for c in cache.changes if c[0] > refresh.mark and c[1] > seq]
+            cache.changes = kept
+            pending: dict[int, int] = {}
+            for _, _, deltas in kept:
+                for i, delta in deltas.items():
+                    pending[i] = pending.get(i, 0) + delta
+            cache.pending = pending
             # Invalidated while reading (a transition of ours may postdate what we read)?
             # Then serve this view once but read again next time.
-            fresh = invalidations == self._invalidations
-            cache.fetched_at = started if fresh else -math.inf
+            fresh = refresh.invalidations == self._invalidations
+            cache.fetched_at = refresh.started if fresh else -math.inf
             cache.version += 1
 
     def _with_pending(self, cache: _CachedView) -> LiveView:
@@ -933,16 +967,35 @@ class RedisStateStore:
             cache.overlay_version = cache.version
             return cache.overlay
 
-    def _add_pending(self, service_ids: Sequence[str], delta: int) -> None:
+    def _add_pending(self, service_ids: Sequence[str], delta: int, seq: float) -> None:
+        """Apply this process's own change (Redis sequence number ``seq``) to every cached
+        view that does not hold it yet."""
         if not service_ids:
             return
         with self._lock:
             for cache in self._caches.values():
+                if seq <= cache.seq:
+                    continue  # a view read after the change reached Redis holds it
                 index = cache.snapshot.index
+                deltas: dict[int, int] = {}
                 for service_id in service_ids:
                     i = index.get(service_id)
                     if i is not None:
-                        cache.pending[i] = cache.pending.get(i, 0) + delta
+                        deltas[i] = deltas.get(i, 0) + delta
+                if not deltas:
+                    continue
+                pending = cache.pending
+                for i, d in deltas.items():
+                    pending[i] = pending.get(i, 0) + d
+                cache.added += 1
+                cache.changes.append((cache.added, seq, deltas))
+                if len(cache.changes) > _MAX_CHANGES:
+                    # Nothing refreshes this view (the process only takes outcomes): keep
+                    # the sum as one change, as if applied now. A refresh in the air then
+                    # keeps all of it or none; the next one settles it.
+                    cache.changes = [
+                        (cache.added, max(c[1] for c in cache.changes), pending.copy())
+                    ]
                 cache.version += 1
 
     def _invalidate(self) -> None:

@@ -37,7 +37,9 @@ view of 64 services is a few Redis calls inside one script, not two per service:
 - ``P view``: hash ``S`` -> the numbers a view needs, ``ew,wf,wn,an,state code,ou,pi,lp``,
   rewritten by every script that changes them. A refresh is then two HMGETs for the whole
   fleet (each worker refreshes every 20 ms, so this is the read that must stay cheap);
-  whether a breaker allows traffic depends on the time, so the reader decides that.
+  whether a breaker allows traffic depends on the time, so the reader decides that. Its
+  field ``''`` (never a service id) numbers the scripts that change in-flight counts, in
+  the order Redis ran them (see ``tick``).
 """
 
 from __future__ import annotations
@@ -225,6 +227,11 @@ local function rows(sids)
   return table.concat(out, ',')
 end
 
+-- The order of the scripts that change in-flight counts (routed, and an outcome that released
+-- a lease), shared by every worker: a counter in VIEW's field '' (never a service id). A view
+-- returns it too, so a worker knows which of its own changes the view already holds.
+local function tick() return redis.call('HINCRBY', VIEW, '', 1) end
+
 local function add_services(sids)
   for first = 1, #sids, 500 do
     redis.call('SADD', SERVICES, unpack(sids, first, math.min(#sids, first + 499)))
@@ -249,7 +256,7 @@ end
 # After the dispatches may come commands to run once they are done, encoded as for GUARDED
 # (only behind a guard, which has then passed: see RedisStateStore.queue_guarded).
 # Reply: "r:<dispatch index>:<service index>" per refusal, "t:<service index>:<old>:<new>" per
-# breaker transition (1-based indices).
+# breaker transition (1-based indices), then "s:<sequence number>" (see tick).
 ROUTED = """
 local ARGV = ARGV
 if KEYS[6] then
@@ -336,18 +343,24 @@ while rest <= #ARGV do
   redis.call(unpack(ARGV, rest + 1, rest + n))
   rest = rest + n + 1
 end
+out[#out + 1] = 's:' .. tick()
 return out
 """
 
 # ARGV: now, request id, success (1/0), latency ('' = none), S.
-# Reply: {released (0/1), old breaker state, new breaker state}.
+# Reply: {released (0/1), old breaker state, new breaker state, sequence number (see tick; 0
+# when nothing was released)}.
 OUTCOME = """
 local now = tonumber(ARGV[1])
 local sid = ARGV[5]
 local f = sid .. '|'
 prune(ARGV[1])
 local released = redis.call('ZREM', INFLIGHT, member(sid, ARGV[2]))
-if released == 1 then release(sid) end
+local seq = 0
+if released == 1 then
+  release(sid)
+  seq = tick()
+end
 redis.call('SADD', SERVICES, sid)
 local success = ARGV[3] == '1'
 local v = redis.call('HMGET', LIVE, f .. 'ew', f .. 'ws')
@@ -366,12 +379,13 @@ local old = b.st
 local nb = b_result(b, success, now)
 b_save(sid, nb)
 summarize(sid)
-return {released, old, nb.st}
+return {released, old, nb.st, seq}
 """
 
 # ARGV: now, then either one argument "S1\nS2\n...\nSn" (cheaper to send and parse than n
 # arguments; registry ids never contain a newline) or "" followed by S1..Sn.
-# Reply: rows() for S1..Sn.
+# Reply: "<sequence number>;" (see tick: the last in-flight change this read holds), then
+# rows() for S1..Sn.
 VIEW = """
 prune(ARGV[1])
 local sids = {}
@@ -380,7 +394,7 @@ if #ARGV == 2 then
 else
   for i = 3, #ARGV do sids[i - 2] = ARGV[i] end
 end
-return rows(sids)
+return (redis.call('HGET', VIEW, '') or '0') .. ';' .. rows(sids)
 """
 
 # ARGV: now. Reply: {rows() for every known service, S1, S2, ...}.

@@ -34,6 +34,8 @@ def test_a_breaker_opened_on_worker_a_is_honoured_by_worker_b(cluster, uid):
     (other,) = [s for s in ids if s != chosen]
     warm = b.ok(b.route(data, "consistent_hash"))
     assert warm["selected_services"] == [chosen], "B must pick X too while its breaker is closed"
+    # Nothing else stays in flight on X: at this load the hash's load bound is 2 requests.
+    b.outcome(warm["request_id"], chosen, True, 5.0)
 
     # Failures for X reported to A, until A says the breaker opened.
     request_id, opened_at, reports = first["request_id"], None, 0
