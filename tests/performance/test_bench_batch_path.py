@@ -5,9 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.performance import bench_batch_path
 
 
+@pytest.mark.config_independent
 def test_a_short_run_prints_cpu_per_decision_as_json():
     done = subprocess.run(
         [sys.executable, "-m", "tests.performance.bench_batch_path"]
@@ -33,6 +36,7 @@ def test_the_instruction_total_is_read_from_the_callgrind_summary(tmp_path):
     assert bench_batch_path._totals(empty) == 0
 
 
+@pytest.mark.config_independent
 def test_with_redis_state_it_also_prints_redis_time_per_decision():
     import redis
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.performance import bench_http
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.config_independent]
 
 PHASE_KEYS = {"path", "p50_ms", "p90_ms", "p99_ms", "non_2xx", "socket_errors", "duration_s"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.performance import bench_proxy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.config_independent]
 
 
 def test_a_quick_run_proxies_every_request_and_both_large_bodies(capsys):

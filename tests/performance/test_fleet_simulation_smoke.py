@@ -17,7 +17,7 @@ from tests.performance.fleet_simulation import TARGET_CANDIDATE_RATE, phase_boun
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_REQUESTS = 200
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.config_independent]
 
 
 @pytest.fixture(scope="module")
