@@ -126,3 +126,61 @@ def test_a_process_that_only_takes_outcomes_keeps_a_bounded_record(make_store):
     assert in_flight(worker, snapshot) == [1.0, 0.0]
     stale(worker, snapshot)
     assert in_flight(worker, snapshot) == [1.0, 0.0]
+
+
+def test_threads_routing_and_reporting_through_constant_refreshes_leave_an_exact_view(make_store):
+    """Four threads route and report on one store while a fifth refreshes the view on its own
+    pipelines as fast as it can: once they stop, the cached view plus this process's own
+    changes equals what Redis holds, service by service."""
+    import random
+    import threading
+
+    worker = make_store(view_max_age_s=MAX_AGE, lease=HELD)
+    snapshot = fleet(4)
+    in_flight(worker, snapshot)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def refresher():
+        try:
+            while not stop.is_set():
+                stale(worker, snapshot)
+                if random.random() < 0.5:
+                    pipe = worker.pipeline()
+                    if worker.queue_refresh(pipe, snapshot):
+                        worker.execute(pipe)
+                else:
+                    worker.view(snapshot)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def client(name: str):
+        try:
+            rng = random.Random(name)
+            held: list[tuple[str, str]] = []
+            for j in range(300):
+                if held and rng.random() < 0.45:
+                    request_id, service_id = held.pop(rng.randrange(len(held)))
+                    worker.record_outcome(request_id, service_id, True, 5.0)
+                else:
+                    service_id = f"svc-{rng.randrange(4):02d}"
+                    worker.record_routed(f"{name}-{j}", [service_id])
+                    held.append((f"{name}-{j}", service_id))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    refreshing = threading.Thread(target=refresher)
+    clients = [threading.Thread(target=client, args=(f"c{n}",)) for n in range(4)]
+    refreshing.start()
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    stop.set()
+    refreshing.join()
+    assert not errors, errors
+
+    truth = worker.snapshot_state()
+    expected = [float(truth.get(s, {}).get("in_flight", 0)) for s in snapshot.service_ids]
+    assert sum(expected) > 0
+    assert in_flight(worker, snapshot) == expected
