@@ -194,7 +194,6 @@ class _CachedView:
     added: int = 0  # changes numbered so far
     seq: int = -1  # Redis sequence number the view holds everything up to (scripts.tick)
     refreshes: int = 0  # refreshes begun so far (each one's ticket is its number)
-    ticket: int = 0  # the installed view's ticket
     begun_at_install: int = 0  # refreshes begun when the view was installed
     version: int = 0
     overlay: LiveView | None = None
@@ -927,16 +926,14 @@ class RedisStateStore:
             array.flags.writeable = False
         view = LiveView(*arrays, breaker_allows=allows)
         with self._lock:
-            if refresh.ticket <= cache.begun_at_install and (
-                seq < cache.seq or (seq == cache.seq and refresh.ticket < cache.ticket)
-            ):
+            if refresh.ticket <= cache.begun_at_install and seq < cache.seq:
                 # Both were in the air at once and Redis ran this read first: keep the later
                 # view. (A refresh begun after the install that reads a lower number means
                 # Redis lost the counter, e.g. it restarted: that read is the truth.)
                 return
             cache.view = view
             cache.states = rows[:, 5].copy()
-            cache.seq, cache.ticket = seq, refresh.ticket
+            cache.seq = seq
             cache.begun_at_install = cache.refreshes
             # Keep the changes the read cannot hold: applied after it began, run after it.
             kept = [c for c in cache.changes if c[0] > refresh.mark and c[1] > seq]

@@ -9,16 +9,9 @@ import pytest
 from django.conf import settings
 
 from routing.runtime import PENDING_KEY, batch_base, get_router, pending_blob, pending_value
+from tests.support.outcomes import report
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def report(client, request_id, service_id, success=True, latency_ms=100.0):
-    return client.post(
-        f"/api/v1/route/{request_id}/outcome",
-        {"service_id": service_id, "success": success, "latency_ms": latency_ms},
-        format="json",
-    )
 
 
 def route_batch(client, requests):

@@ -7,20 +7,13 @@ import pytest
 from routing.history import flush_history
 from routing.models import RoutingDecision
 from routing.runtime import get_router
+from tests.support.outcomes import report
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def in_flight(service_id):
     return get_router().live_states([service_id])[service_id]["in_flight"]
-
-
-def report(client, request_id, service_id, success=True, latency_ms=100.0):
-    return client.post(
-        f"/api/v1/route/{request_id}/outcome",
-        {"service_id": service_id, "success": success, "latency_ms": latency_ms},
-        format="json",
-    )
 
 
 def test_both_services_of_a_top_2_decision_report_once_each(client_api, fleet):
