@@ -69,6 +69,14 @@ def _window_key(scope: str, ident: str, duration: int, now: float) -> tuple[str,
     return f"{_prefix()}throttle:{scope}:{ident}:{window}", window
 
 
+def queue_count(pipe, key: str, ttl: int):
+    """Queue a window counter's increment on a Redis pipeline (sync or asyncio): its first
+    reply is the new count; the key expires ``ttl`` seconds after the window's first count."""
+    pipe.incr(key)
+    pipe.expire(key, ttl, nx=True)
+    return pipe
+
+
 def _count(key: str, duration: int) -> int:
     """Increment ``key`` and return the new count (raises the cache backend's errors)."""
     client = _redis_client()
@@ -76,9 +84,7 @@ def _count(key: str, duration: int) -> int:
         # One round trip on a process-wide pool. (Django's cache object is per request
         # under ASGI, which means a new connection and EXISTS + INCR every time.)
         pipe = client.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, int(duration) + 1, nx=True)
-        return pipe.execute()[0]
+        return queue_count(pipe, key, int(duration) + 1).execute()[0]
     if _uses_local_memory():
         # One process (the embedded default): a plain counter, no pickling round trip.
         return _local_count(key, duration)
@@ -104,9 +110,7 @@ def _async_client():
 async def _count_async(client, key: str, duration: int) -> int:
     """:func:`_count` through ``client``, an asyncio client."""
     pipe = client.pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, int(duration) + 1, nx=True)
-    return (await pipe.execute())[0]
+    return (await queue_count(pipe, key, int(duration) + 1).execute())[0]
 
 
 @dataclass(slots=True)
@@ -123,6 +127,10 @@ class RateGuard:
     @property
     def over(self) -> bool:
         return self.count is not None and self.count > self.limit
+
+    def queue(self, pipe) -> None:
+        """Queue the counter's increment on ``pipe`` (the router's commit)."""
+        queue_count(pipe, self.key, self.ttl)
 
 
 class ClientRate:

@@ -578,8 +578,7 @@ class Router:
         back, so one body serves the sync path and the awaited one (:meth:`_run`)."""
         pipe = self.store.pipeline(transaction=guard is not None)
         if guard is not None:
-            pipe.incr(guard.key)
-            pipe.expire(guard.key, guard.ttl, nx=True)
+            guard.queue(pipe)
         if snapshot is not None:
             self.store.queue_refresh(pipe, snapshot)
         ttl = int(settings.MOE_PENDING_TTL_SECONDS)
