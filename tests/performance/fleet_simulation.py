@@ -41,7 +41,11 @@ each decision (request, selection, reason, oracle, expected rewards, outcome) as
 The hidden profiles live in :data:`PROFILE_SETS` (``--profiles default|alt``): one data
 structure per set, so another set can be added without touching the harness.
 ``--profiles random:N`` draws a fleet from seed N (:func:`random_profile_set`), so the figures
-are not only those of profiles written by the people who tuned the learner.
+are not only those of profiles written by the people who tuned the learner. ``--profiles
+my-fleet.json`` runs a fleet of your own: ``--profiles default --dump-profiles`` prints a set
+in that file's format to start from (:func:`profile_set_from_dict` checks it and names a
+wrong field); the in-process replay (``learner_replay --profiles my-fleet.json``) takes the
+same files.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -344,10 +348,172 @@ def random_profile_set(seed: int) -> ProfileSet:
     )
 
 
+class ProfileError(ValueError):
+    """A profile file that does not describe a fleet; the message names the field."""
+
+
+_CURVE_FIELDS = ("s0", "s1", "m0", "m1", "shape", "sigma")
+_SERVICE_FIELDS = ("service_id", "service_type", "capabilities", "curve", "max_capacity")
+_MIX_FIELDS = ("weight", "capabilities")
+_SET_FIELDS = ("name", "description", "services", "request_types", "key_probability", "key_space")
+
+
+def _fields(where: str, value, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{where}: expected an object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ProfileError(f"{where}.{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
+    for name in required:
+        if name not in value:
+            raise ProfileError(f"{where}.{name}: required")
+    return value
+
+
+def _number(where: str, value, low: float, high: float, *, open_low: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ProfileError(f"{where}: expected a number")
+    if value < low or value > high or (open_low and value == low):
+        bound = "(" if open_low else "["
+        raise ProfileError(f"{where}: {value} is outside {bound}{low}, {high}]")
+    return float(value)
+
+
+def _names(where: str, value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ProfileError(f"{where}: expected a list of non-empty strings")
+    return tuple(value)
+
+
+def _curve_from_dict(where: str, value) -> Curve | None:
+    if value is None:
+        return None
+    d = _fields(where, value, _CURVE_FIELDS, ("s0", "s1", "m0", "m1"))
+    return Curve(
+        s0=_number(f"{where}.s0", d["s0"], 0.0, 1.0),
+        s1=_number(f"{where}.s1", d["s1"], 0.0, 1.0),
+        m0=_number(f"{where}.m0", d["m0"], 0.0, 3_600_000.0, open_low=True),
+        m1=_number(f"{where}.m1", d["m1"], 0.0, 3_600_000.0, open_low=True),
+        shape=_number(f"{where}.shape", d.get("shape", 1.0), 0.0, 100.0, open_low=True),
+        sigma=_number(f"{where}.sigma", d.get("sigma", 0.3), 0.0, 5.0, open_low=True),
+    )
+
+
+def profile_set_from_dict(data, *, default_name: str = "file") -> ProfileSet:
+    """A profile set from plain data (the JSON of ``--dump-profiles``), checked field by field.
+
+    Raises :class:`ProfileError` naming the first field that is wrong, e.g.
+    ``services[2].curve.s0: 1.4 is outside [0.0, 1.0]``.
+    """
+    d = _fields("profiles", data, _SET_FIELDS, ("services", "request_types"))
+    if not isinstance(d["services"], list) or not d["services"]:
+        raise ProfileError("profiles.services: expected a non-empty list")
+    services = []
+    seen: set[str] = set()
+    for i, raw in enumerate(d["services"]):
+        where = f"services[{i}]"
+        s = _fields(where, raw, _SERVICE_FIELDS, ("service_id", "service_type"))
+        for name in ("service_id", "service_type"):
+            if not isinstance(s[name], str) or not s[name]:
+                raise ProfileError(f"{where}.{name}: expected a non-empty string")
+        if s["service_id"] in seen:
+            raise ProfileError(f"{where}.service_id: {s['service_id']!r} appears twice")
+        seen.add(s["service_id"])
+        capacity = s.get("max_capacity", 1000)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ProfileError(f"{where}.max_capacity: expected an integer >= 1")
+        services.append(
+            SimService(
+                s["service_id"],
+                s["service_type"],
+                _names(f"{where}.capabilities", s.get("capabilities", [])),
+                _curve_from_dict(f"{where}.curve", s.get("curve")),
+                capacity,
+            )
+        )
+    if not isinstance(d["request_types"], dict) or not d["request_types"]:
+        raise ProfileError("profiles.request_types: expected a non-empty object")
+    mixes = {}
+    for rtype, raw in d["request_types"].items():
+        where = f"request_types.{rtype}"
+        m = _fields(where, raw, _MIX_FIELDS, ("weight",))
+        weight = _number(f"{where}.weight", m["weight"], 0.0, 1e9, open_low=True)
+        caps = []
+        rules = m.get("capabilities", [])
+        if not isinstance(rules, list):
+            raise ProfileError(f"{where}.capabilities: expected a list of [probability, [names]]")
+        for j, rule in enumerate(rules):
+            if not isinstance(rule, list) or len(rule) != 2:
+                raise ProfileError(f"{where}.capabilities[{j}]: expected [probability, [names]]")
+            caps.append(
+                (
+                    _number(f"{where}.capabilities[{j}][0]", rule[0], 0.0, 1.0),
+                    _names(f"{where}.capabilities[{j}][1]", rule[1]),
+                )
+            )
+        if not any(s.curve is not None and s.service_type == rtype for s in services):
+            raise ProfileError(f"{where}: no service with a curve has service_type {rtype!r}")
+        mixes[rtype] = RequestMix(weight, tuple(caps))
+    name = d.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ProfileError("profiles.name: expected a non-empty string")
+    description = d.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError("profiles.description: expected a string")
+    return ProfileSet(
+        name=name,
+        description=description,
+        services=tuple(services),
+        request_types=mixes,
+        key_probability=_number(
+            "profiles.key_probability", d.get("key_probability", 0.3), 0.0, 1.0
+        ),
+        key_space=int(_number("profiles.key_space", d.get("key_space", 200), 1, 1e9)),
+    )
+
+
+def profile_set_to_dict(profiles: ProfileSet) -> dict:
+    """The plain data of a profile set: what ``--dump-profiles`` prints and a file holds."""
+    return {
+        "name": profiles.name,
+        "description": profiles.description,
+        "services": [
+            {
+                "service_id": s.service_id,
+                "service_type": s.service_type,
+                "capabilities": list(s.capabilities),
+                "curve": None if s.curve is None else asdict(s.curve),
+                "max_capacity": s.max_capacity,
+            }
+            for s in profiles.services
+        ],
+        "request_types": {
+            t: {"weight": m.weight, "capabilities": [[p, list(c)] for p, c in m.capabilities]}
+            for t, m in profiles.request_types.items()
+        },
+        "key_probability": profiles.key_probability,
+        "key_space": profiles.key_space,
+    }
+
+
 def profile_set(name: str) -> ProfileSet:
-    """A named profile set, or ``random:N`` (a seeded random fleet)."""
+    """A named profile set, ``random:N`` (a seeded random fleet), or a JSON file's path (any
+    name ending in ``.json``: the format of ``--dump-profiles``; :class:`ProfileError` names a
+    wrong field)."""
     if name.startswith("random:"):
         return random_profile_set(int(name.split(":", 1)[1]))
+    if name.endswith(".json"):
+        path = Path(name)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise ProfileError(f"{name}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ProfileError(f"{name}: not JSON ({exc})") from None
+        try:
+            return profile_set_from_dict(data, default_name=path.stem)
+        except ProfileError as exc:
+            raise ProfileError(f"{name}: {exc}") from None
     return PROFILE_SETS[name]
 
 
@@ -1403,7 +1569,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--profiles",
         default="default",
-        help=f"{' | '.join(sorted(PROFILE_SETS))} | random:N (a seeded random fleet)",
+        help=f"{' | '.join(sorted(PROFILE_SETS))} | random:N (a seeded random fleet) | a "
+        "JSON file (PATH.json, the format --dump-profiles prints)",
+    )
+    p.add_argument(
+        "--dump-profiles",
+        action="store_true",
+        help="Print the --profiles set as JSON (a template for a file of your own) and exit.",
     )
     p.add_argument("--quick", action="store_true", help="CI smoke: 200 requests, 2 strategies.")
     p.add_argument("--flood", type=int, default=None, help="Flood requests (5000; 0 = skip).")
@@ -1435,9 +1607,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.drift_seconds is None:
         args.drift_seconds = 4.0 if args.quick else 15.0
     try:
-        profile_set(args.profiles)
+        args.profile_set = profile_set(args.profiles)
+    except ProfileError as exc:
+        p.error(f"--profiles {exc}")
     except (KeyError, ValueError):
-        p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))} or random:N")
+        p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))}, random:N or PATH.json")
     if args.redis:
         db = (urlsplit(args.redis).path or "/0").strip("/") or "0"
         if db == "0":
@@ -1466,7 +1640,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> dict:
     objective = _objective(args)
-    profiles = profile_set(args.profiles)
+    profiles = args.profile_set
     fleet = Fleet(profiles, objective)
     requests = Workload(profiles, args.seed).take(args.requests)
     workdir = Path(tempfile.mkdtemp(prefix="moe-fleet-sim-"))
@@ -1562,6 +1736,9 @@ def _sigterm(signum, frame):  # pragma: no cover - signal path
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.dump_profiles:
+        print(json.dumps(profile_set_to_dict(args.profile_set), indent=2))
+        return 0
     signal.signal(signal.SIGTERM, _sigterm)
     # Also when started in the background by a shell that ignores SIGINT for its children.
     signal.signal(signal.SIGINT, signal.default_int_handler)

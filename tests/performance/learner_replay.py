@@ -33,7 +33,9 @@ every outcome, with ``--no-share`` only the one it was reported to.
 
 ``--profiles random`` replays a different seeded random fleet for each seed
 (``fleet_simulation.random_profile_set``): the learner's settings were tuned on ``default`` and
-``alt``, and these say whether they hold on fleets nobody tuned them for.
+``alt``, and these say whether they hold on fleets nobody tuned them for. ``--profiles
+my-fleet.json`` replays a fleet of your own (the format of ``fleet_simulation
+--dump-profiles``).
 
 It complements the HTTP simulation; it does not replace it (no retrain round trip, no load).
 """
@@ -304,7 +306,11 @@ def summarise(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profiles", default="default,alt")
+    parser.add_argument(
+        "--profiles",
+        default="default,alt",
+        help="comma-separated: default, alt, random (a fleet per seed) or PATH.json",
+    )
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--requests", type=int, default=3000)
