@@ -9,6 +9,7 @@ outlier detection are in ``docs/BREAKER.md``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -40,6 +41,20 @@ class BreakerConfig:
     probe_timeout_s: float = 30.0
     # After staying closed this long, the next opening starts again from base_open_s.
     backoff_reset_s: float = 600.0
+    # Judged against the service's own normal: b, its failure share over about its last
+    # baseline_memory results while closed (exponentially weighted), once
+    # baseline_min_results are in; until then runs alone open it. A service that fails a share b of its calls as a rule
+    # (a model that gets hard requests wrong, which the learner already knows and prices in)
+    # opens only on a run of failures that would happen with probability < ``surprise`` at
+    # b, or a window failure share baseline_sigmas binomial standard errors above b; a probe
+    # in half-open re-opens it only once its failures would happen with probability <
+    # ``probe_surprise``. For b <= ~0.15 these are the plain thresholds above.
+    # baseline_min_results = 0: always the plain thresholds.
+    baseline_memory: float = 200.0
+    baseline_min_results: int = 20
+    surprise: float = 1e-5
+    baseline_sigmas: float = 4.0
+    probe_surprise: float = 0.05
 
     def __post_init__(self) -> None:
         if self.consecutive_failures < 1 or self.window_size < 1 or self.minimum_calls < 1:
@@ -52,6 +67,16 @@ class BreakerConfig:
             raise ValueError("backoff_multiplier must be >= 1")
         if self.half_open_max_probes < 1 or self.successes_to_close < 1:
             raise ValueError("half_open_max_probes and successes_to_close must be >= 1")
+        if self.baseline_min_results < 0 or self.baseline_sigmas < 0:
+            raise ValueError("baseline_min_results and baseline_sigmas must be >= 0")
+        if self.baseline_memory < 1.0:
+            raise ValueError("baseline_memory must be >= 1")
+        if not (0.0 < self.surprise < 1.0 and 0.0 < self.probe_surprise < 1.0):
+            raise ValueError("surprise and probe_surprise must be in (0, 1)")
+
+    @property
+    def baseline_decay(self) -> float:
+        return 1.0 - 1.0 / self.baseline_memory
 
     def open_duration(self, open_count: int) -> float:
         """How long the ``open_count``-th opening in a row lasts."""
@@ -63,6 +88,9 @@ class BreakerRecord:
     """Everything a breaker remembers. JSON-safe through :meth:`to_dict` / :meth:`from_dict`.
 
     ``window`` holds the last results while closed, oldest first (1 = failure, 0 = success).
+    ``consecutive_failures`` is the run of failures while closed, and the probes' failures
+    while half-open. ``baseline_failures`` / ``baseline_results``: exponentially weighted
+    counts of the results (see ``BreakerConfig.baseline_memory``), kept across states.
     """
 
     state: BreakerState = BreakerState.CLOSED
@@ -74,6 +102,8 @@ class BreakerRecord:
     probes_in_flight: int = 0
     probe_successes: int = 0
     last_probe_at: float = 0.0
+    baseline_failures: float = 0.0
+    baseline_results: float = 0.0
 
     @property
     def failure_rate(self) -> float:
@@ -90,6 +120,8 @@ class BreakerRecord:
             "probes_in_flight": self.probes_in_flight,
             "probe_successes": self.probe_successes,
             "last_probe_at": self.last_probe_at,
+            "baseline_failures": self.baseline_failures,
+            "baseline_results": self.baseline_results,
         }
 
     @classmethod
@@ -104,6 +136,8 @@ class BreakerRecord:
             probes_in_flight=int(data.get("probes_in_flight", 0)),
             probe_successes=int(data.get("probe_successes", 0)),
             last_probe_at=float(data.get("last_probe_at", 0.0)),
+            baseline_failures=float(data.get("baseline_failures", 0.0)),
+            baseline_results=float(data.get("baseline_results", 0.0)),
         )
 
 
@@ -121,47 +155,97 @@ def _open(record: BreakerRecord, now: float, config: BreakerConfig) -> BreakerRe
         open_count=open_count,
         open_until=now + config.open_duration(open_count),
         closed_at=record.closed_at,
+        baseline_failures=record.baseline_failures,
+        baseline_results=record.baseline_results,
     )
 
 
 def _close(record: BreakerRecord, now: float) -> BreakerRecord:
-    return BreakerRecord(state=BreakerState.CLOSED, open_count=record.open_count, closed_at=now)
+    return BreakerRecord(
+        state=BreakerState.CLOSED,
+        open_count=record.open_count,
+        closed_at=now,
+        baseline_failures=record.baseline_failures,
+        baseline_results=record.baseline_results,
+    )
+
+
+def baseline(record: BreakerRecord, config: BreakerConfig) -> float:
+    """The service's normal failure share before the result being counted (0 until
+    ``baseline_min_results`` are in, or with ``baseline_min_results`` 0)."""
+    if config.baseline_min_results == 0 or record.baseline_results < config.baseline_min_results:
+        return 0.0
+    return record.baseline_failures / record.baseline_results
+
+
+def run_limit(normal: float, floor: int, surprise: float, cap: int) -> int:
+    """Failures in a row that open a breaker whose service normally fails a share
+    ``normal`` of its calls: the shortest run less likely than ``surprise`` (at least
+    ``floor``, at most ``cap``)."""
+    if normal <= 0.0:
+        return floor
+    if normal >= 1.0:
+        return cap
+    return max(floor, min(cap, math.ceil(math.log(surprise) / math.log(normal))))
 
 
 def on_result(
     record: BreakerRecord, success: bool, now: float, config: BreakerConfig
 ) -> BreakerRecord:
     """A call to the service finished; returns the record after counting it."""
+    if record.state is BreakerState.OPEN:
+        # A late result from a call routed before the breaker opened changes nothing.
+        return record
+    normal = baseline(record, config)
     if record.state is BreakerState.CLOSED:
-        window = record.window
-        if success and len(window) == config.window_size and 1 not in window:
-            return record  # the healthy steady state: a full window of successes stays so
-        window = (*window, 0 if success else 1)[-config.window_size :]
+        decay = config.baseline_decay
+        failed = 0.0 if success else 1.0
+        counted_failures = record.baseline_failures * decay + failed
+        counted_results = record.baseline_results * decay + 1.0
+        window = (*record.window, 0 if success else 1)[-config.window_size :]
         consecutive = 0 if success else record.consecutive_failures + 1
         failures = sum(window)
-        if consecutive >= config.consecutive_failures or (
-            len(window) >= config.minimum_calls
-            and failures >= config.failure_rate_threshold * len(window)
+        cap = max(config.consecutive_failures, config.window_size)
+        limit = run_limit(normal, config.consecutive_failures, config.surprise, cap)
+        rate = config.failure_rate_threshold
+        # Until the normal is known, runs alone open it (a share of a few results says little).
+        known = (
+            config.baseline_min_results == 0
+            or record.baseline_results >= config.baseline_min_results
+        )
+        if normal > 0.0:
+            spread = config.baseline_sigmas * math.sqrt(normal * (1.0 - normal) / len(window))
+            rate = max(rate, min(1.0, normal + spread))
+        if consecutive >= limit or (
+            known and len(window) >= config.minimum_calls and failures >= rate * len(window)
         ):
-            return _open(record, now, config)
+            counted = replace(
+                record, baseline_failures=counted_failures, baseline_results=counted_results
+            )
+            return _open(counted, now, config)
         return BreakerRecord(
             BreakerState.CLOSED, consecutive, window, record.open_count, record.open_until,
             record.closed_at, record.probes_in_flight, record.probe_successes,
-            record.last_probe_at,
+            record.last_probe_at, counted_failures, counted_results,
         )  # fmt: skip
-    if record.state is BreakerState.HALF_OPEN:
-        if not success:
+    # Half-open (the normal is the one it had when it opened): each result frees its slot.
+    if not success:
+        probe_failures = record.consecutive_failures + 1
+        if probe_failures >= run_limit(normal, 1, config.probe_surprise, 1_000_000):
             return _open(record, now, config)
-        successes = record.probe_successes + 1
-        if successes >= config.successes_to_close:
-            return _close(record, now)
         return replace(
             record,
-            probe_successes=successes,
+            consecutive_failures=probe_failures,
             probes_in_flight=max(0, record.probes_in_flight - 1),
         )
-    # Open: a late result from a call routed before the breaker opened changes nothing.
-    return record
+    successes = record.probe_successes + 1
+    if successes >= config.successes_to_close:
+        return _close(record, now)
+    return replace(
+        record,
+        probe_successes=successes,
+        probes_in_flight=max(0, record.probes_in_flight - 1),
+    )
 
 
 def allows(record: BreakerRecord, now: float, config: BreakerConfig) -> bool:
@@ -191,6 +275,8 @@ def on_dispatch(record: BreakerRecord, now: float, config: BreakerConfig) -> Bre
             closed_at=record.closed_at,
             probes_in_flight=1,
             last_probe_at=now,
+            baseline_failures=record.baseline_failures,
+            baseline_results=record.baseline_results,
         )
     stale = now - record.last_probe_at >= config.probe_timeout_s
     in_flight = 1 if stale else record.probes_in_flight + 1
@@ -209,6 +295,8 @@ def force(record: BreakerRecord, state: BreakerState, now: float, config: Breake
         open_until=now,
         closed_at=record.closed_at,
         last_probe_at=now,
+        baseline_failures=record.baseline_failures,
+        baseline_results=record.baseline_results,
     )
 
 

@@ -90,7 +90,7 @@ _PLAIN_DISPATCHES = 8
 _VIEW_CACHE_SNAPSHOTS = 4
 _MAX_CHANGES = 1024  # own in-flight changes a cached view keeps one by one (see _add_pending)
 _STATE_BY_CODE = {code: BreakerState(name) for name, code in STATE_CODES.items()}
-_BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp")
+_BREAKER_FIELDS = ("st", "cf", "bw", "oc", "ou", "ca", "pi", "ps", "lp", "bf", "bn")
 _EMPTY_ROWS = np.zeros((0, 6))
 _CLOSED, _OPEN = STATE_CODES["closed"], STATE_CODES["open"]
 # Anything that means "Redis cannot serve us now". ResponseError is included on purpose: the
@@ -1056,7 +1056,9 @@ def _service_args(service_ids: Sequence[str]) -> list[str]:
 
 
 def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:
-    st, cf, bw, oc, ou, ca, pi, ps, lp = (None if v is None else _text(v) for v in values)
+    st, cf, bw, oc, ou, ca, pi, ps, lp, bf, bn = (
+        None if v is None else _text(v) for v in values
+    )
     return br.BreakerRecord(
         state=BreakerState(st or BreakerState.CLOSED.value),
         consecutive_failures=int(float(cf or 0)),
@@ -1067,4 +1069,6 @@ def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:
         probes_in_flight=int(float(pi or 0)),
         probe_successes=int(float(ps or 0)),
         last_probe_at=float(lp or 0.0),
+        baseline_failures=float(bf or 0.0),
+        baseline_results=float(bn or 0.0),
     )

@@ -64,6 +64,11 @@ local MAX_PROBES = {half_open_max_probes}
 local TO_CLOSE = {successes_to_close}
 local PROBE_TIMEOUT = {probe_timeout_s}
 local BACKOFF_RESET = {backoff_reset_s}
+local BASE_MIN = {baseline_min_results}
+local BASE_DECAY = {baseline_decay}
+local SURPRISE = {surprise}
+local SIGMAS = {baseline_sigmas}
+local PROBE_SURPRISE = {probe_surprise}
 local ALPHA = {ewma_alpha}
 local ERROR_WINDOW = {error_window}
 local LEASE_DEFAULT = {lease_default_s}
@@ -72,9 +77,9 @@ local LEASE_MIN = {lease_min_s}
 local LEASE_MAX = {lease_max_s}
 
 local LIVE, COUNT, INFLIGHT, SERVICES, VIEW = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local B_FIELDS = {{'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp'}}
+local B_FIELDS = {{'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps', 'lp', 'bf', 'bn'}}
 local S_FIELDS = {{'ew', 'ws', 'wf', 'wn', 'an', 'st', 'cf', 'bw', 'oc', 'ou', 'ca', 'pi', 'ps',
-                  'lp'}}
+                  'lp', 'bf', 'bn'}}
 
 local function fmt(x) return string.format('%.17g', x) end
 
@@ -117,17 +122,19 @@ end
 local function b_load(sid)
   local f = sid .. '|'
   local v = redis.call('HMGET', LIVE, f .. 'st', f .. 'cf', f .. 'bw', f .. 'oc', f .. 'ou',
-                       f .. 'ca', f .. 'pi', f .. 'ps', f .. 'lp')
+                       f .. 'ca', f .. 'pi', f .. 'ps', f .. 'lp', f .. 'bf', f .. 'bn')
   return {{st = v[1] or 'closed', cf = tonumber(v[2]) or 0, bw = v[3] or '',
           oc = tonumber(v[4]) or 0, ou = tonumber(v[5]) or 0, ca = tonumber(v[6]) or 0,
-          pi = tonumber(v[7]) or 0, ps = tonumber(v[8]) or 0, lp = tonumber(v[9]) or 0}}
+          pi = tonumber(v[7]) or 0, ps = tonumber(v[8]) or 0, lp = tonumber(v[9]) or 0,
+          bf = tonumber(v[10]) or 0, bn = tonumber(v[11]) or 0}}
 end
 
 local function b_save(sid, b)
   local f = sid .. '|'
   redis.call('HSET', LIVE, f .. 'st', b.st, f .. 'cf', fmt(b.cf), f .. 'bw', b.bw,
              f .. 'oc', fmt(b.oc), f .. 'ou', fmt(b.ou), f .. 'ca', fmt(b.ca),
-             f .. 'pi', fmt(b.pi), f .. 'ps', fmt(b.ps), f .. 'lp', fmt(b.lp))
+             f .. 'pi', fmt(b.pi), f .. 'ps', fmt(b.ps), f .. 'lp', fmt(b.lp),
+             f .. 'bf', fmt(b.bf), f .. 'bn', fmt(b.bn))
 end
 
 -- breaker._open
@@ -137,36 +144,71 @@ local function b_open(b, now)
   if in_a_row then oc = b.oc + 1 end
   local duration = math.min(MAX_OPEN, BASE_OPEN * MULTIPLIER ^ (oc - 1))
   return {{st = 'open', cf = 0, bw = '', oc = oc, ou = now + duration, ca = b.ca,
-          pi = 0, ps = 0, lp = 0}}
+          pi = 0, ps = 0, lp = 0, bf = b.bf, bn = b.bn}}
 end
 
 -- breaker._close
 local function b_close(b, now)
-  return {{st = 'closed', cf = 0, bw = '', oc = b.oc, ou = 0, ca = now, pi = 0, ps = 0, lp = 0}}
+  return {{st = 'closed', cf = 0, bw = '', oc = b.oc, ou = 0, ca = now, pi = 0, ps = 0, lp = 0,
+          bf = b.bf, bn = b.bn}}
+end
+
+-- breaker.baseline
+local function b_baseline(b)
+  if BASE_MIN == 0 or b.bn < BASE_MIN then return 0 end
+  return b.bf / b.bn
+end
+
+-- breaker.run_limit
+local function run_limit(normal, floor, surprise, cap)
+  if normal <= 0 then return floor end
+  if normal >= 1 then return cap end
+  return math.max(floor, math.min(cap, math.ceil(math.log(surprise) / math.log(normal))))
 end
 
 -- breaker.on_result
 local function b_result(b, success, now)
+  if b.st == 'open' then return b end
+  local normal = b_baseline(b)
   if b.st == 'closed' then
+    local failed = 1.0
+    if success then failed = 0.0 end
+    local bf = b.bf * BASE_DECAY + failed
+    local bn = b.bn * BASE_DECAY + 1.0
     local w = b.bw .. (success and '0' or '1')
     if #w > WINDOW then w = string.sub(w, #w - WINDOW + 1) end
     local cf = 0
     if not success then cf = b.cf + 1 end
     local _, failures = string.gsub(w, '1', '1')
-    if cf >= CF_LIMIT or (#w >= MIN_CALLS and failures >= RATE * #w) then
+    local limit = run_limit(normal, CF_LIMIT, SURPRISE, math.max(CF_LIMIT, WINDOW))
+    local rate = RATE
+    local known = BASE_MIN == 0 or b.bn >= BASE_MIN
+    if normal > 0 then
+      local spread = SIGMAS * math.sqrt(normal * (1.0 - normal) / #w)
+      rate = math.max(rate, math.min(1.0, normal + spread))
+    end
+    b.bf = bf
+    b.bn = bn
+    if cf >= limit or (known and #w >= MIN_CALLS and failures >= rate * #w) then
       return b_open(b, now)
     end
     b.bw = w
     b.cf = cf
     return b
-  elseif b.st == 'half_open' then
-    if not success then return b_open(b, now) end
-    local successes = b.ps + 1
-    if successes >= TO_CLOSE then return b_close(b, now) end
-    b.ps = successes
+  end
+  if not success then
+    local failures = b.cf + 1
+    if failures >= run_limit(normal, 1, PROBE_SURPRISE, 1000000) then
+      return b_open(b, now)
+    end
+    b.cf = failures
     b.pi = math.max(0, b.pi - 1)
     return b
   end
+  local successes = b.ps + 1
+  if successes >= TO_CLOSE then return b_close(b, now) end
+  b.ps = successes
+  b.pi = math.max(0, b.pi - 1)
   return b
 end
 
@@ -183,7 +225,7 @@ local function b_dispatch(b, now)
   if b.st == 'open' then
     if now < b.ou then return b end
     return {{st = 'half_open', cf = 0, bw = '', oc = b.oc, ou = b.ou, ca = b.ca,
-            pi = 1, ps = 0, lp = now}}
+            pi = 1, ps = 0, lp = now, bf = b.bf, bn = b.bn}}
   end
   if now - b.lp >= PROBE_TIMEOUT then b.pi = 1 else b.pi = b.pi + 1 end
   b.lp = now
@@ -195,7 +237,7 @@ local function b_force(b, state, now)
   if state == 'closed' then return b_close(b, now) end
   if state == 'open' then return b_open(b, now) end
   return {{st = 'half_open', cf = 0, bw = '', oc = b.oc, ou = now, ca = b.ca,
-          pi = 0, ps = 0, lp = now}}
+          pi = 0, ps = 0, lp = now, bf = b.bf, bn = b.bn}}
 end
 
 -- Rewrite S's view summary from its state: ew, wf, wn, an, state code, ou, pi, lp.
@@ -532,6 +574,11 @@ def build_scripts(
         successes_to_close=int(config.successes_to_close),
         probe_timeout_s=_lua_number(config.probe_timeout_s),
         backoff_reset_s=_lua_number(config.backoff_reset_s),
+        baseline_min_results=int(config.baseline_min_results),
+        baseline_decay=_lua_number(config.baseline_decay),
+        surprise=_lua_number(config.surprise),
+        baseline_sigmas=_lua_number(config.baseline_sigmas),
+        probe_surprise=_lua_number(config.probe_surprise),
         ewma_alpha=_lua_number(ewma_alpha),
         error_window=int(error_window),
         lease_default_s=_lua_number(lease.default_s),

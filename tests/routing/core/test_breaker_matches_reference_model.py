@@ -98,6 +98,9 @@ configs = st.builds(
     successes_to_close=st.integers(1, 4),
     probe_timeout_s=st.sampled_from([3.0, 10.0]),
     backoff_reset_s=st.sampled_from([15.0, 100.0]),
+    # The plain thresholds (judging against the service's normal has its own tests:
+    # test_a_breaker_judges_failures_against_the_services_normal.py).
+    baseline_min_results=st.just(0),
 )
 events = st.lists(
     st.one_of(

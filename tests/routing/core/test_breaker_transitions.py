@@ -30,6 +30,9 @@ def make(clock, **overrides) -> CircuitBreaker:
         max_open_s=35.0,
         half_open_max_probes=2,
         successes_to_close=2,
+        # The plain thresholds; judging against the service's normal is tested in
+        # test_a_breaker_judges_failures_against_the_services_normal.py.
+        baseline_min_results=0,
     )
     return CircuitBreaker(BreakerConfig(**{**defaults, **overrides}), clock=clock)
 

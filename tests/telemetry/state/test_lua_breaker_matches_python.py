@@ -48,6 +48,12 @@ def configs(draw) -> br.BreakerConfig:
         successes_to_close=draw(st.integers(1, 3)),
         probe_timeout_s=draw(durations(0.125, 50.0)),
         backoff_reset_s=draw(durations(0.125, 50.0)),
+        # Judged against the service's normal.
+        baseline_memory=draw(st.sampled_from([1.0, 4.0, 200.0]) | st.floats(1.0, 50.0)),
+        baseline_min_results=draw(st.integers(0, 6)),
+        surprise=draw(st.sampled_from([1e-4, 0.1, 0.5]) | st.floats(1e-6, 0.99)),
+        baseline_sigmas=draw(st.sampled_from([0.0, 1.0, 3.0]) | st.floats(0.0, 5.0)),
+        probe_surprise=draw(st.sampled_from([0.05, 0.3]) | st.floats(1e-3, 0.99)),
     )
 
 
@@ -66,12 +72,30 @@ steps_strategy = st.lists(st.tuples(st.sampled_from(EVENTS), durations(0.0, 100.
 # Boundaries a random walk rarely lands on exactly, spelled out.
 EDGE = br.BreakerConfig(half_open_max_probes=1, successes_to_close=2, probe_timeout_s=2.0)
 RATE_EDGE = br.BreakerConfig(window_size=4, minimum_calls=4, failure_rate_threshold=0.5)
+# A service that fails half its calls as a rule: runs, rates and probes judged against that.
+NORMAL_EDGE = br.BreakerConfig(
+    window_size=4,
+    minimum_calls=4,
+    failure_rate_threshold=1.0,
+    baseline_memory=8.0,
+    baseline_min_results=4,
+)
+# ... where the window's failure share (2 of 4) is above the plain threshold, not above b=0.25
+# plus three standard errors.
+NORMAL_RATE_EDGE = br.BreakerConfig(
+    window_size=4, minimum_calls=4, baseline_memory=12.0, baseline_min_results=4,
+    baseline_sigmas=3.0,
+)  # fmt: skip
 EDGE_STEPS = {
     "backoff reset": ["force_open", "force_closed", "to_backoff_reset", "force_open"],
     "stale probe": ["force_half_open", "dispatch", "to_probe_timeout", "dispatch"],
     "probe success frees a slot": ["force_half_open", "dispatch", "ok", "dispatch", "ok"],
     "open deadline": ["fail"] * 5 + ["to_open_until", "dispatch", "dispatch"],
     "failure rate exactly at the threshold": ["fail", "ok", "fail", "ok", "ok", "fail"],
+    "a normally failing service": ["ok", "fail"] * 6
+    + ["fail"] * 6
+    + ["to_open_until", "dispatch", "fail", "dispatch", "fail", "dispatch", "ok"],
+    "a window judged against the normal": ["ok", "ok", "fail", "ok"] * 3 + ["fail", "fail"],
 }
 
 
@@ -89,6 +113,10 @@ def edge(name: str) -> list[tuple[str, float]]:
 @example(config=EDGE, steps=edge("probe success frees a slot"), start=1_700_000_000)
 @example(config=EDGE, steps=edge("open deadline"), start=1_700_000_000)
 @example(config=RATE_EDGE, steps=edge("failure rate exactly at the threshold"), start=1_700_000_000)
+@example(config=NORMAL_EDGE, steps=edge("a normally failing service"), start=1_700_000_000)
+@example(
+    config=NORMAL_RATE_EDGE, steps=edge("a window judged against the normal"), start=1_700_000_000
+)
 @given(
     config=configs(), steps=steps_strategy, start=st.integers(0, 2_000_000_000) | st.floats(0, 2e9)
 )

@@ -1,0 +1,140 @@
+"""A breaker opens on failures that are abnormal for the service, not on the failures it
+always has: a model that gets a third of its (hard) requests wrong is still the best choice
+for them, and the learner already prices that in. Shutting it out for minutes at a time on a
+run that its own failure rate makes likely is what sent the fleet simulation's requests to
+worse services (docs/BREAKER.md, "Judged against the service's normal")."""
+
+import random
+
+import pytest
+
+from routing.core import breaker as br
+from routing.core.state import LocalStateStore
+from routing.core.types import BreakerState
+
+SERVICE = "svc"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(config: br.BreakerConfig) -> tuple[LocalStateStore, Clock]:
+    clock = Clock()
+    return LocalStateStore(breaker_config=config, clock=clock), clock
+
+
+def _shut_out(config: br.BreakerConfig, failure_share: float, calls: int, seed: int) -> float:
+    """The share of ``calls`` (one per 10 ms) a service failing ``failure_share`` of its
+    calls at random is shut out of by its breaker (a shut-out call is not made)."""
+    store, clock = _store(config)
+    rng = random.Random(seed)
+    refused = 0
+    for n in range(calls):
+        clock.now += 0.01
+        if not br.allows(store.breaker_record(SERVICE), clock.now, config):
+            refused += 1
+            continue
+        store.record_routed(f"r{n}", [SERVICE])
+        store.record_outcome(f"r{n}", SERVICE, rng.random() >= failure_share, 100.0)
+    return refused / calls
+
+
+PLAIN = br.BreakerConfig(baseline_min_results=0)
+RELATIVE = br.BreakerConfig()
+
+
+def test_a_service_that_normally_fails_a_third_of_its_calls_is_not_shut_out():
+    for seed in (1, 2, 3):
+        # 30,000 calls, 5 minutes: the plain thresholds (5 in a row, half of 20) trip on such
+        # a service within a few hundred calls, and each opening in a row lasts twice as long
+        # (a failed probe re-opens it): it spends most of the time shut out.
+        plain = _shut_out(PLAIN, 0.35, 30_000, seed)
+        relative = _shut_out(RELATIVE, 0.35, 30_000, seed)
+        assert plain > 0.5, (seed, plain)
+        assert relative < 0.05, (seed, relative)
+
+
+def _fail_until_open(store: LocalStateStore, clock: Clock, start: int) -> int:
+    for k in range(1, 100):
+        clock.now += 0.01
+        store.record_routed(f"x{start + k}", [SERVICE])
+        if store.record_outcome(f"x{start + k}", SERVICE, False, 5.0) is BreakerState.OPEN:
+            return k
+    raise AssertionError("never opened")
+
+
+def _settle(store: LocalStateStore, clock: Clock, failure_share: float, calls: int) -> None:
+    """``calls`` results failing ``failure_share`` of the time, evenly spread (no runs)."""
+    owed = 0.0
+    for n in range(calls):
+        clock.now += 0.01
+        owed += failure_share
+        fails = owed >= 1.0 and n < calls - 1  # ends on a success: no run under way
+        owed -= fails
+        store.record_routed(f"s{n}", [SERVICE])
+        store.record_outcome(f"s{n}", SERVICE, not fails, 100.0)
+    assert store.breaker_record(SERVICE).state is BreakerState.CLOSED
+
+
+def test_the_same_service_failing_every_call_opens_within_an_unlikely_run():
+    config = br.BreakerConfig(minimum_calls=10_000)  # runs only
+    store, clock = _store(config)
+    _settle(store, clock, 0.3, 600)
+    normal = br.baseline(store.breaker_record(SERVICE), config)
+    assert 0.2 < normal < 0.4
+    # 0.3^9 > 1e-5 > 0.3^10: about 10 failures in a row, not 5 (each one also nudges b up).
+    needed = _fail_until_open(store, clock, 0)
+    assert br.run_limit(normal, 5, config.surprise, 20) <= needed <= 14
+    assert needed > 5
+
+
+def test_a_reliable_service_still_opens_on_five_failures_in_a_row():
+    store, clock = _store(RELATIVE)
+    _settle(store, clock, 0.02, 300)
+    assert _fail_until_open(store, clock, 0) == 5
+
+
+def test_a_jump_in_the_failure_share_opens_it():
+    config = br.BreakerConfig(consecutive_failures=1000)  # the rate rule alone
+    store, clock = _store(config)
+    _settle(store, clock, 0.05, 300)
+    rng = random.Random(9)
+    for n in range(40):
+        clock.now += 0.01
+        store.record_routed(f"j{n}", [SERVICE])
+        if store.record_outcome(f"j{n}", SERVICE, rng.random() >= 0.7, 100.0) is not None:
+            break
+    assert store.breaker_record(SERVICE).state is BreakerState.OPEN
+
+
+@pytest.mark.parametrize(("normal", "failures_to_reopen"), [(0.0, 1), (0.1, 2), (0.35, 3)])
+def test_a_probe_reopens_it_only_once_its_failures_are_unlikely(normal, failures_to_reopen):
+    config = br.BreakerConfig()
+    now = 0.0
+    settled = br.BreakerRecord(baseline_failures=normal * 200, baseline_results=200.0)
+    record = br.force(settled, BreakerState.HALF_OPEN, now, config)
+    for k in range(1, failures_to_reopen + 1):
+        record = br.on_result(br.on_dispatch(record, now, config), False, now, config)
+        if k < failures_to_reopen:
+            assert record.state is BreakerState.HALF_OPEN, k
+            assert record.consecutive_failures == k
+    assert record.state is BreakerState.OPEN
+    # Probe successes still close it, and the normal survives every state.
+    record = br.force(record, BreakerState.HALF_OPEN, now, config)
+    for _ in range(config.successes_to_close):
+        record = br.on_result(br.on_dispatch(record, now, config), True, now, config)
+    assert record.state is BreakerState.CLOSED
+    assert record.baseline_results > 200.0 * config.baseline_decay**5
+
+
+def test_the_plain_thresholds_hold_until_the_normal_is_known():
+    config = br.BreakerConfig()
+    record = br.CLOSED_RECORD
+    for _ in range(config.consecutive_failures):
+        record = br.on_result(record, False, 0.0, config)
+    assert record.state is BreakerState.OPEN
