@@ -43,13 +43,13 @@ class BreakerConfig:
     backoff_reset_s: float = 600.0
     # Judged against the service's own normal: b, its failure share over about its last
     # baseline_memory results while closed (exponentially weighted), once
-    # baseline_min_results are in; until then runs alone open it. A service that fails a share b of its calls as a rule
-    # (a model that gets hard requests wrong, which the learner already knows and prices in)
-    # opens only on a run of failures that would happen with probability < ``surprise`` at
-    # b, or a window failure share baseline_sigmas binomial standard errors above b; a probe
-    # in half-open re-opens it only once its failures would happen with probability <
-    # ``probe_surprise``. For b <= ~0.15 these are the plain thresholds above.
-    # baseline_min_results = 0: always the plain thresholds.
+    # baseline_min_results are in; until then runs alone open it. A service that fails a
+    # share b of its calls as a rule (a model that gets hard requests wrong, which the learner
+    # already knows and prices in) opens only on a run of failures less likely than
+    # ``surprise`` at b, or on a window failure share baseline_sigmas binomial standard errors
+    # above b; a probe in half-open re-opens it only once the probes' failures are less
+    # likely than ``probe_surprise`` at b. For b <= ~0.1 these are the plain thresholds
+    # above. baseline_min_results = 0: always the plain thresholds.
     baseline_memory: float = 200.0
     baseline_min_results: int = 20
     surprise: float = 1e-5

@@ -1056,9 +1056,7 @@ def _service_args(service_ids: Sequence[str]) -> list[str]:
 
 
 def _breaker_record(values: Sequence[Any]) -> br.BreakerRecord:
-    st, cf, bw, oc, ou, ca, pi, ps, lp, bf, bn = (
-        None if v is None else _text(v) for v in values
-    )
+    st, cf, bw, oc, ou, ca, pi, ps, lp, bf, bn = (None if v is None else _text(v) for v in values)
     return br.BreakerRecord(
         state=BreakerState(st or BreakerState.CLOSED.value),
         consecutive_failures=int(float(cf or 0)),

@@ -684,6 +684,10 @@ class PhaseStats:
     route_ms: list[float] = field(default_factory=list)
     concrete: Counter = field(default_factory=Counter)
     chosen_by_type: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # ... counting only requests that more than one service can serve (the drift phase's
+    # measure: a request only the failing service can serve goes there whatever the router
+    # knows, or is refused).
+    avoidable_by_type: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     by_type: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     error_samples: list[str] = field(default_factory=list)
 
@@ -708,6 +712,8 @@ class PhaseStats:
             return
         self.routed += 1
         self.chosen_by_type[req.request_type][chosen] += 1
+        if avoidable(fleet, req):
+            self.avoidable_by_type[req.request_type][chosen] += 1
         capable = fleet.by_id.get(chosen) is not None and fleet.by_id[chosen].can_serve(
             req.request_type, req.capabilities
         )
@@ -1269,20 +1275,28 @@ def run_strategy(
     return result
 
 
+def avoidable(fleet: Fleet, req: SimRequest) -> bool:
+    """More than one service can serve ``req``."""
+    return len(fleet.capable(req.request_type, req.capabilities)) > 1
+
+
 def run_drift(driver: Driver, fleet: Fleet, before: PhaseStats, workload: Workload, args) -> dict:
-    """The most-chosen (type, service) of the last phase starts failing every call."""
+    """The most-chosen (type, service) of the last phase starts failing every call. Shares
+    count the requests of that type that more than one service can serve: one that only the
+    failing service can serve goes there (or is refused) whatever the router has learned."""
     best = None
-    for rtype, counter in before.chosen_by_type.items():
+    for rtype, counter in before.avoidable_by_type.items():
         for sid, count in counter.items():
             if best is None or count > best[2]:
                 best = (rtype, sid, count)
     if best is None:
         return {"skipped": "nothing was routed before the drift"}
     rtype, victim, count = best
-    type_total = sum(before.chosen_by_type[rtype].values())
+    type_total = sum(before.avoidable_by_type[rtype].values())
     former_share = count / type_total
     _progress(
-        f"[drift] {victim} (chosen for {former_share:.1%} of {rtype} requests) now fails "
+        f"[drift] {victim} (chosen for {former_share:.1%} of the {rtype} requests another "
+        "service can also serve) now fails "
         f"every call; routing for {args.drift_seconds:g} s"
     )
     driver.failing = frozenset({victim})
@@ -1314,7 +1328,7 @@ def run_drift(driver: Driver, fleet: Fleet, before: PhaseStats, workload: Worklo
         req = workload.next()
         chosen = driver.one(req, stats)
         w_all += 1
-        if req.request_type == rtype:
+        if req.request_type == rtype and avoidable(fleet, req):
             w_type += 1
             w_victim += chosen == victim
     driver.failing = frozenset()
@@ -1507,7 +1521,8 @@ def format_report(report: dict) -> str:
         else:
             lines.append(
                 f"{drift['strategy']}: {drift['failing_service']} fails every call; former share "
-                f"of {drift['request_type']} requests {drift['former_share']:.1%}"
+                f"of the {drift['request_type']} requests another service can also serve "
+                f"{drift['former_share']:.1%}"
             )
             lines.append(f"{'t (s)':>6}{'reqs':>7}{'type':>7}{'picks':>7}{'share':>9}{'rel':>9}")
             for w in drift["windows"]:
