@@ -378,9 +378,9 @@ class OutcomeLearner:
         arm.theta = inverse @ (b + cfg.prior_weight * prior)
         if cfg.local_noise:
             noise = self._knot_noise(seg, arm.theta)
-            root = np.sqrt(noise)
+            root = [math.sqrt(x) for x in noise]
             arm.var = np.diag(inverse) * noise
-            arm.cov = np.diag(inverse, 1) * root[:-1] * root[1:]
+            arm.cov = np.diag(inverse, 1) * [a * b for a, b in zip(root, root[1:], strict=False)]
         else:
             arm.var = np.diag(inverse) * arm.noise
             arm.cov = np.diag(inverse, 1) * arm.noise
@@ -390,24 +390,27 @@ class OutcomeLearner:
         arm.evidence = evidence
 
     @staticmethod
-    def _knot_noise(seg: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def _knot_noise(seg: np.ndarray, theta: np.ndarray) -> list[float]:
         """Reward noise variance at each knot: the squared residuals of the fit ``theta`` in
         the segments on either side (exact, from the sums: ``q - 2 theta'b + theta'A
         theta`` per segment), shrunk toward ``_PRIOR_NOISE`` by ``_NOISE_PSEUDO`` outcomes
-        (a knot without data keeps the prior's uncertainty) and floored."""
-        n, q = seg[:, 5], seg[:, 7]
-        t0, t1 = theta[:-1], theta[1:]
-        fitted = t0 * t0 * seg[:, 0] + 2 * t0 * t1 * seg[:, 1] + t1 * t1 * seg[:, 2]
-        squares = np.maximum(q - 2 * (t0 * seg[:, 3] + t1 * seg[:, 4]) + fitted, 0.0)
-        dof = np.maximum(n - 1.0, 0.0)
-        ss = np.zeros(len(n) + 1)
-        df = np.zeros(len(n) + 1)
-        ss[:-1] += squares
-        ss[1:] += squares
-        df[:-1] += dof
-        df[1:] += dof
-        noise = (ss + _NOISE_PSEUDO * _PRIOR_NOISE) / (df + _NOISE_PSEUDO)
-        return np.maximum(noise, _LOCAL_NOISE_FLOOR)
+        (a knot without data keeps the prior's uncertainty) and floored. Plain floats: a
+        handful of segments, where numpy's per-call cost would triple the time."""
+        rows = seg.tolist()
+        t = theta.tolist()
+        ss = [_NOISE_PSEUDO * _PRIOR_NOISE] * (len(rows) + 1)
+        df = [_NOISE_PSEUDO] * (len(rows) + 1)
+        for j, (a00, a01, a11, b0, b1, n, _r, q) in enumerate(rows):
+            t0, t1 = t[j], t[j + 1]
+            squares = q - 2.0 * (t0 * b0 + t1 * b1) + t0 * t0 * a00 + 2.0 * t0 * t1 * a01
+            squares += t1 * t1 * a11
+            if squares > 0.0:
+                ss[j] += squares
+                ss[j + 1] += squares
+            if n > 1.0:
+                df[j] += n - 1.0
+                df[j + 1] += n - 1.0
+        return [max(_LOCAL_NOISE_FLOOR, a / b) for a, b in zip(ss, df, strict=True)]
 
     # -- scoring ---------------------------------------------------------------------------
 

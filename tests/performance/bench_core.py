@@ -5,7 +5,8 @@ Prints one JSON object to stdout::
 
     {"decision": [{"strategy", "services", "p50_us", "p99_us"}, ...],
      "batch": [{"strategy", "requests", "decisions_per_s"}, ...],
-     "load_balance": [{"strategy", "score", "random_baseline"}, ...]}
+     "load_balance": [{"strategy", "score", "random_baseline"}, ...],
+     "outcome": {"learner_observe": {...}, "store_route_and_outcome": {...}}}
 
 - decision: ``RoutingEngine.route`` timed one call at a time (perf_counter_ns) for every
   strategy at 8, 64 and 256 services, over a mix of requests on a part-loaded fleet;
@@ -17,6 +18,8 @@ Prints one JSON object to stdout::
   simulated clock).
   Score: Jain's index of each service's time-averaged utilisation (in-flight / capacity); the
   baseline routes the same arrivals uniformly at random among eligible services.
+- outcome: what a reported outcome costs in process, one call at a time: the learner's
+  ``observe``, and a local store's route + outcome (leases, error window, breaker).
 
 Progress and the machine description go to stderr. Nothing here is asserted in tests.
 """
@@ -38,6 +41,7 @@ import numpy as np
 
 from routing.core.balancing import jain_index
 from routing.core.engine import EngineConfig, RoutingEngine
+from routing.core.learning import OutcomeLearner
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.strategies import STRATEGY_NAMES
 from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
@@ -127,6 +131,42 @@ def bench_decisions(calls: int, seed: int) -> list[dict]:
                 }
             )
             print(f"decision {strategy:18s} n={n:3d} {out[-1]}", file=sys.stderr)
+    return out
+
+
+def bench_outcomes(count: int, seed: int) -> dict:
+    """What one reported outcome costs in process: the learner's ``observe`` (8 services of
+    one type, rewards of an 80% service) and a local store's route + outcome pair (the
+    breaker and the error window; one service)."""
+    rng = random.Random(seed)
+    learner = OutcomeLearner(seed=seed)
+    outcomes = [
+        (f"svc-{rng.randrange(8)}", "inference", rng.random(), float(rng.random() < 0.8))
+        for _ in range(count)
+    ]
+    clock = time.perf_counter_ns
+    observe = learner.observe
+    observed = []
+    for outcome in outcomes:
+        t0 = clock()
+        observe(*outcome)
+        observed.append(clock() - t0)
+    store = LocalStateStore()
+    reported = []
+    for i in range(count):
+        t0 = clock()
+        store.record_routed(f"r{i}", ["svc"])
+        store.record_outcome(f"r{i}", "svc", rng.random() < 0.9, 100.0)
+        reported.append(clock() - t0)
+    out = {}
+    for name, timings in (("learner_observe", observed), ("store_route_and_outcome", reported)):
+        timings.sort()
+        out[name] = {
+            "calls": count,
+            "p50_us": round(percentile(timings, 50) / 1e3, 1),
+            "p99_us": round(percentile(timings, 99) / 1e3, 1),
+        }
+        print(f"outcome {name:24s} {out[name]}", file=sys.stderr)
     return out
 
 
@@ -261,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "decision": bench_decisions(calls, args.seed),
         "batch": bench_batches(batch, repeats, args.seed),
         "load_balance": bench_load_balance(arrivals, args.seed),
+        "outcome": bench_outcomes(calls, args.seed),
     }
     print(json.dumps(result))
     return 0

@@ -10,7 +10,7 @@ def test_quick_bench_prints_one_json_object_covering_every_strategy(capsys):
     assert bench_core.main(["--quick"]) == 0
     result = json.loads(capsys.readouterr().out)
 
-    assert set(result) == {"decision", "batch", "load_balance"}
+    assert set(result) == {"decision", "batch", "load_balance", "outcome"}
     assert {(r["strategy"], r["services"]) for r in result["decision"]} == {
         (s, n) for s in STRATEGY_NAMES for n in (8, 64, 256)
     }
@@ -19,6 +19,8 @@ def test_quick_bench_prints_one_json_object_covering_every_strategy(capsys):
     assert all(r["decisions_per_s"] > 0 for r in result["batch"])
     for row in result["load_balance"]:
         assert 0 < row["score"] <= 1 and 0 < row["random_baseline"] <= 1
+    for row in result["outcome"].values():
+        assert row["calls"] == 50 and 0 < row["p50_us"] <= row["p99_us"]
 
 
 def test_batch_only_prints_the_batch_figures_at_the_size_asked(capsys):
