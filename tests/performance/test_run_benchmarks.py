@@ -22,7 +22,7 @@ def test_the_report_holds_each_benchmarks_own_json_under_its_name(tmp_path, monk
     core = report["benchmarks"]["core"]
     assert core["ok"] is True and core["exit_status"] == 0
     assert core["command"] == "python -m tests.performance.bench_core --quick"
-    assert set(core["result"]) == {"decision", "batch", "load_balance"}
+    assert set(core["result"]) == {"decision", "batch", "load_balance", "outcome"}
 
 
 def test_a_benchmark_that_fails_is_reported_and_fails_the_run(tmp_path, monkeypatch):
