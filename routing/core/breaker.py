@@ -90,7 +90,8 @@ class BreakerRecord:
     ``window`` holds the last results while closed, oldest first (1 = failure, 0 = success).
     ``consecutive_failures`` is the run of failures while closed, and the probes' failures
     while half-open. ``baseline_failures`` / ``baseline_results``: exponentially weighted
-    counts of the results (see ``BreakerConfig.baseline_memory``), kept across states.
+    counts of the results while closed (see ``BreakerConfig.baseline_memory``), kept through
+    open and half-open.
     """
 
     state: BreakerState = BreakerState.CLOSED
