@@ -210,10 +210,7 @@ def on_result(
         limit = run_limit(normal, config.consecutive_failures, config.surprise, cap)
         rate = config.failure_rate_threshold
         # Until the normal is known, runs alone open it (a share of a few results says little).
-        known = (
-            config.baseline_min_results == 0
-            or record.baseline_results >= config.baseline_min_results
-        )
+        known = record.baseline_results >= config.baseline_min_results
         if normal > 0.0:
             spread = config.baseline_sigmas * math.sqrt(normal * (1.0 - normal) / len(window))
             rate = max(rate, min(1.0, normal + spread))

@@ -601,7 +601,7 @@ class OutcomeLearner:
         arms: dict[tuple[str, str], _Arm] = {}
         for sid, rtype, seg, *rest in data["arms"]:
             seg = np.asarray(seg, dtype=np.float64)
-            if seg.ndim == 2 and seg.shape == (bins, 7):
+            if seg.shape == (bins, 7):
                 # Saved before squared rewards were kept: rewards in [0, 1] have r^2 <= r,
                 # so the reward sum bounds them (the noise is overstated, never understated).
                 seg = np.column_stack([seg, seg[:, 6]])

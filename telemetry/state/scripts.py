@@ -182,7 +182,7 @@ local function b_result(b, success, now)
     local _, failures = string.gsub(w, '1', '1')
     local limit = run_limit(normal, CF_LIMIT, SURPRISE, math.max(CF_LIMIT, WINDOW))
     local rate = RATE
-    local known = BASE_MIN == 0 or b.bn >= BASE_MIN
+    local known = b.bn >= BASE_MIN
     if normal > 0 then
       local spread = SIGMAS * math.sqrt(normal * (1.0 - normal) / #w)
       rate = math.max(rate, math.min(1.0, normal + spread))

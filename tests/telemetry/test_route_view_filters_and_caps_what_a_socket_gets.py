@@ -9,14 +9,7 @@ from telemetry.consumers import (
     SubscriptionError,
     subscription_options,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def flush(*clients, dropped=0, ts=5.0) -> str:
@@ -67,7 +60,7 @@ def test_each_mode_sends_one_message_per_decision_shaped_like_the_spec():
 
 
 def test_each_mode_is_rate_capped_and_counts_what_it_left_out():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     view = RouteView(None, "each", 5, clock=clock)
 
     burst = view.messages(flush(*range(12), dropped=3), {})

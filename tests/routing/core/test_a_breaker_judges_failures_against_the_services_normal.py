@@ -11,20 +11,13 @@ import pytest
 from routing.core import breaker as br
 from routing.core.state import LocalStateStore
 from routing.core.types import BreakerState
+from tests.support.clock import FakeClock
 
 SERVICE = "svc"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _store(config: br.BreakerConfig) -> tuple[LocalStateStore, Clock]:
-    clock = Clock()
+def _store(config: br.BreakerConfig) -> tuple[LocalStateStore, FakeClock]:
+    clock = FakeClock(1000.0)
     return LocalStateStore(breaker_config=config, clock=clock), clock
 
 
@@ -59,16 +52,16 @@ def test_a_service_that_normally_fails_a_third_of_its_calls_is_not_shut_out():
         assert relative < 0.05, (seed, relative)
 
 
-def _fail_until_open(store: LocalStateStore, clock: Clock, start: int) -> int:
+def _fail_until_open(store: LocalStateStore, clock: FakeClock) -> int:
     for k in range(1, 100):
         clock.now += 0.01
-        store.record_routed(f"x{start + k}", [SERVICE])
-        if store.record_outcome(f"x{start + k}", SERVICE, False, 5.0) is BreakerState.OPEN:
+        store.record_routed(f"x{k}", [SERVICE])
+        if store.record_outcome(f"x{k}", SERVICE, False, 5.0) is BreakerState.OPEN:
             return k
     raise AssertionError("never opened")
 
 
-def _settle(store: LocalStateStore, clock: Clock, failure_share: float, calls: int) -> None:
+def _settle(store: LocalStateStore, clock: FakeClock, failure_share: float, calls: int) -> None:
     """``calls`` results failing ``failure_share`` of the time, evenly spread (no runs)."""
     owed = 0.0
     for n in range(calls):
@@ -88,7 +81,7 @@ def test_the_same_service_failing_every_call_opens_within_an_unlikely_run():
     normal = br.baseline(store.breaker_record(SERVICE), config)
     assert 0.2 < normal < 0.4
     # 0.3^9 > 1e-5 > 0.3^10: about 10 failures in a row, not 5 (each one also nudges b up).
-    needed = _fail_until_open(store, clock, 0)
+    needed = _fail_until_open(store, clock)
     assert br.run_limit(normal, 5, config.surprise, 20) <= needed <= 14
     assert needed > 5
 
@@ -96,7 +89,7 @@ def test_the_same_service_failing_every_call_opens_within_an_unlikely_run():
 def test_a_reliable_service_still_opens_on_five_failures_in_a_row():
     store, clock = _store(RELATIVE)
     _settle(store, clock, 0.02, 300)
-    assert _fail_until_open(store, clock, 0) == 5
+    assert _fail_until_open(store, clock) == 5
 
 
 def test_a_jump_in_the_failure_share_opens_it():

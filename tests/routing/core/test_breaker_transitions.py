@@ -4,19 +4,12 @@ import pytest
 
 from routing.core.breaker import BreakerConfig, CircuitBreaker
 from routing.core.types import BreakerState
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 def make(clock, **overrides) -> CircuitBreaker:

@@ -9,17 +9,10 @@ from routing.core.breaker import BreakerConfig
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import BreakerState
 from tests.routing.core.fleets import uniform_fleet
+from tests.support.clock import FakeClock
 
 # Real-clock tests that count in flight hold their leases long enough to read them back.
 LONG = LeaseConfig.fixed(3600)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_in_flight_is_exact_after_many_threads_route_and_finish():
@@ -48,7 +41,7 @@ def test_in_flight_is_exact_after_many_threads_route_and_finish():
 
 
 def test_a_request_whose_outcome_never_arrives_stops_counting_after_the_timeout():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     store = LocalStateStore(lease=LeaseConfig.fixed(30), clock=clock)
     snapshot = uniform_fleet(2)
     store.record_routed("lost", ["svc-000"])
@@ -77,7 +70,7 @@ def test_outcomes_feed_the_ewma_and_the_error_window():
 
 
 def test_an_opened_breaker_is_excluded_from_the_next_view_and_probes_after_the_backoff():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     transitions = []
     store = LocalStateStore(
         BreakerConfig(consecutive_failures=2, base_open_s=10, half_open_max_probes=1),

@@ -5,19 +5,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from routing.forwarding import RetryBudget, retry_after_seconds
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_retries_stay_within_the_ratio_of_recent_requests():
     # given: 100 requests in the window, 20% may be retried, no floor
-    clock = Clock()
+    clock = FakeClock(1000.0)
     budget = RetryBudget(ratio=0.2, window_s=10.0, min_retries=0, clock=clock)
     for _ in range(100):
         budget.record_request()
@@ -31,14 +24,14 @@ def test_retries_stay_within_the_ratio_of_recent_requests():
 
 
 def test_the_floor_lets_a_quiet_router_retry():
-    budget = RetryBudget(ratio=0.2, window_s=10.0, min_retries=3, clock=Clock())
+    budget = RetryBudget(ratio=0.2, window_s=10.0, min_retries=3, clock=FakeClock(1000.0))
     budget.record_request()
 
     assert [budget.try_spend() for _ in range(4)] == [True, True, True, False]
 
 
 def test_the_window_slides():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     budget = RetryBudget(ratio=0.5, window_s=10.0, min_retries=0, clock=clock)
     for _ in range(4):
         budget.record_request()

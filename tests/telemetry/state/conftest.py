@@ -20,6 +20,7 @@ import redis
 from routing.core.state import LeaseConfig, LocalStateStore
 from routing.core.types import FleetSnapshot, ServiceSpec
 from telemetry.state.redis_store import RedisStateStore, make_client
+from tests.support.clock import FakeClock  # noqa: F401  (re-exported to these tests)
 from tests.support.net import free_port
 from tests.support.requirements import missing
 
@@ -28,19 +29,6 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # A lease that outlives any test: for tests that count in flight on the real clock and are about
 # something else than lease expiry (the default lease of an unmeasured service is 0.05 s).
 HELD = LeaseConfig.fixed(3600.0)
-
-
-class FakeClock:
-    """A wall clock that only moves when told to (starts at a realistic epoch time)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def fleet(n: int) -> FleetSnapshot:
