@@ -41,20 +41,26 @@ class BreakerConfig:
     probe_timeout_s: float = 30.0
     # After staying closed this long, the next opening starts again from base_open_s.
     backoff_reset_s: float = 600.0
-    # Judged against the service's own normal: b, its failure share over about its last
-    # baseline_memory results while closed (exponentially weighted), once
-    # baseline_min_results are in; until then runs alone open it. A service that fails a
+    # Judged against the service's own normal: its failure share over about its last
+    # baseline_memory results while closed (exponentially weighted). A service that fails a
     # share b of its calls as a rule (a model that gets hard requests wrong, which the learner
     # already knows and prices in) opens only on a run of failures less likely than
-    # ``surprise`` at b, or on a window failure share baseline_sigmas binomial standard errors
-    # above b; a probe in half-open re-opens it only once the probes' failures are less
-    # likely than ``probe_surprise`` at b. For b <= ~0.1 these are the plain thresholds
-    # above. baseline_min_results = 0: always the plain thresholds.
+    # ``surprise``, or (once baseline_min_results are in) on a window failure share
+    # baseline_sigmas binomial standard errors above b; a probe in half-open re-opens it only
+    # once the probes' failures are less likely than ``probe_surprise``. "Likely" is the
+    # Beta-binomial predictive: the counts before the run plus a prior of ``prior_results``
+    # results failing ``prior_failure_share`` of the time, so a service with few results is
+    # judged on what little is known (8 failures in a row for a new one, 7 after 3
+    # successes) and one with many on its normal (5 for b <= 0.08, 6 at 0.1, 8 at 0.2, 11
+    # at 0.35).
+    # baseline_min_results = 0: always the plain thresholds above.
     baseline_memory: float = 200.0
     baseline_min_results: int = 20
     surprise: float = 1e-5
     baseline_sigmas: float = 4.0
     probe_surprise: float = 0.05
+    prior_failure_share: float = 0.05
+    prior_results: float = 10.0
 
     def __post_init__(self) -> None:
         if self.consecutive_failures < 1 or self.window_size < 1 or self.minimum_calls < 1:
@@ -73,6 +79,8 @@ class BreakerConfig:
             raise ValueError("baseline_memory must be >= 1")
         if not (0.0 < self.surprise < 1.0 and 0.0 < self.probe_surprise < 1.0):
             raise ValueError("surprise and probe_surprise must be in (0, 1)")
+        if not 0.0 < self.prior_failure_share < 1.0 or self.prior_results <= 0.0:
+            raise ValueError("need 0 < prior_failure_share < 1 and prior_results > 0")
 
     @property
     def baseline_decay(self) -> float:
@@ -179,15 +187,36 @@ def baseline(record: BreakerRecord, config: BreakerConfig) -> float:
     return record.baseline_failures / record.baseline_results
 
 
-def run_limit(normal: float, floor: int, surprise: float, cap: int) -> int:
-    """Failures in a row that open a breaker whose service normally fails a share
-    ``normal`` of its calls: the shortest run less likely than ``surprise`` (at least
-    ``floor``, at most ``cap``)."""
-    if normal <= 0.0:
-        return floor
-    if normal >= 1.0:
-        return cap
-    return max(floor, min(cap, math.ceil(math.log(surprise) / math.log(normal))))
+def run_unlikely(
+    failures: float, results: float, run: int, surprise: float, config: BreakerConfig
+) -> bool:
+    """Whether ``run`` failures in a row are less likely than ``surprise`` for a service with
+    ``failures`` out of ``results`` before the run: the Beta-binomial predictive (the product
+    of each failure's probability given the counts and the run's earlier failures), with a
+    prior of ``prior_results`` results failing ``prior_failure_share`` of the time. With many
+    results this is ``b ** run`` at the service's share ``b``; with few, the prior and the
+    uncertainty make a run less surprising (a new service needs 8 at the defaults)."""
+    prior_failures = config.prior_failure_share * config.prior_results
+    failures = max(0.0, failures) + prior_failures
+    results = max(0.0, results) + config.prior_results
+    log_likelihood = 0.0
+    for i in range(run):
+        log_likelihood += math.log((failures + i) / (results + i))
+    return log_likelihood <= math.log(surprise)
+
+
+def failures_to_open(record: BreakerRecord, config: BreakerConfig) -> int:
+    """How many more failures in a row open this closed breaker by the run rule (the
+    window's failure share may open it sooner): 8 for a new service at the defaults, 5 for
+    a reliable one with a history."""
+    if record.state is not BreakerState.CLOSED:
+        raise ValueError("only a closed breaker opens on a run")
+    runs_only = replace(config, minimum_calls=2**62)
+    for k in range(1, max(config.consecutive_failures, config.window_size) + 1):
+        record = on_result(record, False, record.closed_at, runs_only)
+        if record.state is not BreakerState.CLOSED:
+            return k
+    raise AssertionError("a run of max(consecutive_failures, window_size) always opens")
 
 
 def on_result(
@@ -197,7 +226,6 @@ def on_result(
     if record.state is BreakerState.OPEN:
         # A late result from a call routed before the breaker opened changes nothing.
         return record
-    normal = baseline(record, config)
     if record.state is BreakerState.CLOSED:
         decay = config.baseline_decay
         failed = 0.0 if success else 1.0
@@ -206,15 +234,27 @@ def on_result(
         window = (*record.window, 0 if success else 1)[-config.window_size :]
         consecutive = 0 if success else record.consecutive_failures + 1
         failures = sum(window)
-        cap = max(config.consecutive_failures, config.window_size)
-        limit = run_limit(normal, config.consecutive_failures, config.surprise, cap)
+        if config.baseline_min_results == 0:  # the plain thresholds
+            on_run = consecutive >= config.consecutive_failures
+        elif consecutive >= max(config.consecutive_failures, config.window_size):
+            on_run = True
+        else:  # judged against the counts before this run (the run's earlier failures are in)
+            before = consecutive - 1
+            on_run = consecutive >= config.consecutive_failures and run_unlikely(
+                record.baseline_failures - before,
+                record.baseline_results - before,
+                consecutive,
+                config.surprise,
+                config,
+            )
         rate = config.failure_rate_threshold
         # Until the normal is known, runs alone open it (a share of a few results says little).
         known = record.baseline_results >= config.baseline_min_results
+        normal = baseline(record, config)
         if normal > 0.0:
             spread = config.baseline_sigmas * math.sqrt(normal * (1.0 - normal) / len(window))
             rate = max(rate, min(1.0, normal + spread))
-        if consecutive >= limit or (
+        if on_run or (
             known and len(window) >= config.minimum_calls and failures >= rate * len(window)
         ):
             counted = replace(
@@ -226,10 +266,16 @@ def on_result(
             record.closed_at, record.probes_in_flight, record.probe_successes,
             record.last_probe_at, counted_failures, counted_results,
         )  # fmt: skip
-    # Half-open (the normal is the one it had when it opened): each result frees its slot.
+    # Half-open (judged against the counts it had when it opened): each result frees its slot.
     if not success:
         probe_failures = record.consecutive_failures + 1
-        if probe_failures >= run_limit(normal, 1, config.probe_surprise, 1_000_000):
+        if config.baseline_min_results == 0 or run_unlikely(
+            record.baseline_failures,
+            record.baseline_results,
+            probe_failures,
+            config.probe_surprise,
+            config,
+        ):
             return _open(record, now, config)
         return replace(
             record,

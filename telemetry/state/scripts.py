@@ -69,6 +69,8 @@ local BASE_DECAY = {baseline_decay}
 local SURPRISE = {surprise}
 local SIGMAS = {baseline_sigmas}
 local PROBE_SURPRISE = {probe_surprise}
+local PRIOR_FAILURES = {prior_failures}
+local PRIOR_RESULTS = {prior_results}
 local ALPHA = {ewma_alpha}
 local ERROR_WINDOW = {error_window}
 local LEASE_DEFAULT = {lease_default_s}
@@ -159,17 +161,20 @@ local function b_baseline(b)
   return b.bf / b.bn
 end
 
--- breaker.run_limit
-local function run_limit(normal, floor, surprise, cap)
-  if normal <= 0 then return floor end
-  if normal >= 1 then return cap end
-  return math.max(floor, math.min(cap, math.ceil(math.log(surprise) / math.log(normal))))
+-- breaker.run_unlikely
+local function run_unlikely(failures, results, run, surprise)
+  failures = math.max(0.0, failures) + PRIOR_FAILURES
+  results = math.max(0.0, results) + PRIOR_RESULTS
+  local log_likelihood = 0.0
+  for i = 0, run - 1 do
+    log_likelihood = log_likelihood + math.log((failures + i) / (results + i))
+  end
+  return log_likelihood <= math.log(surprise)
 end
 
 -- breaker.on_result
 local function b_result(b, success, now)
   if b.st == 'open' then return b end
-  local normal = b_baseline(b)
   if b.st == 'closed' then
     local failed = 1.0
     if success then failed = 0.0 end
@@ -180,16 +185,25 @@ local function b_result(b, success, now)
     local cf = 0
     if not success then cf = b.cf + 1 end
     local _, failures = string.gsub(w, '1', '1')
-    local limit = run_limit(normal, CF_LIMIT, SURPRISE, math.max(CF_LIMIT, WINDOW))
+    local on_run
+    if BASE_MIN == 0 then
+      on_run = cf >= CF_LIMIT
+    elseif cf >= math.max(CF_LIMIT, WINDOW) then
+      on_run = true
+    else
+      local before = cf - 1
+      on_run = cf >= CF_LIMIT and run_unlikely(b.bf - before, b.bn - before, cf, SURPRISE)
+    end
     local rate = RATE
     local known = b.bn >= BASE_MIN
+    local normal = b_baseline(b)
     if normal > 0 then
       local spread = SIGMAS * math.sqrt(normal * (1.0 - normal) / #w)
       rate = math.max(rate, math.min(1.0, normal + spread))
     end
     b.bf = bf
     b.bn = bn
-    if cf >= limit or (known and #w >= MIN_CALLS and failures >= rate * #w) then
+    if on_run or (known and #w >= MIN_CALLS and failures >= rate * #w) then
       return b_open(b, now)
     end
     b.bw = w
@@ -198,7 +212,7 @@ local function b_result(b, success, now)
   end
   if not success then
     local failures = b.cf + 1
-    if failures >= run_limit(normal, 1, PROBE_SURPRISE, 1000000) then
+    if BASE_MIN == 0 or run_unlikely(b.bf, b.bn, failures, PROBE_SURPRISE) then
       return b_open(b, now)
     end
     b.cf = failures
@@ -579,6 +593,8 @@ def build_scripts(
         surprise=_lua_number(config.surprise),
         baseline_sigmas=_lua_number(config.baseline_sigmas),
         probe_surprise=_lua_number(config.probe_surprise),
+        prior_failures=_lua_number(config.prior_failure_share * config.prior_results),
+        prior_results=_lua_number(config.prior_results),
         ewma_alpha=_lua_number(ewma_alpha),
         error_window=int(error_window),
         lease_default_s=_lua_number(lease.default_s),

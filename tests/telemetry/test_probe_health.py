@@ -46,10 +46,13 @@ def test_an_unreachable_service_is_unhealthy_and_feeds_its_breaker(up_and_down):
     up, _ = up_and_down
     up.close()
 
-    for _ in range(5):
-        probe_health(timeout_s=0.5)
-
+    probe_health(timeout_s=0.5)
+    # Unhealthy (and so out of routing) on the first failed probe ...
     assert Service.objects.get(service_id="up").health == "unhealthy"
+    assert get_router().live_states(["up"])["up"]["breaker_state"] == "closed"
+    # ... and its breaker opens on the run a service with nothing else known needs (8).
+    for _ in range(7):
+        probe_health(timeout_s=0.5)
     assert get_router().live_states(["up"])["up"]["breaker_state"] == "open"
 
 

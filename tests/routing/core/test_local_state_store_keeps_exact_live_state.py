@@ -73,7 +73,9 @@ def test_an_opened_breaker_is_excluded_from_the_next_view_and_probes_after_the_b
     clock = FakeClock(100.0)
     transitions = []
     store = LocalStateStore(
-        BreakerConfig(consecutive_failures=2, base_open_s=10, half_open_max_probes=1),
+        BreakerConfig(
+            consecutive_failures=2, base_open_s=10, half_open_max_probes=1, baseline_min_results=0
+        ),
         clock=clock,
         on_transition=lambda *t: transitions.append(t),
     )

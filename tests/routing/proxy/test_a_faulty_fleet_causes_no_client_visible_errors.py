@@ -1,6 +1,6 @@
 """Backends that die, hang, stall, answer 500/503/429 or cut a body mid-way, next to one
 healthy service: clients see no error while the retry budget allows, and each faulty
-service's breaker opens within its threshold."""
+service's breaker opens within its run."""
 
 import collections
 import json
@@ -8,7 +8,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from routing.core.breaker import BreakerConfig
+from routing.core.breaker import CLOSED_RECORD, BreakerConfig, failures_to_open
 from routing.forwarding import reset_forwarding_state, retry_budget
 from routing.runtime import get_router
 from tests.routing.proxy.conftest import body_of
@@ -16,7 +16,7 @@ from tests.routing.proxy.conftest import body_of
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 FAULTS = ["dead", "hang", "slow", "status-500", "status-503", "status-429", "reset"]
-REQUESTS = 60
+REQUESTS = 100  # enough for every faulty service to see a new service's run (8) or more
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +71,7 @@ async def test_a_faulty_fleet_causes_no_client_visible_errors(proxy, afleet):
 
 async def test_a_breaker_opens_after_its_consecutive_failure_threshold(proxy, afleet, settings):
     # given
-    threshold = BreakerConfig().consecutive_failures
+    threshold = failures_to_open(CLOSED_RECORD, BreakerConfig())  # a new service: 8
     bad, good = await afleet(2)
     bad.mode, bad.status = "status", 503
     headers = {"X-Moe-Strategy": "semantic"}  # ties go to "a-...": the failing one

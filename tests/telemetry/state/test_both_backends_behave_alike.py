@@ -11,7 +11,12 @@ from routing.core.state import LeaseConfig
 from routing.core.types import BreakerState, FleetSnapshot, LiveView, ServiceSpec
 from tests.telemetry.state.conftest import FakeClock, fleet
 
-CONFIG = BreakerConfig(consecutive_failures=3, base_open_s=5.0, half_open_max_probes=2)
+# The plain thresholds (3 failures in a row open it, whatever is known of the service): these
+# tests are about the two stores agreeing; runs judged against a service's normal are checked
+# step by step against the Python in tests/telemetry/state/test_lua_breaker_matches_python.py.
+CONFIG = BreakerConfig(
+    consecutive_failures=3, base_open_s=5.0, half_open_max_probes=2, baseline_min_results=0
+)
 
 
 @pytest.fixture

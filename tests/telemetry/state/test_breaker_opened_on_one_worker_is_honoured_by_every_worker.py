@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from routing.core import breaker as br
 from routing.core.types import BreakerState
 from tests.telemetry.state.conftest import fleet
 from tests.telemetry.state.workers import wait_until_excluded
@@ -17,7 +18,8 @@ from tests.telemetry.state.workers import wait_until_excluded
 pytestmark = pytest.mark.integration  # real Redis
 
 BOUND_S = 0.050
-FAILURES_TO_OPEN = 5  # BreakerConfig().consecutive_failures
+# A new service at the default settings (8: docs/BREAKER.md).
+FAILURES_TO_OPEN = br.failures_to_open(br.CLOSED_RECORD, br.BreakerConfig())
 
 
 def open_through_outcomes(store, service_id: str) -> float:

@@ -54,6 +54,8 @@ def configs(draw) -> br.BreakerConfig:
         surprise=draw(st.sampled_from([1e-4, 0.1, 0.5]) | st.floats(1e-6, 0.99)),
         baseline_sigmas=draw(st.sampled_from([0.0, 1.0, 3.0]) | st.floats(0.0, 5.0)),
         probe_surprise=draw(st.sampled_from([0.05, 0.3]) | st.floats(1e-3, 0.99)),
+        prior_failure_share=draw(st.sampled_from([0.05, 0.5]) | st.floats(0.001, 0.999)),
+        prior_results=draw(st.sampled_from([1.0, 10.0]) | st.floats(0.01, 100.0)),
     )
 
 
@@ -86,6 +88,12 @@ NORMAL_RATE_EDGE = br.BreakerConfig(
     window_size=4, minimum_calls=4, baseline_memory=12.0, baseline_min_results=4,
     baseline_sigmas=3.0,
 )  # fmt: skip
+# A new service under a uniform prior: k failures in a row have probability 1 / (k + 1), so
+# the third one crosses 0.25 (computed in logs on both sides).
+COLD_EDGE = br.BreakerConfig(
+    consecutive_failures=2, prior_failure_share=0.5, prior_results=2.0, surprise=0.25,
+    probe_surprise=0.3,
+)  # fmt: skip
 EDGE_STEPS = {
     "backoff reset": ["force_open", "force_closed", "to_backoff_reset", "force_open"],
     "stale probe": ["force_half_open", "dispatch", "to_probe_timeout", "dispatch"],
@@ -96,6 +104,9 @@ EDGE_STEPS = {
     + ["fail"] * 6
     + ["to_open_until", "dispatch", "fail", "dispatch", "fail", "dispatch", "ok"],
     "a window judged against the normal": ["ok", "ok", "fail", "ok"] * 3 + ["fail", "fail"],
+    "a cold start": ["ok"]
+    + ["fail"] * 4
+    + ["to_open_until", "dispatch", "fail", "dispatch", "fail", "dispatch", "fail"],
 }
 
 
@@ -117,6 +128,7 @@ def edge(name: str) -> list[tuple[str, float]]:
 @example(
     config=NORMAL_RATE_EDGE, steps=edge("a window judged against the normal"), start=1_700_000_000
 )
+@example(config=COLD_EDGE, steps=edge("a cold start"), start=1_700_000_000)
 @given(
     config=configs(), steps=steps_strategy, start=st.integers(0, 2_000_000_000) | st.floats(0, 2e9)
 )

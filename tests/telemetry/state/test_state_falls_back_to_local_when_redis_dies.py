@@ -10,11 +10,15 @@ import time
 
 import pytest
 
+from routing.core import breaker as br
 from routing.core.types import BreakerState
 from telemetry.state.redis_store import RedisStateStore, make_client
 from tests.telemetry.state.conftest import HELD, fleet
 
 pytestmark = pytest.mark.integration  # real Redis
+
+# Failures in a row that open a new service's breaker at the default settings (8).
+RUN = br.failures_to_open(br.CLOSED_RECORD, br.BreakerConfig())
 
 
 def worker(server, **options) -> RedisStateStore:
@@ -48,7 +52,7 @@ def test_killing_redis_switches_to_local_state_without_an_error(private_redis):
     assert "Connection" in status["last_error"]
     # Local state from now on: the request routed before the outage is not there.
     assert a.view(snapshot).in_flight.tolist() == [0, 1]
-    for i in range(5):
+    for i in range(RUN):
         a.record_outcome(f"f{i}", "svc-00", False, 100.0)
     assert a.view(snapshot).breaker_allows.tolist() == [False, True]
     assert a.breaker_record("svc-00").state is BreakerState.OPEN
@@ -90,7 +94,7 @@ def test_after_redis_returns_the_workers_share_state_again(private_redis):
     assert took < 2.0  # retried about every second
     assert a.status()["degraded"] is False
     b.record_routed("from-b", ["svc-01"])
-    for i in range(5):
+    for i in range(RUN):
         b.record_outcome(f"f{i}", "svc-00", False, 100.0)
     time.sleep(0.03)  # past A's view cache
     view = a.view(snapshot)
@@ -216,11 +220,11 @@ def test_breaker_transitions_are_reported_before_and_during_an_outage(private_re
     seen = []
     a = worker(private_redis)
     a.on_transition = lambda *transition: seen.append(transition)  # set after construction
-    for i in range(5):
+    for i in range(RUN):
         a.record_outcome(f"f{i}", "svc-00", False, None)
 
     private_redis.kill()
-    for i in range(5):
+    for i in range(RUN):
         a.record_outcome(f"g{i}", "svc-01", False, None)
 
     assert a.degraded
