@@ -98,8 +98,8 @@ class BreakerRecord:
     ``window`` holds the last results while closed, oldest first (1 = failure, 0 = success).
     ``consecutive_failures`` is the run of failures while closed, and the probes' failures
     while half-open. ``baseline_failures`` / ``baseline_results``: exponentially weighted
-    counts of the results while closed (see ``BreakerConfig.baseline_memory``), kept through
-    open and half-open.
+    counts of the results while closed (see ``BreakerConfig.baseline_memory``) but for a
+    run of failures that opened it (judged abnormal), kept through open and half-open.
     """
 
     state: BreakerState = BreakerState.CLOSED
@@ -254,6 +254,13 @@ def on_result(
         if normal > 0.0:
             spread = config.baseline_sigmas * math.sqrt(normal * (1.0 - normal) / len(window))
             rate = max(rate, min(1.0, normal + spread))
+        if on_run and config.baseline_min_results:
+            # The run was judged abnormal: the normal (and the probes, judged against it) go
+            # on from the counts before it. A reliable service that broke is re-opened by
+            # its first failed probe, however many failures its opening run added.
+            before = consecutive - 1
+            counted_failures = max(0.0, record.baseline_failures - before)
+            counted_results = max(0.0, record.baseline_results - before)
         if on_run or (
             known and len(window) >= config.minimum_calls and failures >= rate * len(window)
         ):

@@ -201,6 +201,11 @@ local function b_result(b, success, now)
       local spread = SIGMAS * math.sqrt(normal * (1.0 - normal) / #w)
       rate = math.max(rate, math.min(1.0, normal + spread))
     end
+    if on_run and BASE_MIN ~= 0 then
+      local before = cf - 1
+      bf = math.max(0.0, b.bf - before)
+      bn = math.max(0.0, b.bn - before)
+    end
     b.bf = bf
     b.bn = bn
     if on_run or (known and #w >= MIN_CALLS and failures >= rate * #w) then

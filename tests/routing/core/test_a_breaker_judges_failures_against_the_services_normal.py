@@ -174,14 +174,25 @@ def test_a_new_service_is_judged_on_the_little_that_is_known():
     assert _fail_until_open(store, clock) == PLAIN.consecutive_failures
 
 
-def test_a_probe_after_a_cold_start_opening_is_judged_on_the_same_counts():
-    config = br.BreakerConfig()
-    now = 0.0
-    # 3 successes and the 5 failures that opened it: 5.5 / 18 failing with the prior.
-    record = br.BreakerRecord(baseline_failures=5.0, baseline_results=8.0)
-    record = br.force(record, BreakerState.HALF_OPEN, now, config)
-    for k in (1, 2):
-        record = br.on_result(br.on_dispatch(record, now, config), False, now, config)
-        assert record.state is BreakerState.HALF_OPEN, k
-    record = br.on_result(br.on_dispatch(record, now, config), False, now, config)
-    assert record.state is BreakerState.OPEN
+def test_the_run_that_opened_it_is_not_counted_as_normal():
+    # A reliable service (4% failures) breaks: the run that opened its breaker was judged
+    # abnormal, so its normal stays 4% and its first failed probe re-opens it (with the run's
+    # five failures counted in, 6.4%, it would take two: more calls to a broken service).
+    store, clock = _store(RELATIVE)
+    _settle(store, clock, 0.04, 400)
+    before = store.breaker_record(SERVICE)
+    assert _fail_until_open(store, clock) == 5
+    opened = store.breaker_record(SERVICE)
+    # (the counts before the run, aged by the run's four earlier results: 0.995 ** 4)
+    assert opened.baseline_failures == pytest.approx(before.baseline_failures, rel=0.05)
+    assert opened.baseline_results == pytest.approx(before.baseline_results, rel=0.05)
+    clock.now = opened.open_until
+    store.record_routed("probe", [SERVICE])
+    assert store.breaker_record(SERVICE).state is BreakerState.HALF_OPEN
+    assert store.record_outcome("probe", SERVICE, False, 5.0) is BreakerState.OPEN
+    # The plain thresholds count every result (and re-open on any failed probe).
+    store, clock = _store(PLAIN)
+    _settle(store, clock, 0.04, 400)
+    before = store.breaker_record(SERVICE)
+    _fail_until_open(store, clock)
+    assert store.breaker_record(SERVICE).baseline_failures > before.baseline_failures + 4
