@@ -29,7 +29,8 @@ Reward model
     dominate it, while its evidence for other complexities does not fade. A change is
     caught by a drift detector on the arm's recent residuals (at least ``drift_min_shift``
     of reward, several standard errors): the arm's past is then mostly forgotten, so a
-    service that starts failing is overtaken within three of its outcomes.
+    reliable service that starts failing is overtaken within three of its outcomes (a noisy
+    one, whose failures are common anyway, takes longer: its breaker opens first).
 
     The posterior variance of the knots (what the UCB bonus reads) is the inverse system
     matrix times the reward noise *near each knot*: the fit's squared residuals in the
@@ -111,8 +112,9 @@ class LearnerConfig:
     drift_keep: float = 0.05
     # ... and only a shift of at least this much reward counts: residuals of a reward that is
     # mostly 0 or 1 are far from normal, and two failures in a row of a 98.5% service would
-    # otherwise wipe its (correct) history. A service that starts failing every call crosses
-    # it on its third failure; smaller changes are left to ``discount``.
+    # otherwise wipe its (correct) history. A reliable service that starts failing every call
+    # crosses it on its third failure (a noisy one, at ~0.1 reward variance, on its sixth or
+    # later); smaller changes are left to ``discount``.
     drift_min_shift: float = 0.3
     prior_mean: float = 1.0
     # Weight of the ridge prior (in outcomes): small, so the data and the smoothness decide.
