@@ -238,11 +238,10 @@ def on_result(
             on_run = consecutive >= config.consecutive_failures
         elif consecutive >= max(config.consecutive_failures, config.window_size):
             on_run = True
-        else:  # judged against the counts before this run (the run's earlier failures are in)
-            before = consecutive - 1
+        else:  # judged against the counts before this run (its earlier failures are in them)
             on_run = consecutive >= config.consecutive_failures and run_unlikely(
-                record.baseline_failures - before,
-                record.baseline_results - before,
+                record.baseline_failures - (consecutive - 1),
+                record.baseline_results - (consecutive - 1),
                 consecutive,
                 config.surprise,
                 config,
@@ -258,9 +257,8 @@ def on_result(
             # The run was judged abnormal: the normal (and the probes, judged against it) go
             # on from the counts before it. A reliable service that broke is re-opened by
             # its first failed probe, however many failures its opening run added.
-            before = consecutive - 1
-            counted_failures = max(0.0, record.baseline_failures - before)
-            counted_results = max(0.0, record.baseline_results - before)
+            counted_failures = max(0.0, record.baseline_failures - (consecutive - 1))
+            counted_results = max(0.0, record.baseline_results - (consecutive - 1))
         if on_run or (
             known and len(window) >= config.minimum_calls and failures >= rate * len(window)
         ):
