@@ -69,6 +69,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from registry.choices import ServiceType
 from routing.core.objective import Objective
 from tests.support.net import free_port
 from tests.support.procs import kill_group as _kill_group
@@ -416,6 +417,11 @@ def profile_set_from_dict(data, *, default_name: str = "file") -> ProfileSet:
         for name in ("service_id", "service_type"):
             if not isinstance(s[name], str) or not s[name]:
                 raise ProfileError(f"{where}.{name}: expected a non-empty string")
+        if s["service_type"] not in ServiceType.values:
+            raise ProfileError(
+                f"{where}.service_type: {s['service_type']!r} is not a service type the "
+                f"registry accepts ({', '.join(ServiceType.values)})"
+            )
         if s["service_id"] in seen:
             raise ProfileError(f"{where}.service_id: {s['service_id']!r} appears twice")
         seen.add(s["service_id"])

@@ -2,6 +2,7 @@
 the replay exactly as a built-in set does, and a wrong file is refused naming the field."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,8 @@ def _drop(path):
         (_set(("services", 0, "curve", "slope"), 2), "services[0].curve.slope"),
         (_drop(("services", 0, "curve", "m0")), "services[0].curve.m0"),
         (_drop(("services", 0, "service_type")), "services[0].service_type"),
+        # The registry accepts a fixed set of types: refused here, not at registration.
+        (_set(("services", 0, "service_type"), "chat"), "services[0].service_type"),
         (_set(("services", 0, "capabilities"), "chat"), "services[0].capabilities"),
         (_set(("services", 0, "max_capacity"), 0), "services[0].max_capacity"),
         (_set(("services",), []), "profiles.services"),
@@ -138,3 +141,11 @@ def test_the_command_line_names_the_file_and_the_field(tmp_path, capsys):
     with pytest.raises(SystemExit):
         sim.parse_args(["--profiles", str(tmp_path / "broken.json")])
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_the_example_fleet_in_docs_loads():
+    path = Path(__file__).resolve().parents[2] / "docs" / "fleets" / "stress.json"
+    fleet = sim.profile_set_from_dict(json.loads(path.read_text()))
+    assert fleet.name == "stress"
+    broken = next(s for s in fleet.services if s.service_id == "chat-broken")
+    assert broken.curve.success(0.0) == broken.curve.success(1.0) == 0.0
