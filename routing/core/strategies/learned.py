@@ -25,6 +25,9 @@ from routing.core.types import RouteRequest
 CHUNK_CELLS = 1 << 15
 # Temperature of the top-k weights over the chosen services' estimated rewards.
 TOPK_WEIGHT_TEMPERATURE = 0.1
+# Said of a pick that measures a candidate with little evidence near the request's complexity
+# instead of the greedy one (forced sampling; routing/core/learning.py).
+MEASURING = "measuring (little evidence here)"
 
 _complexity = attrgetter("complexity")
 
@@ -42,12 +45,14 @@ class _GatedStrategy(Strategy):
     def k_for(self, top_k: int) -> int:
         return 1
 
-    def _reason(self, k, n, mean, evidence, explored, eps, spilled) -> str:
+    def _reason(self, k, n, mean, evidence, explored, eps, spilled, measuring=False) -> str:
         if k == 1:
             text = f"learned: est. reward {mean:.2f} from {evidence:.0f} outcomes, best of {n}"
         else:
             text = f"learned top-{k} of {n}: first est. reward {mean:.2f} ({evidence:.0f} outcomes)"
-        if explored:
+        if measuring:
+            text += f"; {MEASURING}"
+        elif explored:
             text += f"; exploring (epsilon {eps:.3f})"
         if spilled:
             text += "; best one above its capacity-factor share, spilled to an equal"
@@ -76,6 +81,9 @@ class _GatedStrategy(Strategy):
             order += [int(j) for j in np.argsort(-score, kind="stable") if j != chosen][: k - 1]
         selected = [int(idx[j]) for j in order]
         best_unpenalised = int(base.argmax())
+        # Not the greedy pick: an under-sampled candidate (forced sampling, or epsilon landing
+        # on one) is being measured; any other is an epsilon exploration.
+        measuring = chosen != greedy and chosen in learner.undersampled(evidence, greedy)
         reason = self._reason(
             k,
             len(idx),
@@ -84,6 +92,7 @@ class _GatedStrategy(Strategy):
             chosen != greedy,
             eps,
             greedy != best_unpenalised and bool(over[best_unpenalised]),
+            measuring,
         )
         if k == 1:
             scores = [float(mean[chosen])]
@@ -215,34 +224,37 @@ class _GatedStrategy(Strategy):
             np.where(n_under > 0, held * (1.0 - share), held),
             per_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
         )
-        explored = np.zeros(m, dtype=bool)
-        explored[explore] = True
+        # 0: greedy, 1: epsilon exploration, 2: an under-sampled candidate measured instead of
+        # the greedy one (forced sampling, or epsilon landing on one: as route() says).
+        label = np.zeros(m, dtype=np.int64)
+        label[explore] = 1
+        label[in_under] = 2
         name = self.name
         out: list[Choice | None] = []
         if k == 1:
             base = prefix + "learned top-1"
-            explored_text = base + "; exploring"
+            texts1 = (base, base + "; exploring", f"{base}; {MEASURING}")
             for sel, mu, p, x in zip(
                 first.tolist(), mean[rows, first_ok].tolist(), propensity.tolist(),
-                explored.tolist(), strict=True,
+                label.tolist(), strict=True,
             ):  # fmt: skip
                 if sel < 0:
                     out.append(None)
                 else:
-                    out.append(([sel], [mu], p, explored_text if x else base, name, p))
+                    out.append(([sel], [mu], p, texts1[x], name, p))
             return out
         weights = score[rows[:, None], chosen.clip(min=0)]
         weights = np.where(chosen >= 0, weights, NEG_INF)
         with np.errstate(invalid="ignore"):  # a row with nothing chosen: NaN, dropped below
             weights = softmax(weights / TOPK_WEIGHT_TEMPERATURE)
         k_row = np.minimum(n_open, self.k_for(top_k)).tolist()
-        texts = {  # (k, explored) -> reason, for the few k a batch has
-            (kr, x): f"{prefix}learned top-{kr}" + ("; exploring" if x else "")
+        texts = {  # (k, label) -> reason, for the few k a batch has
+            (kr, x): f"{prefix}learned top-{kr}" + ("", "; exploring", f"; {MEASURING}")[x]
             for kr in set(k_row)
-            for x in (False, True)
+            for x in (0, 1, 2)
         }
         for sel, w, p, x, kr in zip(
-            chosen.tolist(), weights.tolist(), propensity.tolist(), explored.tolist(), k_row,
+            chosen.tolist(), weights.tolist(), propensity.tolist(), label.tolist(), k_row,
             strict=True,
         ):  # fmt: skip
             if sel[0] < 0:

@@ -78,3 +78,33 @@ def test_probabilities_match_choose_with_forced_sampling_and_ties():
     got = np.array([draws[i] for i in range(5)]) / 40_000
     assert got[0] + got[1] == pytest.approx(expected[0] + expected[1], abs=0.01)
     assert np.allclose(got[2:], expected[2:], atol=0.01), (got, expected)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_the_reason_tells_a_measured_pick_from_an_exploration(batch):
+    engine = taught()
+    snapshot, live = uniform_fleet(4, capacity=100_000), view(4)
+    request = RouteRequest(complexity=0.5)
+    if batch:
+        decisions = engine.route_batch([request] * 4000, snapshot, live, "switch_transformer")
+    else:
+        decisions = [
+            engine.route(request, snapshot, live, "switch_transformer") for _ in range(4000)
+        ]
+    said: dict[str, Counter] = {}
+    for d in decisions:
+        kind = (
+            "measuring"
+            if "measuring" in d.reason
+            else "exploring"
+            if "exploring" in d.reason
+            else "greedy"
+        )
+        said.setdefault(d.selected[0], Counter())[kind] += 1
+    # svc-000 is the greedy pick; svc-001 (one outcome) is measured by forced sampling; the
+    # two fair ones are reached only by epsilon.
+    assert set(said["svc-000"]) <= {"greedy", "exploring"}, said
+    assert said["svc-000"]["greedy"] > 0.9 * sum(said["svc-000"].values()), said
+    assert set(said["svc-001"]) == {"measuring"}, said
+    for other in ("svc-002", "svc-003"):
+        assert set(said.get(other, {"exploring": 1})) == {"exploring"}, said
