@@ -234,17 +234,17 @@ def on_result(
         window = (*record.window, 0 if success else 1)[-config.window_size :]
         consecutive = 0 if success else record.consecutive_failures + 1
         failures = sum(window)
+        # The counts before this run (its earlier failures are in them): what it is judged
+        # against, and where the normal goes on from if it opens the breaker.
+        before_failures = max(0.0, record.baseline_failures - (consecutive - 1))
+        before_results = max(0.0, record.baseline_results - (consecutive - 1))
         if config.baseline_min_results == 0:  # the plain thresholds
             on_run = consecutive >= config.consecutive_failures
         elif consecutive >= max(config.consecutive_failures, config.window_size):
             on_run = True
-        else:  # judged against the counts before this run (its earlier failures are in them)
+        else:
             on_run = consecutive >= config.consecutive_failures and run_unlikely(
-                record.baseline_failures - (consecutive - 1),
-                record.baseline_results - (consecutive - 1),
-                consecutive,
-                config.surprise,
-                config,
+                before_failures, before_results, consecutive, config.surprise, config
             )
         rate = config.failure_rate_threshold
         # Until the normal is known, runs alone open it (a share of a few results says little).
@@ -257,8 +257,7 @@ def on_result(
             # The run was judged abnormal: the normal (and the probes, judged against it) go
             # on from the counts before it. A reliable service that broke is re-opened by
             # its first failed probe, however many failures its opening run added.
-            counted_failures = max(0.0, record.baseline_failures - (consecutive - 1))
-            counted_results = max(0.0, record.baseline_results - (consecutive - 1))
+            counted_failures, counted_results = before_failures, before_results
         if on_run or (
             known and len(window) >= config.minimum_calls and failures >= rate * len(window)
         ):

@@ -185,14 +185,15 @@ local function b_result(b, success, now)
     local cf = 0
     if not success then cf = b.cf + 1 end
     local _, failures = string.gsub(w, '1', '1')
+    local before_f = math.max(0.0, b.bf - (cf - 1))
+    local before_n = math.max(0.0, b.bn - (cf - 1))
     local on_run
     if BASE_MIN == 0 then
       on_run = cf >= CF_LIMIT
     elseif cf >= math.max(CF_LIMIT, WINDOW) then
       on_run = true
     else
-      local before = cf - 1
-      on_run = cf >= CF_LIMIT and run_unlikely(b.bf - before, b.bn - before, cf, SURPRISE)
+      on_run = cf >= CF_LIMIT and run_unlikely(before_f, before_n, cf, SURPRISE)
     end
     local rate = RATE
     local known = b.bn >= BASE_MIN
@@ -202,9 +203,8 @@ local function b_result(b, success, now)
       rate = math.max(rate, math.min(1.0, normal + spread))
     end
     if on_run and BASE_MIN ~= 0 then
-      local before = cf - 1
-      bf = math.max(0.0, b.bf - before)
-      bn = math.max(0.0, b.bn - before)
+      bf = before_f
+      bn = before_n
     end
     b.bf = bf
     b.bn = bn
