@@ -256,9 +256,13 @@ MOE_OBJECTIVE = env_choice(
 MOE_LATENCY_COST_MS = env_float("MOE_LATENCY_COST_MS", 1000.0, minimum=1.0)
 MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
 # Exploration of the learned strategies: epsilon starts at MOE_EXPLORATION_RATE and decays
-# with the evidence in the request's context down to MOE_EXPLORATION_MIN.
-MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.1, minimum=0.0)
+# with the evidence in the request's context down to MOE_EXPLORATION_MIN. Of it,
+# MOE_EXPLORATION_UNIFORM goes to any candidate (every candidate keeps a known probability,
+# which off-policy evaluation needs); the rest to a candidate that may be better than the
+# greedy pick (its optimistic estimate reaches the greedy pick's estimate).
+MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.05, minimum=0.0)
 MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
+MOE_EXPLORATION_UNIFORM = env_float("MOE_EXPLORATION_UNIFORM", 0.002, minimum=0.0)
 # Forced sampling: in this share of the greedy picks (at most 1; 0 turns it off) a candidate
 # with fewer than log(1 + evidence) outcomes near the request's complexity is tried instead.
 MOE_FORCED_SAMPLING_SHARE = env_float("MOE_FORCED_SAMPLING_SHARE", 0.3, minimum=0.0)

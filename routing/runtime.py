@@ -167,6 +167,7 @@ def engine_config() -> EngineConfig:
         learner_config=LearnerConfig(
             epsilon=settings.MOE_EXPLORATION_RATE,
             epsilon_min=min(settings.MOE_EXPLORATION_MIN, settings.MOE_EXPLORATION_RATE),
+            epsilon_uniform=min(settings.MOE_EXPLORATION_UNIFORM, 1.0),
             discount=min(settings.MOE_LEARNING_DISCOUNT, 1.0),
             forced_share=min(settings.MOE_FORCED_SAMPLING_SHARE, 1.0),
         ),

@@ -116,8 +116,8 @@ def _fit_learner(examples: list[Example], config, objective) -> OutcomeLearner:
 
 def _policy(learner: OutcomeLearner):
     def probabilities(row: LoggedDecision) -> np.ndarray:
-        mean, evidence = learner.estimates(row.request_type, row.complexity, row.candidates)
-        return learner.probabilities(mean, float(evidence.sum()), evidence)
+        mean, evidence, score = learner.scores(row.request_type, row.complexity, row.candidates)
+        return learner.probabilities(score, float(evidence.sum()), evidence, score - mean)
 
     return probabilities
 

@@ -95,7 +95,9 @@ def replay(
                 continue
             learner = learners[req.index % workers]
             mean, evidence, score = learner.scores(req.request_type, req.complexity, capable)
-            chosen, greedy, _, _ = learner.choose(score, float(evidence.sum()), evidence)
+            chosen, greedy, _, _ = learner.choose(
+                score, float(evidence.sum()), evidence, score - mean
+            )
             sid = capable[chosen]
             best = fleet.oracle(req.request_type, req.capabilities, req.complexity)
             gap = fleet.expected_reward(best, req.request_type, req.complexity) - (

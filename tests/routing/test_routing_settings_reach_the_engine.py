@@ -1,6 +1,6 @@
-"""MOE_ROUTING_SEED, MOE_BREAKER_PANIC and MOE_FORCED_SAMPLING_SHARE reach the engine a worker
-builds: a seeded worker's exploration repeats draw for draw, panic routing can be turned off,
-and so can forced sampling."""
+"""MOE_ROUTING_SEED, MOE_BREAKER_PANIC, MOE_FORCED_SAMPLING_SHARE and the MOE_EXPLORATION_*
+settings reach the engine a worker builds: a seeded worker's exploration repeats draw for
+draw, panic routing can be turned off, and so can forced sampling."""
 
 from django.test import override_settings
 
@@ -37,3 +37,14 @@ def test_forced_sampling_follows_its_setting_up_to_every_greedy_pick():
         assert engine_config().learner_config.forced_share == 0.0
     with override_settings(MOE_FORCED_SAMPLING_SHARE=5.0):
         assert engine_config().learner_config.forced_share == 1.0
+
+
+def test_exploration_follows_its_settings():
+    cfg = engine_config().learner_config
+    assert (cfg.epsilon, cfg.epsilon_min, cfg.epsilon_uniform) == (0.05, 0.01, 0.002)
+    with override_settings(
+        MOE_EXPLORATION_RATE=0.2, MOE_EXPLORATION_MIN=0.3, MOE_EXPLORATION_UNIFORM=0.05
+    ):
+        cfg = engine_config().learner_config
+    # The floor never exceeds the starting rate.
+    assert (cfg.epsilon, cfg.epsilon_min, cfg.epsilon_uniform) == (0.2, 0.2, 0.05)

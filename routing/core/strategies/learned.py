@@ -75,7 +75,9 @@ class _GatedStrategy(Strategy):
         score = base
         if over.any():
             score = score - lcfg.spill_margin * over
-        chosen, greedy, propensity, eps = learner.choose(score, float(evidence.sum()), evidence)
+        chosen, greedy, propensity, eps = learner.choose(
+            score, float(evidence.sum()), evidence, optimistic - mean
+        )
         order = [chosen]
         if k > 1:
             order += [int(j) for j in np.argsort(-score, kind="stable") if j != chosen][: k - 1]
@@ -175,28 +177,46 @@ class _GatedStrategy(Strategy):
         scale = lcfg.evidence_scale
         eps = np.maximum(lcfg.epsilon_min, lcfg.epsilon * scale / (scale + evidence))
         eps[n_open <= 1] = 0.0
-        per_open = eps / np.maximum(n_open, 1)
+        uniform = np.minimum(lcfg.epsilon_uniform, eps)
+        per_open = uniform / np.maximum(n_open, 1)
+        # Plausible (OutcomeLearner.plausible): open, not the greedy one, and its score reaches
+        # the greedy one's without the greedy one's optimism.
+        at = rows, greedy
+        plausible = open_ & (score >= (score[at] - (optimistic[at] - mean[at]))[:, None])
+        plausible[at] = False
+        n_plausible = plausible.sum(axis=1)
+        per_plausible = np.where(n_plausible > 0, (eps - uniform) / np.maximum(n_plausible, 1), 0)
         rng = learner.np_rng
-        explore = np.flatnonzero(rng.random(m) < eps)
+        draw = rng.random(m)
         work = score.copy()
+        # uniform among the row's open candidates, or among its plausible ones: the j-th
+        # column of the row's set, j < its size
+        explore = np.flatnonzero(draw < uniform)
         if explore.size:
-            # uniform among the row's open candidates: the j-th open column, j < n_open
             j = (rng.random(explore.size) * n_open[explore]).astype(np.int64)
             col = (open_[explore].cumsum(axis=1) > j[:, None]).argmax(axis=1)
             work[explore, col] = np.inf
+        directed = np.flatnonzero((draw >= uniform) & (draw < eps) & (n_plausible > 0))
+        if directed.size:
+            j = (rng.random(directed.size) * n_plausible[directed]).astype(np.int64)
+            col = (plausible[directed].cumsum(axis=1) > j[:, None]).argmax(axis=1)
+            work[directed, col] = np.inf
+        # P(greedy) before forced sampling: the directed share stays with it when no other
+        # candidate is plausible.
+        held = 1.0 - eps + per_open + np.where(n_plausible > 0, 0.0, eps - uniform)
         # Forced sampling (OutcomeLearner.choose): an under-sampled candidate instead of the
-        # greedy one in forced_share of the rows that did not explore elsewhere.
-        held = 1.0 - eps + per_open
+        # greedy one in forced_share of the rows that drew the greedy one.
         share = lcfg.forced_share
         if share > 0:
             need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
             under = open_ & (per_candidate < need[:, None])
-            under[rows, greedy] = False
+            under[at] = False
             under[n_open <= 1] = False
         else:
             under = np.zeros(open_.shape, dtype=bool)
         n_under = under.sum(axis=1)
         stays = np.ones(m, dtype=bool)
+        stays[directed] = False
         stays[explore] = work[explore, greedy[explore]] == np.inf  # drew the greedy one
         forced = np.flatnonzero(stays & (n_under > 0) & (rng.random(m) < share))
         if forced.size:
@@ -219,15 +239,20 @@ class _GatedStrategy(Strategy):
         first = chosen[:, 0]
         first_ok = first.clip(min=0)
         in_under = under[rows, first_ok] & (first >= 0)
+        in_plausible = plausible[rows, first_ok]
         propensity = np.where(
             first == greedy,
             np.where(n_under > 0, held * (1.0 - share), held),
-            per_open + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
+            per_open
+            + np.where(in_plausible, per_plausible, 0.0)
+            + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
         )
         # 0: greedy, 1: epsilon exploration, 2: an under-sampled candidate measured instead of
         # the greedy one (forced sampling, or epsilon landing on one: as route() says).
         label = np.zeros(m, dtype=np.int64)
         label[explore] = 1
+        label[directed] = 1
+        label[first == greedy] = 0
         label[in_under] = 2
         name = self.name
         out: list[Choice | None] = []

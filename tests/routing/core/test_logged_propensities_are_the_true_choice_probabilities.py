@@ -1,6 +1,7 @@
 """Every learned decision logs the probability with which its first service was chosen; over
-many identical decisions the observed frequencies match those probabilities, and exploration
-decays as evidence grows."""
+many identical decisions the observed frequencies match those probabilities, exploration goes
+mostly to candidates that may be better (the rest, ``epsilon_uniform``, to any), and it decays
+as evidence grows."""
 
 from collections import Counter
 
@@ -14,16 +15,21 @@ from tests.routing.core.fleets import uniform_fleet, view
 
 def teach(engine, rewards, n):
     for sid, reward in rewards.items():
-        for _ in range(n):
-            engine.learner.observe(sid, "", 0.5, reward)
+        for i in range(n):  # a reward given as a pair alternates between the two
+            r = reward[i % 2] if isinstance(reward, tuple) else reward
+            engine.learner.observe(sid, "", 0.5, r)
 
 
 @pytest.mark.parametrize("path", ["single", "batch"])
 def test_observed_choice_frequencies_match_the_logged_propensities(path):
-    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3)  # fixed epsilon: frequencies testable
+    # Fixed epsilon 0.3, a third of it uniform: frequencies testable.
+    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3, epsilon_uniform=0.1)
     engine = RoutingEngine(EngineConfig(p2c_seed=5, learner_config=config))
     snapshot = uniform_fleet(4, capacity=100_000)  # the batch must not fill any service
-    teach(engine, {"svc-000": 0.2, "svc-001": 0.9, "svc-002": 0.3, "svc-003": 0.1}, 20)
+    # svc-002 is as noisy as svc-001 and 0.01 behind it (it may be the better one); svc-000
+    # and svc-003 are clearly worse.
+    rewards = {"svc-000": 0.2, "svc-001": (1.0, 0.8), "svc-002": (0.99, 0.79), "svc-003": 0.1}
+    teach(engine, rewards, 20)
     request = RouteRequest(complexity=0.5)
     n = 8000
     if path == "single":
@@ -36,14 +42,22 @@ def test_observed_choice_frequencies_match_the_logged_propensities(path):
         )
     counts = Counter(d.selected[0] for d in decisions)
     logged = {d.selected[0]: d.propensity for d in decisions}
-    assert logged["svc-001"] == pytest.approx(0.7 + 0.3 / 4)
-    assert logged["svc-003"] == pytest.approx(0.3 / 4)
+    assert logged["svc-001"] == pytest.approx(0.7 + 0.1 / 4)  # greedy
+    assert logged["svc-002"] == pytest.approx(0.1 / 4 + 0.2)  # plausible: the directed share
+    assert logged["svc-000"] == pytest.approx(0.1 / 4)  # ruled out: the uniform share only
+    assert logged["svc-003"] == pytest.approx(0.1 / 4)
     for sid, p in logged.items():
         assert counts[sid] / n == pytest.approx(p, abs=0.02)
+    mean, evidence, score = engine.learner.scores("", 0.5, snapshot.service_ids)
+    expected = engine.learner.probabilities(score, float(evidence.sum()), evidence, score - mean)
+    assert [logged[sid] for sid in snapshot.service_ids] == pytest.approx(expected.tolist())
 
 
-def test_exploration_decays_with_evidence_down_to_its_floor():
-    engine = RoutingEngine(EngineConfig(p2c_seed=1))
+@pytest.mark.parametrize("directed", [False, True])
+def test_exploration_decays_with_evidence_down_to_its_floor(directed):
+    # epsilon_uniform >= epsilon: plain epsilon-greedy (all of it uniform).
+    config = LearnerConfig() if directed else LearnerConfig(epsilon_uniform=1.0)
+    engine = RoutingEngine(EngineConfig(p2c_seed=1, learner_config=config))
     snapshot = uniform_fleet(3)
     request = RouteRequest(complexity=0.5)
     fresh = engine.route(request, snapshot, view(3), "switch_transformer")
@@ -52,7 +66,10 @@ def test_exploration_decays_with_evidence_down_to_its_floor():
     p_best = max(d.propensity for d in greedy)
     cfg = engine.learner.config
     assert fresh.propensity < p_best
-    assert p_best == pytest.approx(1 - cfg.epsilon_min + cfg.epsilon_min / 3, abs=0.01)
+    if directed:  # neither other service may be better: only the uniform share leaves
+        assert p_best == pytest.approx(1 - cfg.epsilon_uniform + cfg.epsilon_uniform / 3)
+    else:
+        assert p_best == pytest.approx(1 - cfg.epsilon_min + cfg.epsilon_min / 3, abs=0.01)
 
 
 def test_deterministic_strategies_log_propensity_one():
@@ -79,7 +96,7 @@ def test_a_mixed_batch_logs_each_groups_own_probabilities():
     """One batch of three request types, each with its own candidates (two, two, all eight):
     the learned strategies route every group in one pass, and each decision's propensity is
     still its own group's probability (epsilon spread over that group's candidates)."""
-    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3, forced_share=0.0)
+    config = LearnerConfig(epsilon=0.3, epsilon_min=0.3, epsilon_uniform=0.3, forced_share=0.0)
     engine = RoutingEngine(EngineConfig(p2c_seed=7, learner_config=config))
     snapshot = uniform_fleet(8, capacity=100_000)  # types cycle: inference, analysis, ...
     best = {"inference": "svc-004", "analysis": "svc-001", "": "svc-006"}
