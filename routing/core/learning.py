@@ -30,7 +30,10 @@ Reward model
     caught by a drift detector on the arm's recent residuals (at least ``drift_min_shift``
     of reward, several standard errors): the arm's past is then mostly forgotten, so a
     reliable service that starts failing is overtaken within three of its outcomes (a noisy
-    one, whose failures are common anyway, takes longer: its breaker opens first).
+    one, whose failures are common anyway, takes longer: its breaker opens first). The same
+    detector takes a service back when it recovers: the successes exploration still sends it
+    are a shift too (the noise estimate it judges against does not follow a shift while one
+    builds), so the incident is forgotten rather than held against it for good.
 
     The posterior variance of the knots (what the UCB bonus reads) is the inverse system
     matrix times the reward noise *near each knot*: the fit's squared residuals in the
@@ -371,7 +374,11 @@ class OutcomeLearner:
             arm.seg *= cfg.drift_keep
             arm.drift = 0.0
             arm.drifts += 1
-        else:
+        elif abs(arm.drift) <= 0.75 * limit:
+            # Not while a shift is building: a lasting change would otherwise pass into the
+            # noise estimate, and the limit would rise with it and never be crossed (a
+            # service that failed during an incident and then recovered was never taken
+            # back: tests/routing/core/test_a_service_that_starts_failing_is_avoided...).
             arm.noise = 0.98 * arm.noise + 0.02 * residual * residual
 
     def _refresh(self, arm: _Arm) -> None:

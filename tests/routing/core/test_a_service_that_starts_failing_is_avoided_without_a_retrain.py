@@ -55,3 +55,23 @@ def test_a_slowed_service_is_overtaken_too():
 
     after = run(engine, snapshot, 700, a_slow, rng)
     assert after[200:].count("a") / 500 < 0.1
+
+
+def test_a_service_that_recovers_gets_its_traffic_back():
+    """After an incident (every call fails for a while), the service is healthy again: the
+    learner's change detector sees its successes (exploration still tries it) and forgets the
+    incident, so the best service is the best again within a few thousand requests."""
+    for seed in (0, 1):
+        rng = random.Random(seed)
+        snapshot = FleetSnapshot.build([service(s) for s in "abc"])
+        engine = RoutingEngine(EngineConfig(p2c_seed=seed))
+        before = run(engine, snapshot, 2000, healthy, rng)
+        share_before = before[-500:].count("a") / 500
+
+        def a_fails(sid, rng):
+            return (False, 50.0) if sid == "a" else healthy(sid, rng)
+
+        during = run(engine, snapshot, 700, a_fails, rng)
+        assert during[200:].count("a") / 500 < 0.05 * share_before
+        after = run(engine, snapshot, 4000, healthy, rng)
+        assert after[-1000:].count("a") / 1000 > 0.8 * share_before, seed

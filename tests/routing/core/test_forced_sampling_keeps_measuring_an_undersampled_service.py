@@ -61,15 +61,28 @@ def test_without_forced_sampling_it_is_left_to_epsilon():
     assert counts["svc-001"] / sum(counts.values()) < 0.02, counts
 
 
-def test_probabilities_match_choose_with_forced_sampling_and_ties():
-    learner = OutcomeLearner(seed=5)
-    scores = np.array([0.9, 0.9, 0.3, 0.2, 0.1])
+@pytest.mark.parametrize("directed", [False, True], ids=["uniform", "directed"])
+def test_probabilities_match_choose_with_forced_sampling_and_ties(directed):
+    if directed:
+        # Exploration directed at the plausible candidates (1 and 2: their scores reach the
+        # greedy one's 0.9 less its 0.05 of optimism); 2 is also under-sampled.
+        config = LearnerConfig(epsilon=0.3, epsilon_min=0.3, epsilon_uniform=0.1)
+        learner = OutcomeLearner(config, seed=5)
+        scores = np.array([0.9, 0.9, 0.86, 0.2, 0.1])
+        bonus = np.array([0.05, 0.05, 0.1, 0.01, 0.01])
+    else:
+        learner = OutcomeLearner(seed=5)
+        scores = np.array([0.9, 0.9, 0.3, 0.2, 0.1])
+        bonus = None
     evidence = np.array([50.0, 40.0, 0.5, 30.0, 1.0])
-    expected = learner.probabilities(scores, float(evidence.sum()), evidence)
+    expected = learner.probabilities(scores, float(evidence.sum()), evidence, bonus)
     assert expected.sum() == pytest.approx(1.0)
+    if directed:
+        assert expected[3] == pytest.approx(0.1 / 5)  # ruled out: the uniform share only
+        assert expected[2] > expected[4] > expected[3]  # plausible and under-sampled
     draws = Counter()
     for _ in range(40_000):
-        chosen, _, propensity, _ = learner.choose(scores, float(evidence.sum()), evidence)
+        chosen, _, propensity, _ = learner.choose(scores, float(evidence.sum()), evidence, bonus)
         draws[chosen] += 1
         if scores[chosen] < 0.9:  # no tie involved: the logged value is exact
             assert propensity == pytest.approx(expected[chosen])
