@@ -32,6 +32,13 @@ MEASURING = "measuring (little evidence here)"
 _complexity = attrgetter("complexity")
 
 
+def _any_of(mask: np.ndarray, counts: np.ndarray, rng) -> np.ndarray:
+    """A uniformly random true column of each row of ``mask`` (``counts``: its true cells,
+    all > 0): the j-th true column, j < count."""
+    j = (rng.random(len(mask)) * counts).astype(np.int64)
+    return (mask.cumsum(axis=1) > j[:, None]).argmax(axis=1)
+
+
 class _GatedStrategy(Strategy):
     """Shared by switch_transformer (k = 1) and top_k: the online learner's estimates.
 
@@ -189,18 +196,13 @@ class _GatedStrategy(Strategy):
         rng = learner.np_rng
         draw = rng.random(m)
         work = score.copy()
-        # uniform among the row's open candidates, or among its plausible ones: the j-th
-        # column of the row's set, j < its size
+        # uniform among the row's open candidates, or among its plausible ones
         explore = np.flatnonzero(draw < uniform)
         if explore.size:
-            j = (rng.random(explore.size) * n_open[explore]).astype(np.int64)
-            col = (open_[explore].cumsum(axis=1) > j[:, None]).argmax(axis=1)
-            work[explore, col] = np.inf
+            work[explore, _any_of(open_[explore], n_open[explore], rng)] = np.inf
         directed = np.flatnonzero((draw >= uniform) & (draw < eps) & (n_plausible > 0))
         if directed.size:
-            j = (rng.random(directed.size) * n_plausible[directed]).astype(np.int64)
-            col = (plausible[directed].cumsum(axis=1) > j[:, None]).argmax(axis=1)
-            work[directed, col] = np.inf
+            work[directed, _any_of(plausible[directed], n_plausible[directed], rng)] = np.inf
         # P(greedy) before forced sampling: the directed share stays with it when no other
         # candidate is plausible.
         held = 1.0 - eps + per_open + np.where(n_plausible > 0, 0.0, eps - uniform)
