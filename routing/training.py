@@ -117,7 +117,8 @@ def _fit_learner(examples: list[Example], config, objective) -> OutcomeLearner:
 def _policy(learner: OutcomeLearner):
     def probabilities(row: LoggedDecision) -> np.ndarray:
         mean, evidence, score = learner.scores(row.request_type, row.complexity, row.candidates)
-        return learner.probabilities(score, float(evidence.sum()), evidence, score - mean)
+        stale = learner.stale(row.request_type, row.candidates)
+        return learner.probabilities(score, float(evidence.sum()), evidence, score - mean, stale)
 
     return probabilities
 

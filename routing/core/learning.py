@@ -50,10 +50,12 @@ Exploration, with logged propensities
     evaluation needs), the rest of epsilon to a random *plausible* candidate, one whose
     optimistic score reaches the greedy pick's estimate (it could be the better one), never
     to one the data already rules out (a broken or clearly worse service); with no plausible
-    candidate it stays with the greedy pick. Then forced sampling (below). The probability of
-    the chosen service under this mixture is returned with every decision and written to
-    history, which makes off-policy evaluation of any other policy on the logged data
-    possible (:mod:`routing.core.offpolicy`).
+    candidate it stays with the greedy pick. Then forced sampling (``LearnerConfig``): in a
+    share of the greedy picks, a candidate with little evidence near this complexity that
+    the data does not rule out (within ``forced_width`` standard deviations) is measured
+    instead. The probability of the chosen service under this mixture is returned with every
+    decision and written to history, which makes off-policy evaluation of any other policy
+    on the logged data possible (:mod:`routing.core.offpolicy`).
 
 State is per process; with Redis, every worker also learns from the outcomes reported to the
 others (routing/shared_learning.py feeds them to :meth:`OutcomeLearner.observe`). A retrained
@@ -118,6 +120,11 @@ class LearnerConfig:
     # outcomes, while a steady one keeps a long memory (discount) and precise estimates.
     drift_alpha: float = 0.15
     drift_sigmas: float = 5.0
+    # A shift upward (the service does better than believed) is judged at fewer standard
+    # errors: a false alarm there costs only a few re-measurements, and a service that
+    # recovered after an incident is otherwise held to its incident (the estimate rises with
+    # each success, so the residuals shrink before the 5-sigma limit is reached).
+    drift_sigmas_up: float = 3.0
     drift_keep: float = 0.05
     # ... and only a shift of at least this much reward counts: residuals of a reward that is
     # mostly 0 or 1 are far from normal, and two failures in a row of a 98.5% service would
@@ -149,6 +156,24 @@ class LearnerConfig:
     # optimal +0.6 points (default, alt), +0.2 (random fleets).
     forced_share: float = 0.3
     forced_scale: float = 1.0
+    # ... but only a candidate the data does not rule out: its estimate plus forced_width
+    # posterior standard deviations reaches the greedy pick's estimate. Forced sampling of
+    # services known to be bad (a broken one, a slow distractor) was most of the remaining
+    # regret; 120 replay seeds per fleet, paired: phase-3 regret 0.0028 -> 0.0019 / 0.0027
+    # -> 0.0020 / 0.0034 -> 0.0025 / 0.0060 -> 0.0041 (default / alt / random / stress),
+    # optimal -0.09 / +0.10 / +0.23 / +0.29 points (+-0.2-0.7; docs/PERFORMANCE.md, eighth
+    # pass). inf: every under-sampled candidate, as before.
+    forced_width: float = 2.5
+    # ... except one not observed in the last forced_recheck outcomes of the request type:
+    # what ruled it out may be over (an incident, a slow spell), and nothing else would
+    # measure it again. Without this a service that recovered was taken back only by the
+    # uniform exploration share, thousands of requests later or never (tests/routing/core/
+    # test_a_service_that_starts_failing_is_avoided_without_a_retrain.py).
+    forced_recheck: int = 500
+    # ... and only once it has forced_rule_out * need outcomes there: one or two early
+    # failures do not rule a service out (the estimate of a service seen once is its one
+    # outcome).
+    forced_rule_out: float = 0.5
     evidence_scale: float = 20.0
     load_penalty: float = 0.05
     # Reward noise per complexity (the fit's squared residuals near each knot) rather than
@@ -180,6 +205,10 @@ class LearnerConfig:
             raise ValueError("ucb must be >= 0")
         if not 0.0 <= self.forced_share <= 1.0 or self.forced_scale < 0:
             raise ValueError("need 0 <= forced_share <= 1 and forced_scale >= 0")
+        if not self.forced_width >= 0 or self.forced_recheck < 1 or self.forced_rule_out < 0:
+            raise ValueError("need forced_width >= 0, forced_recheck >= 1, forced_rule_out >= 0")
+        if self.drift_sigmas_up <= 0 or self.drift_sigmas <= 0:
+            raise ValueError("drift_sigmas and drift_sigmas_up must be > 0")
 
     @property
     def knots(self) -> int:
@@ -204,7 +233,7 @@ class _Arm:
     equations of knots (s, s + 1), the outcomes' weight, their reward sum and their squared
     reward sum."""
 
-    __slots__ = ("seg", "theta", "evidence", "var", "cov", "drift", "noise", "drifts")
+    __slots__ = ("seg", "theta", "evidence", "var", "cov", "drift", "noise", "drifts", "last")
 
     def __init__(self, bins: int, prior: float) -> None:
         self.seg = np.zeros((bins, _SEG_COLUMNS))
@@ -217,16 +246,23 @@ class _Arm:
         # of the inverse system matrix (all interpolation needs), times the reward noise.
         self.var = np.zeros(bins + 1)
         self.cov = np.zeros(bins)
+        self.last = 0.0  # the request type's outcome count at this arm's last outcome
 
 
 class _Table:
     """Knot values, evidence and posterior (co)variances of every service of one snapshot for
     one request type: arrays ``(knots, n_services)`` (``cov``: ``(knots - 1, n)``), read by
-    interpolation at a request's complexity."""
+    interpolation at a request's complexity; ``last``: each service's :attr:`_Arm.last`,
+    ``clock``: the type's outcome count (one cell, shared with the learner)."""
 
-    __slots__ = ("snapshot", "request_type", "theta", "evidence", "var", "cov", "bins", "ucb")
+    __slots__ = (
+        "snapshot", "request_type", "theta", "evidence", "var", "cov", "bins", "ucb", "last",
+        "clock", "recheck",
+    )  # fmt: skip
 
-    def __init__(self, snapshot, request_type, theta, evidence, var, cov, bins, ucb) -> None:
+    def __init__(
+        self, snapshot, request_type, theta, evidence, var, cov, bins, ucb, last, clock, recheck
+    ) -> None:
         self.snapshot = snapshot
         self.request_type = request_type
         self.theta = theta
@@ -235,6 +271,14 @@ class _Table:
         self.cov = cov
         self.bins = bins
         self.ucb = ucb
+        self.last = last
+        self.clock = clock
+        self.recheck = recheck
+
+    def stale(self) -> np.ndarray:
+        """Which services have not been observed in the last ``forced_recheck`` outcomes of
+        this type (forced sampling may measure them even where the data rules them out)."""
+        return self.clock[0] - self.last > self.recheck
 
     def at(self, complexity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Estimated reward, evidence and optimistic score of every service at one
@@ -313,6 +357,8 @@ class OutcomeLearner:
         self._tables: OrderedDict[tuple, _Table] = OrderedDict()
         self._lock = threading.Lock()
         self.outcomes = 0
+        # Outcomes per request type (one float cell each, shared with the score tables).
+        self._clocks: dict[str, np.ndarray] = {}
         self._recent: deque[tuple[float, str, str, float, float]] = deque(maxlen=RECENT_OUTCOMES)
 
     # -- learning --------------------------------------------------------------------------
@@ -333,6 +379,11 @@ class OutcomeLearner:
         if arm is None:
             arm = self._arms[(service_id, request_type)] = _Arm(cfg.bins, cfg.prior_mean)
         self._watch_drift(arm, reward - (p0 * arm.theta[j] + p1 * arm.theta[j + 1]))
+        clock = self._clocks.get(request_type)
+        if clock is None:
+            clock = self._clocks[request_type] = np.zeros(1)
+        clock[0] += 1.0
+        arm.last = float(clock[0])
         seg = arm.seg[j]
         seg *= cfg.discount
         seg += (p0 * p0, p0 * p1, p1 * p1, p0 * reward, p1 * reward, 1.0, reward, reward * reward)
@@ -346,6 +397,7 @@ class OutcomeLearner:
                     table.evidence[:, i] = arm.evidence
                     table.var[:, i] = arm.var
                     table.cov[:, i] = arm.cov
+                    table.last[i] = arm.last
 
     def observe_outcome(
         self,
@@ -368,7 +420,8 @@ class OutcomeLearner:
             return
         # The noise floor keeps one rare failure of a near-perfect service from counting as
         # a change (its residual variance is tiny until then).
-        limit = cfg.drift_sigmas * math.sqrt(max(arm.noise, _NOISE_FLOOR) * a / (2 - a))
+        sigmas = cfg.drift_sigmas_up if arm.drift > 0 else cfg.drift_sigmas
+        limit = sigmas * math.sqrt(max(arm.noise, _NOISE_FLOOR) * a / (2 - a))
         limit = max(limit, cfg.drift_min_shift)
         if abs(arm.drift) > limit:
             arm.seg *= cfg.drift_keep
@@ -464,6 +517,7 @@ class OutcomeLearner:
             evidence = np.zeros((cfg.knots, n))
             var = np.repeat(self._prior_var[:, None] * _PRIOR_NOISE, n, axis=1)
             cov = np.repeat(self._prior_cov[:, None] * _PRIOR_NOISE, n, axis=1)
+            last = np.zeros(n)
             for i, spec in enumerate(snapshot.services):
                 arm = self._arms.get((spec.service_id, request_type))
                 if arm is not None:
@@ -471,7 +525,14 @@ class OutcomeLearner:
                     evidence[:, i] = arm.evidence
                     var[:, i] = arm.var
                     cov[:, i] = arm.cov
-            table = _Table(snapshot, request_type, theta, evidence, var, cov, cfg.bins, cfg.ucb)
+                    last[i] = arm.last
+            clock = self._clocks.get(request_type)
+            if clock is None:
+                clock = self._clocks[request_type] = np.zeros(1)
+            table = _Table(
+                snapshot, request_type, theta, evidence, var, cov, cfg.bins, cfg.ucb, last,
+                clock, cfg.forced_recheck,
+            )  # fmt: skip
             self._tables[key] = table
             while len(self._tables) > _TABLES:
                 self._tables.popitem(last=False)
@@ -512,22 +573,49 @@ class OutcomeLearner:
                 var[i] = v * v * arm.var[j] + 2 * v * w * arm.cov[j] + w * w * arm.var[j + 1]
         return mean, evidence, mean + cfg.ucb * np.sqrt(np.maximum(var, 0.0))
 
+    def stale(self, request_type: str, service_ids: Sequence[str]) -> np.ndarray:
+        """:meth:`_Table.stale` for one request (no snapshot)."""
+        clock = self._clocks.get(request_type)
+        now = 0.0 if clock is None else float(clock[0])
+        last = [getattr(self._arms.get((sid, request_type)), "last", 0.0) for sid in service_ids]
+        return now - np.array(last, dtype=np.float64) > self.config.forced_recheck
+
     def epsilon(self, evidence: float) -> float:
         cfg = self.config
         scale = cfg.evidence_scale
         return max(cfg.epsilon_min, cfg.epsilon * scale / (scale + max(evidence, 0.0)))
 
-    def undersampled(self, evidence: np.ndarray, greedy: int) -> np.ndarray:
+    def undersampled(
+        self,
+        evidence: np.ndarray,
+        greedy: int,
+        scores: np.ndarray | None = None,
+        bonus: np.ndarray | None = None,
+        stale: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Positions of the candidates other than ``greedy`` with less local evidence than
         ``forced_scale * log(1 + total evidence)``: forced sampling gives them a share of
         the greedy decisions, so every candidate keeps being measured at every complexity,
-        at a slowly growing rate, however badly its first outcomes went."""
+        at a slowly growing rate, however badly its first outcomes went. Given ``scores``
+        and ``bonus`` (as for :meth:`plausible`), only those the data does not rule out:
+        their estimate plus ``forced_width`` posterior standard deviations reaches the greedy
+        pick's estimate (a service known to fail is not measured again at every
+        complexity), or that are ``stale`` (not observed for ``forced_recheck`` outcomes of
+        the type: it may have recovered)."""
         cfg = self.config
         if cfg.forced_share <= 0 or len(evidence) < 2:
             return _NONE
         need = cfg.forced_scale * math.log1p(max(float(evidence.sum()), 0.0))
         under = np.flatnonzero(evidence < need)
-        return under[under != greedy]
+        under = under[under != greedy]
+        if bonus is not None and len(under) and cfg.forced_width != math.inf:
+            reach = scores[under] + (cfg.forced_width - 1.0) * bonus[under]
+            keep = reach >= scores[greedy] - bonus[greedy]
+            keep |= evidence[under] < cfg.forced_rule_out * need
+            if stale is not None:
+                keep |= stale[under]
+            under = under[keep]
+        return under
 
     @staticmethod
     def plausible(scores: np.ndarray, greedy: int, bonus: np.ndarray | None) -> np.ndarray:
@@ -546,6 +634,7 @@ class OutcomeLearner:
         evidence: float,
         per_candidate: np.ndarray | None = None,
         bonus: np.ndarray | None = None,
+        stale: np.ndarray | None = None,
     ) -> tuple[int, int, float, float]:
         """epsilon-greedy over ``scores`` (candidates), directed (``epsilon_uniform`` to any
         candidate, the rest of epsilon to a :meth:`plausible` one), then forced sampling of
@@ -570,7 +659,11 @@ class OutcomeLearner:
         # P(greedy) before forced sampling; the directed share stays with it when no other
         # candidate is plausible.
         held = 1.0 - eps + uniform / k + (0.0 if n_plausible else eps - uniform)
-        under = _NONE if per_candidate is None else self.undersampled(per_candidate, greedy)
+        under = (
+            _NONE
+            if per_candidate is None
+            else self.undersampled(per_candidate, greedy, scores, bonus, stale)
+        )
         share = self.config.forced_share if len(under) else 0.0
         if share and chosen == greedy and self.rng.random() < share:
             chosen = int(under[self.rng.randrange(len(under))])
@@ -589,6 +682,7 @@ class OutcomeLearner:
         evidence: float,
         per_candidate: np.ndarray | None = None,
         bonus: np.ndarray | None = None,
+        stale: np.ndarray | None = None,
     ) -> np.ndarray:
         """The probability of each candidate under :meth:`choose` (for evaluation). Exact
         ties share the greedy mass: online they are broken by load, which the log does not
@@ -611,7 +705,11 @@ class OutcomeLearner:
                 q[g] += 1.0 - eps
             else:
                 q[g] += 1.0 - uniform
-            under = _NONE if per_candidate is None else self.undersampled(per_candidate, int(g))
+            under = (
+                _NONE
+                if per_candidate is None
+                else self.undersampled(per_candidate, int(g), scores, bonus, stale)
+            )
             if len(under):
                 share = self.config.forced_share
                 moved = q[g] * share
@@ -681,6 +779,7 @@ class OutcomeLearner:
         with self._lock:
             self._arms = arms
             self._tables.clear()
+            self._clocks = {}  # the loaded arms count as observed now (last = 0)
             self.outcomes = int(data.get("outcomes", 0))
             if through is None:
                 return 0

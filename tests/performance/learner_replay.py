@@ -95,8 +95,9 @@ def replay(
                 continue
             learner = learners[req.index % workers]
             mean, evidence, score = learner.scores(req.request_type, req.complexity, capable)
+            stale = learner.stale(req.request_type, capable)
             chosen, greedy, _, _ = learner.choose(
-                score, float(evidence.sum()), evidence, score - mean
+                score, float(evidence.sum()), evidence, score - mean, stale
             )
             sid = capable[chosen]
             best = fleet.oracle(req.request_type, req.capabilities, req.complexity)

@@ -82,8 +82,9 @@ class _GatedStrategy(Strategy):
         score = base
         if over.any():
             score = score - lcfg.spill_margin * over
+        stale = table.stale()[idx]
         chosen, greedy, propensity, eps = learner.choose(
-            score, float(evidence.sum()), evidence, optimistic - mean
+            score, float(evidence.sum()), evidence, optimistic - mean, stale
         )
         order = [chosen]
         if k > 1:
@@ -92,7 +93,9 @@ class _GatedStrategy(Strategy):
         best_unpenalised = int(base.argmax())
         # Not the greedy pick: an under-sampled candidate (forced sampling, or epsilon landing
         # on one) is being measured; any other is an epsilon exploration.
-        measuring = chosen != greedy and chosen in learner.undersampled(evidence, greedy)
+        measuring = chosen != greedy and chosen in learner.undersampled(
+            evidence, greedy, score, optimistic - mean, stale
+        )
         reason = self._reason(
             k,
             len(idx),
@@ -175,7 +178,7 @@ class _GatedStrategy(Strategy):
         n_open = open_.sum(axis=1)
         learner = self.deps.learner
         lcfg = learner.config
-        mean, evidence, optimistic = self._estimates(requests, fleet, kinds, row_kind)
+        mean, evidence, optimistic, stale = self._estimates(requests, fleet, kinds, row_kind)
         per_candidate = np.where(open_, evidence, 0.0)
         evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
@@ -189,7 +192,9 @@ class _GatedStrategy(Strategy):
         # Plausible (OutcomeLearner.plausible): open, not the greedy one, and its score reaches
         # the greedy one's without the greedy one's optimism.
         at = rows, greedy
-        plausible = open_ & (score >= (score[at] - (optimistic[at] - mean[at]))[:, None])
+        bonus = optimistic - mean
+        floor = (score[at] - bonus[at])[:, None]  # the greedy pick's estimate (less load)
+        plausible = open_ & (score >= floor)
         plausible[at] = False
         n_plausible = plausible.sum(axis=1)
         per_plausible = np.where(n_plausible > 0, (eps - uniform) / np.maximum(n_plausible, 1), 0)
@@ -212,6 +217,12 @@ class _GatedStrategy(Strategy):
         if share > 0:
             need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
             under = open_ & (per_candidate < need[:, None])
+            if lcfg.forced_width != np.inf:  # not ruled out, or stale (.undersampled)
+                under &= (
+                    (score + (lcfg.forced_width - 1.0) * bonus >= floor)
+                    | stale
+                    | (per_candidate < lcfg.forced_rule_out * need[:, None])
+                )
             under[at] = False
             under[n_open <= 1] = False
         else:
@@ -295,10 +306,14 @@ class _GatedStrategy(Strategy):
 
     def _estimates(self, requests, fleet, kinds, row_kind):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
-        complexity: one lookup in the tables of every request type in the rows."""
+        complexity: one lookup in the tables of every request type in the rows; and which
+        services are stale for it (``(n,)`` for one type, else ``(m, n)``)."""
         complexity = np.fromiter(map(_complexity, requests), np.float64, len(requests))
         tables = [self.deps.learned_table(fleet, kind) for kind in kinds]
-        return at_many_of(tables, row_kind, complexity)
+        stale = tables[0].stale() if row_kind is None else np.stack([t.stale() for t in tables])
+        if row_kind is not None:
+            stale = stale[row_kind]
+        return (*at_many_of(tables, row_kind, complexity), stale)
 
 
 class SwitchTransformer(_GatedStrategy):

@@ -121,3 +121,76 @@ def test_the_reason_tells_a_measured_pick_from_an_exploration(batch):
     assert set(said["svc-001"]) == {"measuring"}, said
     for other in ("svc-002", "svc-003"):
         assert set(said.get(other, {"exploring": 1})) == {"exploring"}, said
+
+
+def ruled_out(stale: bool) -> RoutingEngine:
+    """taught()'s fleet, but svc-001 has failed 8 times near 0.5: still under-sampled there,
+    and the data rule it out. ``stale``: its failures came before the others' 900 outcomes
+    (more than ``forced_recheck``), else after them."""
+    engine = RoutingEngine(EngineConfig(p2c_seed=3))
+
+    def failures():
+        for _ in range(8):
+            engine.learner.observe("svc-001", "", 0.5, 0.0)
+
+    if stale:
+        failures()
+    for i in range(300):
+        c = (i % 100) / 100
+        engine.learner.observe("svc-000", "", c, 0.9)
+        engine.learner.observe("svc-002", "", c, 0.5)
+        engine.learner.observe("svc-003", "", c, 0.4)
+    if not stale:
+        failures()
+    return engine
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+@pytest.mark.parametrize("stale", [False, True], ids=["recent", "stale"])
+def test_a_ruled_out_service_is_measured_again_only_once_it_is_stale(stale, batch):
+    engine = ruled_out(stale)
+    config = engine.learner.config
+    assert config.forced_recheck < 900
+    mean, evidence, score = engine.learner.scores("", 0.5, ["svc-000", "svc-001"])
+    need = config.forced_scale * np.log1p(evidence.sum())
+    assert config.forced_rule_out * need <= evidence[1] < need  # under-sampled, enough data
+    assert mean[1] + config.forced_width * (score[1] - mean[1]) < mean[0]  # ruled out
+    counts, logged = shares(engine, batch)
+    n = sum(counts.values())
+    for service_id, propensities in logged.items():
+        assert len(propensities) == 1, (service_id, propensities)
+        assert counts[service_id] / n == pytest.approx(propensities.pop(), abs=0.015)
+    if stale:  # what ruled it out may be over: forced sampling measures it again
+        assert counts["svc-001"] / n > 0.2, counts
+    else:  # only the uniform exploration share reaches it
+        assert counts["svc-001"] / n < 0.01, counts
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["recent", "stale"])
+def test_probabilities_match_choose_when_forced_sampling_rules_a_candidate_out(stale):
+    # Candidate 1 is under-sampled (3 outcomes near here; need log(1 + 114) = 4.7) with enough
+    # of them to be judged (>= forced_rule_out * need), and its estimate plus forced_width
+    # standard deviations (0.12 + 2.5 * 0.04) is below the greedy estimate (0.88). Candidate
+    # 3 is under-sampled with too little evidence to be ruled out.
+    learner = OutcomeLearner(seed=11)
+    scores = np.array([0.9, 0.16, 0.7, 0.6])
+    bonus = np.array([0.02, 0.04, 0.05, 0.05])
+    evidence = np.array([80.0, 3.0, 30.0, 1.0])
+    flags = np.array([False, stale, False, False])
+    expected = learner.probabilities(scores, float(evidence.sum()), evidence, bonus, flags)
+    uniform = learner.config.epsilon_uniform / 4  # epsilon is at its floor; none plausible
+    held = 1.0 - learner.config.epsilon_uniform + uniform
+    forced = held * learner.config.forced_share
+    if stale:
+        assert expected[1] == pytest.approx(uniform + forced / 2)
+        assert expected[3] == pytest.approx(uniform + forced / 2)
+    else:
+        assert expected[1] == pytest.approx(uniform)
+        assert expected[3] == pytest.approx(uniform + forced)
+    draws = Counter()
+    for _ in range(20_000):
+        chosen, _, p, _ = learner.choose(scores, float(evidence.sum()), evidence, bonus, flags)
+        draws[chosen] += 1
+        assert p == pytest.approx(expected[chosen])
+    got = np.array([draws[i] for i in range(4)]) / 20_000
+    assert np.allclose(got, expected, atol=0.01), (got, expected)
