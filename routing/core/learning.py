@@ -573,10 +573,13 @@ class OutcomeLearner:
                 var[i] = v * v * arm.var[j] + 2 * v * w * arm.cov[j] + w * w * arm.var[j + 1]
         return mean, evidence, mean + cfg.ucb * np.sqrt(np.maximum(var, 0.0))
 
+    def _clock(self, request_type: str) -> float:
+        clock = self._clocks.get(request_type)
+        return 0.0 if clock is None else float(clock[0])
+
     def stale(self, request_type: str, service_ids: Sequence[str]) -> np.ndarray:
         """:meth:`_Table.stale` for one request (no snapshot)."""
-        clock = self._clocks.get(request_type)
-        now = 0.0 if clock is None else float(clock[0])
+        now = self._clock(request_type)
         last = [getattr(self._arms.get((sid, request_type)), "last", 0.0) for sid in service_ids]
         return now - np.array(last, dtype=np.float64) > self.config.forced_recheck
 
@@ -735,7 +738,14 @@ class OutcomeLearner:
         observed since (see :meth:`load_bytes`)."""
         with self._lock:
             arms = [
-                [sid, rtype, arm.seg.round(6).tolist(), round(float(arm.noise), 6)]
+                [
+                    sid,
+                    rtype,
+                    arm.seg.round(6).tolist(),
+                    round(float(arm.noise), 6),
+                    # outcomes of its type since it was last observed (forced_recheck)
+                    self._clock(rtype) - arm.last,
+                ]
                 for (sid, rtype), arm in self._arms.items()
             ]
             return orjson.dumps(
@@ -773,13 +783,15 @@ class OutcomeLearner:
             arm.seg = seg
             if rest:  # the reward noise it had learned (its optimism depends on it)
                 arm.noise = float(rest[0])
+            if len(rest) > 1:  # unobserved for this many outcomes: the type's clock restarts
+                arm.last = -float(rest[1])
             self._refresh(arm)
             arms[(sid, rtype)] = arm
         through = data.get("through")
         with self._lock:
             self._arms = arms
             self._tables.clear()
-            self._clocks = {}  # the loaded arms count as observed now (last = 0)
+            self._clocks = {}  # restarts at 0 (each arm's last: minus its age when saved)
             self.outcomes = int(data.get("outcomes", 0))
             if through is None:
                 return 0
