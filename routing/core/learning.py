@@ -159,10 +159,10 @@ class LearnerConfig:
     # ... but only a candidate the data does not rule out: its estimate plus forced_width
     # posterior standard deviations reaches the greedy pick's estimate. Forced sampling of
     # services known to be bad (a broken one, a slow distractor) was most of the remaining
-    # regret; 120 replay seeds per fleet, paired: phase-3 regret 0.0028 -> 0.0019 / 0.0027
-    # -> 0.0020 / 0.0034 -> 0.0025 / 0.0060 -> 0.0041 (default / alt / random / stress),
-    # optimal -0.09 / +0.10 / +0.23 / +0.29 points (+-0.2-0.7; docs/PERFORMANCE.md, eighth
-    # pass). inf: every under-sampled candidate, as before.
+    # regret. With the re-check below, 120 replay seeds per fleet, paired: phase-3 regret
+    # 0.0028 -> 0.0022 / 0.0027 -> 0.0023 / 0.0034 -> 0.0029 / 0.0060 -> 0.0049 (default /
+    # alt / random / stress), optimal +0.00 / -0.10 / +0.39 / +0.50 points (+-0.2-0.7;
+    # docs/PERFORMANCE.md, eighth pass). inf: every under-sampled candidate, as before.
     forced_width: float = 2.5
     # ... except one not observed in the last forced_recheck outcomes of the request type:
     # what ruled it out may be over (an incident, a slow spell), and nothing else would

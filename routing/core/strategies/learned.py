@@ -178,7 +178,7 @@ class _GatedStrategy(Strategy):
         n_open = open_.sum(axis=1)
         learner = self.deps.learner
         lcfg = learner.config
-        mean, evidence, optimistic, stale = self._estimates(requests, fleet, kinds, row_kind)
+        mean, evidence, optimistic = self._estimates(requests, fleet, kinds, row_kind)
         per_candidate = np.where(open_, evidence, 0.0)
         evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
@@ -192,9 +192,9 @@ class _GatedStrategy(Strategy):
         # Plausible (OutcomeLearner.plausible): open, not the greedy one, and its score reaches
         # the greedy one's without the greedy one's optimism.
         at = rows, greedy
-        bonus = optimistic - mean
-        floor = (score[at] - bonus[at])[:, None]  # the greedy pick's estimate (less load)
-        plausible = open_ & (score >= floor)
+        # the greedy pick's estimate (less load)
+        floor = score[at] - (optimistic[at] - mean[at])
+        plausible = open_ & (score >= floor[:, None])
         plausible[at] = False
         n_plausible = plausible.sum(axis=1)
         per_plausible = np.where(n_plausible > 0, (eps - uniform) / np.maximum(n_plausible, 1), 0)
@@ -217,14 +217,20 @@ class _GatedStrategy(Strategy):
         if share > 0:
             need = lcfg.forced_scale * np.log1p(np.maximum(evidence, 0.0))
             under = open_ & (per_candidate < need[:, None])
-            if lcfg.forced_width != np.inf:  # not ruled out, or stale (.undersampled)
-                under &= (
-                    (score + (lcfg.forced_width - 1.0) * bonus >= floor)
-                    | stale
-                    | (per_candidate < lcfg.forced_rule_out * need[:, None])
-                )
             under[at] = False
             under[n_open <= 1] = False
+            if lcfg.forced_width != np.inf:
+                # Not one the data rule out unless it is stale (OutcomeLearner.undersampled).
+                # Only the under-sampled cells, usually few, are looked at: whole-array
+                # temporaries here cost a third of the batch rate (fresh memory each).
+                r, c = np.nonzero(under)
+                if r.size:
+                    bonus = optimistic[r, c] - mean[r, c]
+                    keep = score[r, c] + (lcfg.forced_width - 1.0) * bonus >= floor[r]
+                    keep |= per_candidate[r, c] < lcfg.forced_rule_out * need[r]
+                    stale = np.stack([self.deps.learned_table(fleet, t).stale() for t in kinds])
+                    keep |= stale[0 if row_kind is None else row_kind[r], c]
+                    under[r[~keep], c[~keep]] = False
         else:
             under = np.zeros(open_.shape, dtype=bool)
         n_under = under.sum(axis=1)
@@ -306,14 +312,10 @@ class _GatedStrategy(Strategy):
 
     def _estimates(self, requests, fleet, kinds, row_kind):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
-        complexity: one lookup in the tables of every request type in the rows; and which
-        services are stale for it (``(n,)`` for one type, else ``(m, n)``)."""
+        complexity: one lookup in the tables of every request type in the rows."""
         complexity = np.fromiter(map(_complexity, requests), np.float64, len(requests))
         tables = [self.deps.learned_table(fleet, kind) for kind in kinds]
-        stale = tables[0].stale() if row_kind is None else np.stack([t.stale() for t in tables])
-        if row_kind is not None:
-            stale = stale[row_kind]
-        return (*at_many_of(tables, row_kind, complexity), stale)
+        return at_many_of(tables, row_kind, complexity)
 
 
 class SwitchTransformer(_GatedStrategy):

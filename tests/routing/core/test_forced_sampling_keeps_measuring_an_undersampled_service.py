@@ -194,3 +194,21 @@ def test_probabilities_match_choose_when_forced_sampling_rules_a_candidate_out(s
         assert p == pytest.approx(expected[chosen])
     got = np.array([draws[i] for i in range(4)]) / 20_000
     assert np.allclose(got, expected, atol=0.01), (got, expected)
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["recent", "stale"])
+def test_the_rule_holds_in_a_batch_of_several_request_types(stale):
+    """The batch rule reads each row's own request type for staleness (rows of two types)."""
+    engine = ruled_out(stale)
+    for i in range(50):
+        engine.learner.observe("svc-002", "inference", i / 50, 0.8)
+    snapshot, live = uniform_fleet(4, capacity=100_000), view(4)
+    batch = [
+        RouteRequest(complexity=0.5, request_type="" if i % 2 else "inference") for i in range(8000)
+    ]
+    decisions = engine.route_batch(batch, snapshot, live, "switch_transformer")
+    counts = Counter(
+        d.selected[0] for r, d in zip(batch, decisions, strict=True) if r.request_type == ""
+    )
+    share = counts["svc-001"] / sum(counts.values())
+    assert share > 0.2 if stale else share < 0.01, counts
