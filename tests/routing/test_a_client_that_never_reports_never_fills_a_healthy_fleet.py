@@ -61,11 +61,10 @@ def leased_since(client, n) -> list[tuple[float, int]]:
 
 def test_a_flood_without_outcomes_gets_no_503(client_api, small_fleet, settings):
     use_leases(settings, 0.05)  # the default for a service never measured
-    codes = flood(client_api, 1400)
-    answered = leased_since(client_api, 100)
-    assert codes == {200: 1400}
+    answered = leased_since(client_api, 1500)  # each answer must be a 200
     # Little's law, exactly: a lease still counts only if its request was routed in the last
-    # 0.05 s (so answered after that instant), whatever the machine's speed.
+    # 0.05 s (so answered after that instant), whatever the machine's speed. Every answer of
+    # the flood is in the count: on a fast machine the window reaches back past any tail.
     before = time.monotonic()
     counted = in_flight()
     recent = sum(n for at, n in answered if at > before - 0.05)
