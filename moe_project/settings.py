@@ -266,6 +266,12 @@ MOE_EXPLORATION_UNIFORM = env_float("MOE_EXPLORATION_UNIFORM", 0.002, minimum=0.
 # Forced sampling: in this share of the greedy picks (at most 1; 0 turns it off) a candidate
 # with fewer than log(1 + evidence) outcomes near the request's complexity is tried instead.
 MOE_FORCED_SAMPLING_SHARE = env_float("MOE_FORCED_SAMPLING_SHARE", 0.3, minimum=0.0)
+# ... but not a candidate the data rule out: its estimate plus this many standard deviations
+# stays below the greedy pick's estimate ("inf": every under-sampled candidate) ...
+MOE_FORCED_SAMPLING_WIDTH = env_float("MOE_FORCED_SAMPLING_WIDTH", 2.5, minimum=0.0)
+# ... unless it was not observed in the last this-many outcomes of the request type: what
+# ruled it out (an incident, a slow spell) may be over, so it is measured again.
+MOE_FORCED_SAMPLING_RECHECK = env_int("MOE_FORCED_SAMPLING_RECHECK", 500, minimum=1)
 # Panic routing: when circuit breakers alone shut out every service able to serve a request,
 # route among them anyway (Envoy's healthy-panic routing) instead of answering 503.
 MOE_BREAKER_PANIC = env_bool("MOE_BREAKER_PANIC", True)

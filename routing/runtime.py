@@ -170,6 +170,8 @@ def engine_config() -> EngineConfig:
             epsilon_uniform=min(settings.MOE_EXPLORATION_UNIFORM, 1.0),
             discount=min(settings.MOE_LEARNING_DISCOUNT, 1.0),
             forced_share=min(settings.MOE_FORCED_SAMPLING_SHARE, 1.0),
+            forced_width=settings.MOE_FORCED_SAMPLING_WIDTH,
+            forced_recheck=settings.MOE_FORCED_SAMPLING_RECHECK,
         ),
     )
 

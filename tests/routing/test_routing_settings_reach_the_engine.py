@@ -1,4 +1,4 @@
-"""MOE_ROUTING_SEED, MOE_BREAKER_PANIC, MOE_FORCED_SAMPLING_SHARE and the MOE_EXPLORATION_*
+"""MOE_ROUTING_SEED, MOE_BREAKER_PANIC, the MOE_FORCED_SAMPLING_* and the MOE_EXPLORATION_*
 settings reach the engine a worker builds: a seeded worker's exploration repeats draw for
 draw, panic routing can be turned off, and so can forced sampling."""
 
@@ -37,6 +37,14 @@ def test_forced_sampling_follows_its_setting_up_to_every_greedy_pick():
         assert engine_config().learner_config.forced_share == 0.0
     with override_settings(MOE_FORCED_SAMPLING_SHARE=5.0):
         assert engine_config().learner_config.forced_share == 1.0
+
+
+def test_forced_sampling_rule_out_and_recheck_follow_their_settings():
+    cfg = engine_config().learner_config
+    assert (cfg.forced_width, cfg.forced_recheck) == (2.5, 500)
+    with override_settings(MOE_FORCED_SAMPLING_WIDTH=float("inf"), MOE_FORCED_SAMPLING_RECHECK=50):
+        cfg = engine_config().learner_config
+    assert (cfg.forced_width, cfg.forced_recheck) == (float("inf"), 50)
 
 
 def test_exploration_follows_its_settings():
