@@ -212,3 +212,21 @@ def test_the_rule_holds_in_a_batch_of_several_request_types(stale):
     )
     share = counts["svc-001"] / sum(counts.values())
     assert share > 0.2 if stale else share < 0.01, counts
+
+
+def test_a_recheck_that_finds_the_service_better_goes_on_and_one_that_confirms_it_stops():
+    """A stale, ruled-out service measured again: a success (better than believed) keeps it
+    stale, so forced sampling goes on measuring it (one success per ``forced_recheck``
+    outcomes took a recovered service thousands of requests to win back); a failure (what
+    ruled it out still holds) ends the re-check until the next ``forced_recheck``."""
+    for outcome, still_stale in ((1.0, True), (0.0, False)):
+        engine = ruled_out(stale=True)
+        learner = engine.learner
+        assert learner.stale("", ["svc-001"])[0]
+        learner.observe("svc-001", "", 0.5, outcome)
+        assert learner.stale("", ["svc-001"])[0] == still_stale, outcome
+        counts, _ = shares(engine, batch=False, n=2000)
+        if still_stale:
+            assert counts["svc-001"] / 2000 > 0.2, counts
+        else:
+            assert counts["svc-001"] / 2000 < 0.01, counts
