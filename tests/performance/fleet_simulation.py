@@ -31,7 +31,8 @@ Per strategy and phase (requests 1-500, 501-2000, a retrain, 2001-3000 at the de
 Two client-side baselines run on the same request stream without the server: ``oracle`` and
 ``random`` (uniform among services able to serve). Then a drift phase (the default learned
 strategy, ``adaptive``: the service it chooses most for some type starts failing every call;
-its share is followed in 1-second windows) and a flood phase (the README's example request
+its share is followed in 1-second windows), a recovery phase (that service is healthy again:
+how soon it gets its share back) and a flood phase (the README's example request
 routed N times on the demo fleet without ever reporting an outcome).
 
 Every figure is measured on the client side from what the API answered; ``--trace`` writes
@@ -94,6 +95,9 @@ TARGET_CANDIDATE_RATE = 0.995
 TARGET_OPTIMAL_RATE = 0.95
 TARGET_DRIFT_SECONDS = 10.0
 TARGET_DRIFT_SHARE = 0.05
+# After the drift, the failing service is healthy again: "back" once a 1-s window gives it this
+# share of its former share (no target in the issue; reported).
+RECOVERED_SHARE = 0.5
 # "Near-optimal": the chosen service's expected reward is within this of the oracle's (a
 # diagnostic beside the strict optimal-selection rate: it forgives near-ties at crossovers).
 NEAR_OPTIMAL_REWARD_GAP = 0.02
@@ -1308,9 +1312,79 @@ def run_drift(driver: Driver, fleet: Fleet, before: PhaseStats, workload: Worklo
     driver.failing = frozenset({victim})
     driver.phase = "drift"
     stats = PhaseStats()
+    windows = _share_windows(driver, fleet, workload, stats, rtype, victim, former_share,
+                             args.drift_seconds)  # fmt: skip
+    driver.failing = frozenset()
+    recovery = None
+    if args.recovery_seconds > 0:
+        _progress(f"[recovery] {victim} is healthy again; routing for {args.recovery_seconds:g} s")
+        driver.phase = "recovery"
+        r_stats = PhaseStats()
+        r_windows = _share_windows(driver, fleet, workload, r_stats, rtype, victim,
+                                   former_share, args.recovery_seconds)  # fmt: skip
+        back = next(
+            (
+                w["t_end_s"]
+                for w in r_windows
+                if w["relative_share"] is not None and w["relative_share"] >= RECOVERED_SHARE
+            ),
+            None,
+        )
+        summary = r_stats.summary()
+        recovery = {
+            "seconds": args.recovery_seconds,
+            "windows": r_windows,
+            "back_s": back,
+            "requests_until_back": (
+                sum(w["requests"] for w in r_windows if w["t_end_s"] <= back)
+                if back is not None
+                else None
+            ),
+            "summary": {k: v for k, v in summary.items() if k not in ("by_type",)},
+        }
+    first_below = sustained = None
+    for i, w in enumerate(windows):
+        rel = w["relative_share"]
+        if rel is not None and rel < TARGET_DRIFT_SHARE and first_below is None:
+            first_below = w["t_end_s"]
+        if all(
+            x["relative_share"] is not None and x["relative_share"] < TARGET_DRIFT_SHARE
+            for x in windows[i:]
+        ):
+            sustained = w["t_end_s"]
+            break
+    summary = stats.summary()
+    return {
+        "strategy": driver.strategy,
+        "request_type": rtype,
+        "failing_service": victim,
+        "former_share": round(former_share, 4),
+        "seconds": args.drift_seconds,
+        "windows": windows,
+        "first_below_5pct_s": first_below,
+        "sustained_below_5pct_s": sustained,
+        "target_s": TARGET_DRIFT_SECONDS,
+        "met": sustained is not None and sustained <= TARGET_DRIFT_SECONDS,
+        "summary": {k: v for k, v in summary.items() if k not in ("by_type",)},
+        "recovery": recovery,
+    }
+
+
+def _share_windows(
+    driver: Driver,
+    fleet: Fleet,
+    workload: Workload,
+    stats: PhaseStats,
+    rtype: str,
+    victim: str,
+    former_share: float,
+    seconds: float,
+) -> list[dict]:
+    """Route for ``seconds``; per 1-s window, how many of the ``rtype`` requests another
+    service can also serve went to ``victim``, and that share relative to ``former_share``."""
     windows = []
     start = time.monotonic()
-    end = start + args.drift_seconds
+    end = start + seconds
     w_end = start + 1.0
     w_type = w_victim = w_all = 0
     while True:
@@ -1337,32 +1411,7 @@ def run_drift(driver: Driver, fleet: Fleet, before: PhaseStats, workload: Worklo
         if req.request_type == rtype and avoidable(fleet, req):
             w_type += 1
             w_victim += chosen == victim
-    driver.failing = frozenset()
-    first_below = sustained = None
-    for i, w in enumerate(windows):
-        rel = w["relative_share"]
-        if rel is not None and rel < TARGET_DRIFT_SHARE and first_below is None:
-            first_below = w["t_end_s"]
-        if all(
-            x["relative_share"] is not None and x["relative_share"] < TARGET_DRIFT_SHARE
-            for x in windows[i:]
-        ):
-            sustained = w["t_end_s"]
-            break
-    summary = stats.summary()
-    return {
-        "strategy": driver.strategy,
-        "request_type": rtype,
-        "failing_service": victim,
-        "former_share": round(former_share, 4),
-        "seconds": args.drift_seconds,
-        "windows": windows,
-        "first_below_5pct_s": first_below,
-        "sustained_below_5pct_s": sustained,
-        "target_s": TARGET_DRIFT_SECONDS,
-        "met": sustained is not None and sustained <= TARGET_DRIFT_SECONDS,
-        "summary": {k: v for k, v in summary.items() if k not in ("by_type",)},
-    }
+    return windows
 
 
 def run_baselines(fleet: Fleet, requests: list[SimRequest], seed: int) -> dict:
@@ -1548,6 +1597,33 @@ def format_report(report: dict) -> str:
                 f"drift phase overall: success {_fmt(ds['success_rate'], True)}, 503 "
                 f"{ds['n_503']}, server errors {ds['server_errors']}"
             )
+            rec = drift.get("recovery")
+            if rec:
+                lines.append("")
+                lines.append(f"== recovery: {drift['failing_service']} healthy again ==")
+                lines.append(
+                    f"{'t (s)':>6}{'reqs':>7}{'type':>7}{'picks':>7}{'share':>9}{'rel':>9}"
+                )
+                for w in rec["windows"]:
+                    lines.append(
+                        f"{w['t_end_s']:>6}{w['requests']:>7}{w['type_requests']:>7}"
+                        f"{w['victim_picks']:>7}{_fmt(w['share'], True):>9}"
+                        f"{_fmt(w['relative_share'], True):>9}"
+                    )
+                back = rec["back_s"]
+                lines.append(
+                    f"back to {RECOVERED_SHARE:.0%} of its former share: "
+                    + (
+                        f"after {back:g} s ({rec['requests_until_back']} requests)"
+                        if back is not None
+                        else f"not within {rec['seconds']:g} s"
+                    )
+                )
+                rs = rec["summary"]
+                lines.append(
+                    f"recovery phase overall: success {_fmt(rs['success_rate'], True)}, 503 "
+                    f"{rs['n_503']}, server errors {rs['server_errors']}"
+                )
     flood = report.get("flood")
     if flood:
         lines.append("")
@@ -1602,6 +1678,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flood", type=int, default=None, help="Flood requests (5000; 0 = skip).")
     p.add_argument("--drift-seconds", type=float, default=None, help="Drift phase length (15).")
     p.add_argument("--no-drift", action="store_true")
+    p.add_argument(
+        "--recovery-seconds",
+        type=float,
+        default=None,
+        help="After the drift, the failing service is healthy again for this long (30; quick 3; "
+        "0 = skip).",
+    )
     p.add_argument("--retrain-timeout", type=float, default=300.0)
     p.add_argument("--objective", default=None, help="MOE_OBJECTIVE (success_minus_latency).")
     p.add_argument("--latency-cost-ms", type=float, default=None)
@@ -1627,6 +1710,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.flood = 0 if args.quick else 5000
     if args.drift_seconds is None:
         args.drift_seconds = 4.0 if args.quick else 15.0
+    if args.recovery_seconds is None:
+        args.recovery_seconds = 3.0 if args.quick else 30.0
     try:
         args.profile_set = profile_set(args.profiles)
     except ProfileError as exc:
@@ -1724,6 +1809,8 @@ def _run(args: argparse.Namespace) -> dict:
     )
     if report["drift"] and "summary" in report["drift"]:
         server_errors += report["drift"]["summary"]["server_errors"]
+        if report["drift"].get("recovery"):
+            server_errors += report["drift"]["recovery"]["summary"]["server_errors"]
     if report["flood"] and "n_5xx_other" in report["flood"]:
         server_errors += report["flood"]["n_5xx_other"]
     last = report["phases"][-1]

@@ -62,6 +62,11 @@ def test_every_strategy_ran_every_phase(report):
     drift = report["drift"]
     assert drift and drift.get("windows"), drift
     assert drift["strategy"] == "adaptive"
+    # Then the failing service is healthy again (quick: 3 s of 1-s windows).
+    recovery = drift["recovery"]
+    assert len(recovery["windows"]) == 3, recovery
+    assert sum(w["requests"] for w in recovery["windows"]) > 0, recovery
+    assert recovery["summary"]["server_errors"] == 0, recovery
 
 
 def test_every_choice_can_serve_its_request(report):
