@@ -388,9 +388,7 @@ class OutcomeLearner:
             arm = self._arms[(service_id, request_type)] = _Arm(cfg.bins, cfg.prior_mean)
         residual = reward - (p0 * arm.theta[j] + p1 * arm.theta[j + 1])
         self._watch_drift(arm, residual)
-        clock = self._clocks.get(request_type)
-        if clock is None:
-            clock = self._clocks[request_type] = np.zeros(1)
+        clock = self._clock_cell(request_type)
         stale = clock[0] - arm.last > cfg.forced_recheck
         clock[0] += 1.0
         if not (stale and arm.drift > 0.0):
@@ -541,12 +539,9 @@ class OutcomeLearner:
                     var[:, i] = arm.var
                     cov[:, i] = arm.cov
                     last[i] = arm.last
-            clock = self._clocks.get(request_type)
-            if clock is None:
-                clock = self._clocks[request_type] = np.zeros(1)
             table = _Table(
                 snapshot, request_type, theta, evidence, var, cov, cfg.bins, cfg.ucb, last,
-                clock, cfg.forced_recheck,
+                self._clock_cell(request_type), cfg.forced_recheck,
             )  # fmt: skip
             self._tables[key] = table
             while len(self._tables) > _TABLES:
@@ -587,6 +582,13 @@ class OutcomeLearner:
                 evidence[i] = v * arm.evidence[j] + w * arm.evidence[j + 1]
                 var[i] = v * v * arm.var[j] + 2 * v * w * arm.cov[j] + w * w * arm.var[j + 1]
         return mean, evidence, mean + cfg.ucb * np.sqrt(np.maximum(var, 0.0))
+
+    def _clock_cell(self, request_type: str) -> np.ndarray:
+        """The type's outcome count: one cell, shared with its score tables (lock held)."""
+        clock = self._clocks.get(request_type)
+        if clock is None:
+            clock = self._clocks[request_type] = np.zeros(1)
+        return clock
 
     def _clock(self, request_type: str) -> float:
         clock = self._clocks.get(request_type)
