@@ -42,11 +42,12 @@ each decision (request, selection, reason, oracle, expected rewards, outcome) as
 The hidden profiles live in :data:`PROFILE_SETS` (``--profiles default|alt``): one data
 structure per set, so another set can be added without touching the harness.
 ``--profiles random:N`` draws a fleet from seed N (:func:`random_profile_set`), so the figures
-are not only those of profiles written by the people who tuned the learner. ``--profiles
-my-fleet.json`` runs a fleet of your own: ``--profiles default --dump-profiles`` prints a set
-in that file's format to start from (:func:`profile_set_from_dict` checks it and names a
-wrong field); the in-process replay (``learner_replay --profiles my-fleet.json``) takes the
-same files.
+are not only those of profiles written by the people who tuned the learner; ``wide:N`` draws
+one with 5-8 able services per request type (more near-ties, less evidence per service).
+``--profiles my-fleet.json`` runs a fleet of your own: ``--profiles default --dump-profiles``
+prints a set in that file's format to start from (:func:`profile_set_from_dict` checks it
+and names a wrong field); the in-process replay (``learner_replay --profiles my-fleet.json``)
+takes the same files.
 """
 
 from __future__ import annotations
@@ -294,6 +295,9 @@ PROFILE_SETS: dict[str, ProfileSet] = {
 }
 
 
+# Able services per request type in a ``wide:N`` fleet (``random:N``: 2-4).
+WIDE_FLEET = (5, 8)
+
 # Names for generated fleets: (request type, base capabilities, optional capabilities).
 _RANDOM_TYPES = (
     ("inference", ("text-generation",), ("code", "vision", "chat")),
@@ -304,14 +308,14 @@ _RANDOM_TYPES = (
 )
 
 
-def random_profile_set(seed: int) -> ProfileSet:
+def random_profile_set(seed: int, able: tuple[int, int] = (2, 4)) -> ProfileSet:
     """A seeded random fleet, so decision quality is not judged on hand-made profiles alone.
 
-    2-4 request types; per type 2-4 able services whose success and latency curves are drawn
-    at random (so some types have one dominant service, others crossovers in complexity), an
-    optional capability that only some of them offer (asked for by a share of the requests),
-    and distractors: a service of another type offering the same capabilities, and one that
-    never answers anything requested.
+    2-4 request types; per type ``able`` (2-4; ``wide:N`` fleets 5-8) able services whose
+    success and latency curves are drawn at random (so some types have one dominant service,
+    others crossovers in complexity), an optional capability that only some of them offer
+    (asked for by a share of the requests), and distractors: a service of another type
+    offering the same capabilities, and one that never answers anything requested.
     """
     rng = random.Random(seed)
     kinds = rng.sample(_RANDOM_TYPES, rng.randint(2, 4))
@@ -319,7 +323,7 @@ def random_profile_set(seed: int) -> ProfileSet:
     request_types: dict[str, RequestMix] = {}
     for rtype, base, optional in kinds:
         extra = rng.choice(optional)
-        n = rng.randint(2, 4)
+        n = rng.randint(*able)
         offering = set(rng.sample(range(n), rng.randint(1, n - 1)))
         for i in range(n):
             s0 = rng.uniform(0.8, 0.999)
@@ -345,9 +349,11 @@ def random_profile_set(seed: int) -> ProfileSet:
     request_types = {
         t: RequestMix(m.weight / total, m.capabilities) for t, m in request_types.items()
     }
+    wide = able != (2, 4)
     return ProfileSet(
-        name=f"random:{seed}",
-        description=f"seeded random fleet {seed}: " + ", ".join(t for t, _, _ in kinds),
+        name=f"wide:{seed}" if wide else f"random:{seed}",
+        description=f"seeded random {'wide ' if wide else ''}fleet {seed}: "
+        + ", ".join(t for t, _, _ in kinds),
         services=tuple(services),
         request_types=request_types,
     )
@@ -507,11 +513,13 @@ def profile_set_to_dict(profiles: ProfileSet) -> dict:
 
 
 def profile_set(name: str) -> ProfileSet:
-    """A named profile set, ``random:N`` (a seeded random fleet), or a JSON file's path (any
-    name ending in ``.json``: the format of ``--dump-profiles``; :class:`ProfileError` names a
-    wrong field)."""
+    """A named profile set, ``random:N`` (a seeded random fleet), ``wide:N`` (the same with
+    5-8 able services per request type), or a JSON file's path (any name ending in ``.json``:
+    the format of ``--dump-profiles``; :class:`ProfileError` names a wrong field)."""
     if name.startswith("random:"):
         return random_profile_set(int(name.split(":", 1)[1]))
+    if name.startswith("wide:"):
+        return random_profile_set(int(name.split(":", 1)[1]), able=WIDE_FLEET)
     if name.endswith(".json"):
         path = Path(name)
         try:
@@ -1666,8 +1674,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--profiles",
         default="default",
-        help=f"{' | '.join(sorted(PROFILE_SETS))} | random:N (a seeded random fleet) | a "
-        "JSON file (PATH.json, the format --dump-profiles prints)",
+        help=f"{' | '.join(sorted(PROFILE_SETS))} | random:N (a seeded random fleet) | wide:N "
+        "(5-8 able services per type) | a JSON file (PATH.json, the format --dump-profiles prints)",
     )
     p.add_argument(
         "--dump-profiles",
@@ -1717,7 +1725,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ProfileError as exc:
         p.error(f"--profiles {exc}")
     except (KeyError, ValueError):
-        p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))}, random:N or PATH.json")
+        p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))}, random:N, wide:N or PATH.json")
     if args.redis:
         db = (urlsplit(args.redis).path or "/0").strip("/") or "0"
         if db == "0":

@@ -63,6 +63,14 @@ from tests.performance.fleet_simulation import (
 )
 
 
+def seeded_profile_set(profiles: str, seed: int):
+    """``profiles`` for one seed: ``random`` and ``wide`` are a different seeded fleet per
+    seed (``random:SEED``, ``wide:SEED``), anything else the same set every seed."""
+    if profiles in ("random", "wide"):
+        return profile_set(f"{profiles}:{seed}")
+    return profile_set(profiles)
+
+
 def replay(
     profiles: str,
     seed: int,
@@ -77,8 +85,7 @@ def replay(
     lands anywhere); with ``shared`` every worker's learner sees every outcome (as with
     MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to."""
     objective = Objective()
-    # "random": a different seeded random fleet per seed.
-    fleet = Fleet(profile_set(f"random:{seed}" if profiles == "random" else profiles), objective)
+    fleet = Fleet(seeded_profile_set(profiles, seed), objective)
     workload = Workload(fleet.profiles, seed)
     learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
     outcome_rng = random.Random(seed * 1000 + 17)
@@ -210,7 +217,7 @@ def replay_full_info(profiles: str, seed: int, requests: int, config=None) -> di
     """The ceiling: the learner is told the outcome of every able service on every request,
     and picks by its estimates (no exploration). Phase figures as :func:`replay`."""
     objective = Objective()
-    fleet = Fleet(profile_set(f"random:{seed}" if profiles == "random" else profiles), objective)
+    fleet = Fleet(seeded_profile_set(profiles, seed), objective)
     workload = Workload(fleet.profiles, seed)
     learner = OutcomeLearner(config, objective, seed=seed)
     outcome_rng = random.Random(seed * 1000 + 17)
@@ -243,7 +250,7 @@ def replay_engine(profiles: str, seed: int, requests: int, strategy: str = "adap
     from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
 
     objective = Objective()
-    profile = profile_set(f"random:{seed}" if profiles == "random" else profiles)
+    profile = seeded_profile_set(profiles, seed)
     fleet = Fleet(profile, objective)
     specs = [
         ServiceSpec(
@@ -312,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profiles",
         default="default,alt",
-        help="comma-separated: default, alt, random (a fleet per seed) or PATH.json",
+        help="comma-separated: default, alt, random or wide (a fleet per seed) or PATH.json",
     )
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=1)

@@ -16,7 +16,7 @@ def _write(tmp_path, data, name="fleet.json"):
     return str(path)
 
 
-@pytest.mark.parametrize("name", ["default", "alt", "random:3", "random:11"])
+@pytest.mark.parametrize("name", ["default", "alt", "random:3", "random:11", "wide:2"])
 def test_a_dumped_set_loads_back_as_the_same_fleet(name, capsys):
     assert sim.main(["--profiles", name, "--dump-profiles"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -64,6 +64,25 @@ def test_random_fleets_are_seeded_and_every_requested_type_has_a_choice():
         assert all(s.service_type not in profiles.request_types for s in decoys)
 
 
+def test_wide_fleets_are_random_fleets_with_five_to_eight_able_services_per_type():
+    from routing.core.objective import Objective
+    from tests.performance.fleet_simulation import Fleet, profile_set, random_profile_set
+
+    assert profile_set("wide:5") == random_profile_set(5, able=(5, 8))
+    assert profile_set("wide:5").name == "wide:5"
+    # The same draw as random:N otherwise: the same request types.
+    assert set(profile_set("wide:5").request_types) == set(profile_set("random:5").request_types)
+    counts = set()
+    for seed in range(1, 20):
+        profiles = profile_set(f"wide:{seed}")
+        fleet = Fleet(profiles, Objective())
+        for rtype in profiles.request_types:
+            counts.add(len(fleet.capable(rtype, ())))
+    assert min(counts) == 5 and max(counts) == 8, counts
+    assert learner_replay.seeded_profile_set("wide", 4) == profile_set("wide:4")
+    assert learner_replay.seeded_profile_set("random", 4) == profile_set("random:4")
+
+
 def test_the_replay_runs_on_random_fleets(capsys):
     assert learner_replay.main(["--profiles", "random", "--seeds", "2", "--json"]) == 0
     phases = json.loads(capsys.readouterr().out)["random"]
