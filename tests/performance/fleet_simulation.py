@@ -23,6 +23,9 @@ Per strategy and phase (requests 1-500, 501-2000, a retrain, 2001-3000 at the de
 * ``optimal_rate``: the chosen service is the oracle's (the best expected reward under the
   hidden profile, among services able to serve the request), and ``near_optimal_rate`` (the
   ``~opt`` column): its expected reward is within 0.02 of the oracle's (forgives near-ties);
+  ``tied_rate`` (printed under each phase): the share of requests where another able service
+  is within 0.02 of the best, whatever was chosen (a property of the fleet, the workload and
+  the objective: where it is high, strict optimal rates are low for any router);
 * ``success_rate``, ``mean_latency_ms`` (of the sampled outcomes), ``mean_reward`` (the
   objective of :mod:`routing.core.objective`, the same one the server is configured with) and
   ``mean_regret`` (oracle's expected reward minus the chosen service's);
@@ -590,6 +593,19 @@ class Fleet:
             )
         return self._oracle[key]
 
+    def tied(self, request_type: str, caps: tuple[str, ...], complexity: float) -> bool:
+        """Another able service's expected reward is within :data:`NEAR_OPTIMAL_REWARD_GAP` of
+        the oracle's: a near-tie, which a strict optimal rate counts as a miss either way."""
+        best = self.oracle(request_type, caps, complexity)
+        if best is None:
+            return False
+        top = self.expected_reward(best, request_type, complexity)
+        return any(
+            sid != best
+            and top - self.expected_reward(sid, request_type, complexity) <= NEAR_OPTIMAL_REWARD_GAP
+            for sid in self.capable(request_type, caps)
+        )
+
     def sample(
         self,
         service_id: str,
@@ -689,6 +705,7 @@ class PhaseStats:
     candidate: int = 0
     optimal: int = 0
     near_optimal: int = 0
+    tied: int = 0  # requests with a near-tie (Fleet.tied), whatever was chosen
     successes: int = 0
     outcomes: int = 0
     latency_sum: float = 0.0
@@ -722,6 +739,7 @@ class PhaseStats:
     ) -> None:
         self.requests += 1
         oracle = fleet.oracle(req.request_type, req.capabilities, req.complexity)
+        self.tied += fleet.tied(req.request_type, req.capabilities, req.complexity)
         best = fleet.expected_reward(oracle, req.request_type, req.complexity) if oracle else 0.0
         row = self.by_type[req.request_type]
         row[0] += 1
@@ -760,6 +778,7 @@ class PhaseStats:
             "candidate_rate": round(self.candidate / n, 4),
             "optimal_rate": round(self.optimal / n, 4),
             "near_optimal_rate": round(self.near_optimal / n, 4),
+            "tied_rate": round(self.tied / n, 4),
             "success_rate": round(self.successes / n, 4),
             "mean_latency_ms": round(self.latency_sum / self.outcomes, 2)
             if self.outcomes
@@ -1562,6 +1581,13 @@ def format_report(report: dict) -> str:
                 f"{_fmt(s['mean_latency_ms']):>9}{_fmt(s['mean_reward']):>8}"
                 f"{_fmt(s['mean_regret']):>8}{s['n_503']:>6}{s['server_errors']:>5}"
                 f"{s['client_errors'] + s['outcome_errors']:>5}"
+            )
+        tied = report["baselines"].get("oracle", {}).get("phases", {}).get(pname, {})
+        if tied.get("tied_rate") is not None:
+            lines.append(
+                f"near-ties: {_fmt(tied['tied_rate'], True).strip()} of these requests have "
+                f"another able service within {NEAR_OPTIMAL_REWARD_GAP} of the best's expected "
+                "reward (a strict optimal rate cannot tell them apart; ~opt can)"
             )
         if pname == phase_names[1]:
             lines.append("")
