@@ -73,8 +73,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from django.core.exceptions import ValidationError as DjangoValidationError
 
+from registry import constants as registry_constants
 from registry.choices import ServiceType
+from registry.validators import validate_capability_name, validate_service_id
 from routing.core.objective import Objective
 from tests.support.net import free_port
 from tests.support.procs import kill_group as _kill_group
@@ -393,9 +396,20 @@ def _number(where: str, value, low: float, high: float, *, open_low: bool = Fals
     return float(value)
 
 
+def _registry_rule(where: str, validator, value: str) -> None:
+    """The registry's own rule for a name, checked before any server starts (the simulation
+    registers the fleet through the API, which would refuse it mid-run)."""
+    try:
+        validator(value)
+    except DjangoValidationError as exc:
+        raise ProfileError(f"{where}: {value!r}: {' '.join(exc.messages)}") from None
+
+
 def _names(where: str, value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ProfileError(f"{where}: expected a list of non-empty strings")
+    for i, name in enumerate(value):
+        _registry_rule(f"{where}[{i}]", validate_capability_name, name)
     return tuple(value)
 
 
@@ -435,12 +449,23 @@ def profile_set_from_dict(data, *, default_name: str = "file") -> ProfileSet:
                 f"{where}.service_type: {s['service_type']!r} is not a service type the "
                 f"registry accepts ({', '.join(ServiceType.values)})"
             )
+        _registry_rule(f"{where}.service_id", validate_service_id, s["service_id"])
         if s["service_id"] in seen:
             raise ProfileError(f"{where}.service_id: {s['service_id']!r} appears twice")
         seen.add(s["service_id"])
         capacity = s.get("max_capacity", 1000)
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ProfileError(f"{where}.max_capacity: expected an integer >= 1")
+        limit = registry_constants.MAX_CAPACITY_LIMIT
+        if (
+            isinstance(capacity, bool)
+            or not isinstance(capacity, int)
+            or not 1 <= capacity <= limit
+        ):
+            raise ProfileError(f"{where}.max_capacity: expected an integer in [1, {limit}]")
+        if len(s.get("capabilities") or []) > registry_constants.MAX_CAPABILITIES_PER_SERVICE:
+            raise ProfileError(
+                f"{where}.capabilities: at most "
+                f"{registry_constants.MAX_CAPABILITIES_PER_SERVICE} per service"
+            )
         services.append(
             SimService(
                 s["service_id"],

@@ -104,6 +104,22 @@ def _drop(path):
         (_set(("services", 0, "service_type"), "chat"), "services[0].service_type"),
         (_set(("services", 0, "capabilities"), "chat"), "services[0].capabilities"),
         (_set(("services", 0, "max_capacity"), 0), "services[0].max_capacity"),
+        (_set(("services", 0, "max_capacity"), 10**8), "services[0].max_capacity"),
+        # Names the registry would refuse at registration, mid-run: refused up front.
+        (_set(("services", 0, "service_id"), "LLM Large"), "services[0].service_id"),
+        (_set(("services", 0, "service_id"), "x" * 65), "services[0].service_id"),
+        (
+            _set(("services", 0, "capabilities"), ["ok", "text generation"]),
+            "services[0].capabilities[1]",
+        ),
+        (
+            _set(("services", 0, "capabilities"), [f"c{i}" for i in range(65)]),
+            "services[0].capabilities",
+        ),
+        (
+            _set(("request_types", "inference", "capabilities"), [[0.5, ["-chat"]]]),
+            "request_types.inference.capabilities[0][1][0]",
+        ),
         (_set(("services",), []), "profiles.services"),
         (_set(("request_types", "inference", "weight"), -1), "request_types.inference.weight"),
         (
