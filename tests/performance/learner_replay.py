@@ -4,6 +4,7 @@
     .venv/bin/python -m tests.performance.learner_replay --profiles alt --seeds 20 --requests 3000
     .venv/bin/python -m tests.performance.learner_replay --workers 4 [--no-share]
     .venv/bin/python -m tests.performance.learner_replay --profiles random --seeds 40
+    .venv/bin/python -m tests.performance.learner_replay --objective success_within_slo --slo-ms 300
 
 ``tests.performance.fleet_simulation`` measures decision quality through the real HTTP API,
 one seeded run per strategy: its figures move by a few points from run to run (the server's
@@ -53,7 +54,7 @@ import time
 import numpy as np
 
 from routing.core.learning import LearnerConfig, OutcomeLearner
-from routing.core.objective import Objective
+from routing.core.objective import OBJECTIVES, Objective
 from tests.performance.fleet_simulation import (
     NEAR_OPTIMAL_REWARD_GAP,
     Fleet,
@@ -79,12 +80,14 @@ def replay(
     workers: int = 1,
     shared: bool = True,
     diagnose: bool = False,
+    objective: Objective | None = None,
 ) -> dict:
     """One seeded run. ``workers`` > 1: that many learners (web workers) take the requests in
     turn, and each outcome is reported to a worker drawn at random (a client's next request
     lands anywhere); with ``shared`` every worker's learner sees every outcome (as with
-    MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to."""
-    objective = Objective()
+    MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to.
+    ``objective``: the reward (default: success minus latency, as the server's default)."""
+    objective = objective or Objective()
     fleet = Fleet(seeded_profile_set(profiles, seed), objective)
     workload = Workload(fleet.profiles, seed)
     learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
@@ -213,10 +216,12 @@ class _Diagnosis:
         return out
 
 
-def replay_full_info(profiles: str, seed: int, requests: int, config=None) -> dict:
+def replay_full_info(
+    profiles: str, seed: int, requests: int, config=None, objective: Objective | None = None
+) -> dict:
     """The ceiling: the learner is told the outcome of every able service on every request,
     and picks by its estimates (no exploration). Phase figures as :func:`replay`."""
-    objective = Objective()
+    objective = objective or Objective()
     fleet = Fleet(seeded_profile_set(profiles, seed), objective)
     workload = Workload(fleet.profiles, seed)
     learner = OutcomeLearner(config, objective, seed=seed)
@@ -242,14 +247,20 @@ def replay_full_info(profiles: str, seed: int, requests: int, config=None) -> di
     return phases
 
 
-def replay_engine(profiles: str, seed: int, requests: int, strategy: str = "adaptive") -> dict:
+def replay_engine(
+    profiles: str,
+    seed: int,
+    requests: int,
+    strategy: str = "adaptive",
+    objective: Objective | None = None,
+) -> dict:
     """One seeded run through :class:`routing.core.engine.RoutingEngine` (candidate filter,
     strategy, score tables, exploration) on an idle fleet: what the server decides, without
     HTTP, the database or leases. Phase figures as :func:`replay` (optimal share only)."""
     from routing.core.engine import EngineConfig, RoutingEngine
     from routing.core.types import FleetSnapshot, LiveView, RouteRequest, ServiceSpec
 
-    objective = Objective()
+    objective = objective or Objective()
     profile = seeded_profile_set(profiles, seed)
     fleet = Fleet(profile, objective)
     specs = [
@@ -343,16 +354,32 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the ceiling: the learner sees every able service's outcome, never explores",
     )
+    parser.add_argument(
+        "--objective",
+        default="success_minus_latency",
+        choices=OBJECTIVES,
+        help="the reward, as MOE_OBJECTIVE (success_minus_latency)",
+    )
+    parser.add_argument("--latency-cost-ms", type=float, default=1000.0)
+    parser.add_argument("--slo-ms", type=float, default=1000.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        objective = Objective(args.objective, args.latency_cost_ms, args.slo_ms)
+    except ValueError as exc:
+        parser.error(str(exc))
     report = {}
     for profiles in args.profiles.split(","):
         t0 = time.monotonic()
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         if args.engine:
-            runs = [replay_engine(profiles, s, args.requests, args.engine) for s in seeds]
+            runs = [
+                replay_engine(profiles, s, args.requests, args.engine, objective) for s in seeds
+            ]
         elif args.full_info:
-            runs = [replay_full_info(profiles, s, args.requests) for s in seeds]
+            runs = [
+                replay_full_info(profiles, s, args.requests, objective=objective) for s in seeds
+            ]
         else:
             runs = [
                 replay(
@@ -362,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                     workers=args.workers,
                     shared=not args.no_share,
                     diagnose=args.diagnose and args.workers == 1,
+                    objective=objective,
                 )
                 for s in seeds
             ]
