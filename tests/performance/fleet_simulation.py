@@ -301,7 +301,8 @@ PROFILE_SETS: dict[str, ProfileSet] = {
 }
 
 
-# Able services per request type in a ``wide:N`` fleet (``random:N``: 2-4).
+# Able services per request type in a ``random:N`` and a ``wide:N`` fleet.
+RANDOM_FLEET = (2, 4)
 WIDE_FLEET = (5, 8)
 
 # Names for generated fleets: (request type, base capabilities, optional capabilities).
@@ -314,7 +315,7 @@ _RANDOM_TYPES = (
 )
 
 
-def random_profile_set(seed: int, able: tuple[int, int] = (2, 4)) -> ProfileSet:
+def random_profile_set(seed: int, able: tuple[int, int] = RANDOM_FLEET) -> ProfileSet:
     """A seeded random fleet, so decision quality is not judged on hand-made profiles alone.
 
     2-4 request types; per type ``able`` (2-4; ``wide:N`` fleets 5-8) able services whose
@@ -355,7 +356,7 @@ def random_profile_set(seed: int, able: tuple[int, int] = (2, 4)) -> ProfileSet:
     request_types = {
         t: RequestMix(m.weight / total, m.capabilities) for t, m in request_types.items()
     }
-    wide = able != (2, 4)
+    wide = able == WIDE_FLEET
     return ProfileSet(
         name=f"wide:{seed}" if wide else f"random:{seed}",
         description=f"seeded random {'wide ' if wide else ''}fleet {seed}: "
@@ -575,7 +576,7 @@ class Fleet:
         self.objective = objective
         self.by_id = {s.service_id: s for s in profiles.services}
         self._expected: dict[tuple[str, str, int], float] = {}
-        self._oracle: dict[tuple[str, tuple[str, ...], int], str] = {}
+        self._oracle: dict[tuple[str, tuple[str, ...], int], tuple[str | None, bool]] = {}
 
     def capable(self, request_type: str, caps: tuple[str, ...]) -> list[str]:
         return [s.service_id for s in self.profiles.services if s.can_serve(request_type, caps)]
@@ -606,30 +607,33 @@ class Fleet:
         self._expected[key] = value
         return value
 
-    def oracle(self, request_type: str, caps: tuple[str, ...], complexity: float) -> str | None:
-        bucket = int(round(complexity * 100))
-        key = (request_type, caps, bucket)
-        if key not in self._oracle:
+    def _ranked(
+        self, request_type: str, caps: tuple[str, ...], complexity: float
+    ) -> tuple[str | None, bool]:
+        """The oracle's service and whether another able one is within
+        :data:`NEAR_OPTIMAL_REWARD_GAP` of it, cached per complexity bucket of 0.01."""
+        key = (request_type, caps, int(round(complexity * 100)))
+        ranked = self._oracle.get(key)
+        if ranked is None:
             capable = self.capable(request_type, caps)
-            self._oracle[key] = (
-                max(capable, key=lambda sid: self.expected_reward(sid, request_type, complexity))
-                if capable
-                else None
-            )
-        return self._oracle[key]
+            rewards = [self.expected_reward(sid, request_type, complexity) for sid in capable]
+            if not rewards:
+                ranked = (None, False)
+            else:
+                best = max(range(len(rewards)), key=rewards.__getitem__)  # the first of equals
+                others = rewards[:best] + rewards[best + 1 :]
+                tied = bool(others) and rewards[best] - max(others) <= NEAR_OPTIMAL_REWARD_GAP
+                ranked = (capable[best], tied)
+            self._oracle[key] = ranked
+        return ranked
+
+    def oracle(self, request_type: str, caps: tuple[str, ...], complexity: float) -> str | None:
+        return self._ranked(request_type, caps, complexity)[0]
 
     def tied(self, request_type: str, caps: tuple[str, ...], complexity: float) -> bool:
         """Another able service's expected reward is within :data:`NEAR_OPTIMAL_REWARD_GAP` of
         the oracle's: a near-tie, which a strict optimal rate counts as a miss either way."""
-        best = self.oracle(request_type, caps, complexity)
-        if best is None:
-            return False
-        top = self.expected_reward(best, request_type, complexity)
-        return any(
-            sid != best
-            and top - self.expected_reward(sid, request_type, complexity) <= NEAR_OPTIMAL_REWARD_GAP
-            for sid in self.capable(request_type, caps)
-        )
+        return self._ranked(request_type, caps, complexity)[1]
 
     def sample(
         self,
