@@ -50,6 +50,7 @@ import random
 import statistics
 import sys
 import time
+from collections import deque
 
 import numpy as np
 
@@ -81,14 +82,19 @@ def replay(
     shared: bool = True,
     diagnose: bool = False,
     objective: Objective | None = None,
+    in_flight: int = 0,
 ) -> dict:
     """One seeded run. ``workers`` > 1: that many learners (web workers) take the requests in
     turn, and each outcome is reported to a worker drawn at random (a client's next request
     lands anywhere); with ``shared`` every worker's learner sees every outcome (as with
     MOE_SHARED_LEARNING and Redis), without it only the worker it was reported to.
-    ``objective``: the reward (default: success minus latency, as the server's default)."""
+    ``objective``: the reward (default: success minus latency, as the server's default).
+    ``in_flight``: each outcome reaches the learners only after this many later decisions (as
+    with that many requests in flight from concurrent clients: the learner decides on
+    outcomes that lag behind)."""
     objective = objective or Objective()
     fleet = Fleet(seeded_profile_set(profiles, seed), objective)
+    pending: deque[tuple] = deque()
     workload = Workload(fleet.profiles, seed)
     learners = [OutcomeLearner(config, objective, seed=seed * 7919 + 1 + w) for w in range(workers)]
     outcome_rng = random.Random(seed * 1000 + 17)
@@ -132,10 +138,13 @@ def replay(
                 sid, req.request_type, req.capabilities, req.complexity, outcome_rng
             )
             told = learners if shared else [learners[report_rng.randrange(workers)]]
-            for one in told:
-                reward = one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
-            if shadow is not None:
-                shadow.observe(fleet, sid, req, reward)
+            pending.append((told, sid, req, ok, latency))
+            while len(pending) > in_flight:
+                told, sid, req, ok, latency = pending.popleft()
+                for one in told:
+                    reward = one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+                if shadow is not None:
+                    shadow.observe(fleet, sid, req, reward)
         n = max(1, counts.pop("n"))
         phases[name] = {k: v / n for k, v in counts.items()}
     if shadow is not None:
@@ -362,8 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--latency-cost-ms", type=float, default=1000.0)
     parser.add_argument("--slo-ms", type=float, default=1000.0)
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=0,
+        metavar="N",
+        help="outcomes reach the learner N decisions late, as with N concurrent requests (0)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.in_flight < 0:
+        parser.error("--in-flight must be >= 0")
     try:
         objective = Objective(args.objective, args.latency_cost_ms, args.slo_ms)
     except ValueError as exc:
@@ -390,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                     shared=not args.no_share,
                     diagnose=args.diagnose and args.workers == 1,
                     objective=objective,
+                    in_flight=args.in_flight,
                 )
                 for s in seeds
             ]

@@ -119,3 +119,21 @@ def test_the_replay_learns_the_objective_it_is_given(capsys):
         learner_replay.main([*argv, "--objective", "success_within_slo", "--slo-ms", "0"])
     assert exited.value.code == 2
     assert "slo_ms" in capsys.readouterr().err
+
+
+def test_outcomes_held_in_flight_reach_the_learner_late_and_never_if_held_for_good():
+    # Outcomes 32 decisions late (32 concurrent requests) still teach the learner; held past
+    # the end of the run they never do, and it routes on its priors alone (every service tied:
+    # the first listed, often the best on these profiles, but far from always).
+    late = learner_replay.replay("default", 1, 1200, in_flight=32)["p3_requests_801_1200"]
+    never = learner_replay.replay("default", 1, 1200, in_flight=1200)["p3_requests_801_1200"]
+    assert late["optimal"] > 0.9
+    assert never["optimal"] < 0.8
+    assert never["regret"] > 5 * late["regret"]
+
+
+def test_a_negative_in_flight_count_is_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        learner_replay.main(["--profiles", "default", "--seeds", "1", "--in-flight", "-1"])
+    assert exc.value.code == 2
+    assert "--in-flight" in capsys.readouterr().err
