@@ -37,6 +37,12 @@ class FieldErrors(APIError):
         super().__init__("validation_error", f"Invalid input: {first}: {fields[first][0]}", fields)
 
 
+# A request's type and capabilities are written to the decision history, and PostgreSQL text
+# cannot hold a NUL: one such request would fail the whole batch of decisions it was flushed
+# with. (The override API refuses it in request_type with the same words.)
+NUL_MESSAGE = "Null characters are not allowed."
+
+
 def _fail(field: str, message: str):
     raise FieldErrors({field: [message]})
 
@@ -80,6 +86,8 @@ def parse_request_data(data, prefix: str = "data") -> RouteRequest:
     request_type = ""
     if "type" in data:
         request_type = _short_string(data["type"], f"{prefix}.type", MAX_TYPE_LENGTH)
+        if "\x00" in request_type:
+            _fail(f"{prefix}.type", NUL_MESSAGE)
     priority = _unit_number(data["priority"], f"{prefix}.priority") if "priority" in data else 0.5
     complexity = (
         _unit_number(data["complexity"], f"{prefix}.complexity") if "complexity" in data else 0.5
@@ -102,6 +110,8 @@ def parse_request_data(data, prefix: str = "data") -> RouteRequest:
                     "Each capability must be a non-empty string of at most "
                     f"{MAX_CAPABILITY_LENGTH} characters.",
                 )
+            if "\x00" in cap:
+                _fail(field, NUL_MESSAGE)
         capabilities = tuple(dict.fromkeys(caps))
     key = None
     if "key" in data:
@@ -148,6 +158,8 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
     request_type = get("type", "")
     if type(request_type) is not str or len(request_type) > MAX_TYPE_LENGTH:
         return None
+    if "\x00" in request_type:
+        return None
     priority = _unit(get("priority", 0.5))
     complexity = _unit(get("complexity", 0.5))
     if priority is None or complexity is None:
@@ -164,6 +176,8 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
             return None
         for cap in caps:
             if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
+                return None
+            if "\x00" in cap:
                 return None
         capabilities = tuple(dict.fromkeys(caps))
     key = None
@@ -255,6 +269,8 @@ def _capability_column(values: list) -> list[tuple[str, ...]] | None:
         for cap in caps:
             if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
                 return None
+            if "\x00" in cap:
+                return None
         checked[caps] = tuple(dict.fromkeys(caps))
     return list(map(checked.__getitem__, tuples))
 
@@ -298,6 +314,8 @@ def quick_batch_data(items: list, max_string: int) -> list[RouteRequest] | None:
         return None
     types = _column(items, "type", "")
     if set(map(type, types)) != {str} or max(map(len, types)) > MAX_TYPE_LENGTH:
+        return None
+    if "\x00" in "".join(set(types)):
         return None
     priority = _column(items, "priority", 0.5)
     priority = _unit_column(priority, set(map(type, priority)))

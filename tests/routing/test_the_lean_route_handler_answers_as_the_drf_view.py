@@ -135,6 +135,8 @@ async def test_a_batch_gets_the_same_answer_shape(apps, token, fleet):
         ("/api/v1/route/batch", b'{"requests": [{}, {"priority": -1}]}'),
         ("/api/v1/route/batch", b'{"requests": [{}], "top_k": 0}'),
         ("/api/v1/route/batch", b'{"requests": {}}'),
+        ("/api/v1/route", b'{"data": {"type": "a\\u0000"}}'),
+        ("/api/v1/route/batch", b'{"requests": [{}, {"capabilities": ["\\u0000"]}]}'),
     ],
 )
 async def test_bad_input_gets_the_same_error(apps, token, fleet, path, content):
