@@ -3,8 +3,9 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from moe_project.api_docs import OPERATOR, error_responses
+from moe_project.api_docs import JSON_BODY, OPERATOR, error_responses
 from moe_project.jobs import job_status, queue_job
+from moe_project.strict_serializers import StrictSerializer
 from registry.permissions import IsOperator
 from routing.api.gate_views import (
     TASK_ID_PARAMETER,
@@ -12,6 +13,11 @@ from routing.api.gate_views import (
     GateRetrainStatusSerializer,
 )
 from telemetry.tasks import rebalance
+
+
+class RebalanceRequestSerializer(StrictSerializer):
+    """Body of ``POST /api/v1/load/rebalance``: none, or an empty object (the job takes no
+    parameters; anything else is refused, naming it, rather than silently ignored)."""
 
 
 class RebalanceView(APIView):
@@ -22,14 +28,17 @@ class RebalanceView(APIView):
     @extend_schema(
         operation_id="load_rebalance",
         summary="Rebalance service weights now (in Celery)",
-        request=None,
+        request=RebalanceRequestSerializer,
         responses={
             202: OpenApiResponse(GateRetrainQueuedSerializer, description="Queued."),
-            **error_responses(*OPERATOR, 503, descriptions={503: "The job broker is unreachable."}),
+            **error_responses(
+                *JSON_BODY, *OPERATOR, 503, descriptions={503: "The job broker is unreachable."}
+            ),
         },
         tags=["load"],
     )
     def post(self, request):
+        RebalanceRequestSerializer(data=request.data).is_valid(raise_exception=True)
         return queue_job(rebalance, "rebalance")
 
 

@@ -58,6 +58,27 @@ def test_rebalance_api_needs_an_operator(client_api, anon_api):
     assert anon_api.post("/api/v1/load/rebalance").status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "field", "code"),
+    [
+        ('{"foo": 1}', "application/json", "foo", "validation_error"),
+        ("[1]", "application/json", "body", "validation_error"),
+        ("xx", "application/json", "body", "invalid_json"),
+    ],
+)
+def test_rebalance_api_refuses_a_body_it_would_ignore(
+    operator_api, body, content_type, field, code
+):
+    # The job takes no parameters: a body that says something is refused, naming what it says,
+    # instead of being queued as if it had been understood.
+    response = operator_api.generic("POST", "/api/v1/load/rebalance", body, content_type)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert list(error["fields"]) == [field]
+
+
 def test_rebalance_api_queues_the_job_and_reports_it(operator_api, settings, db):
     # Eager mode runs the task in-process here; tests/integration runs it in a real worker.
     settings.CELERY_TASK_ALWAYS_EAGER = True
@@ -67,6 +88,7 @@ def test_rebalance_api_queues_the_job_and_reports_it(operator_api, settings, db)
     app.conf.task_store_eager_result = True
     try:
         _register("a", 50)
+        assert operator_api.post("/api/v1/load/rebalance", {}, format="json").status_code == 202
         response = operator_api.post("/api/v1/load/rebalance")
         assert response.status_code == 202
         task_id = response.json()["task_id"]
