@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 
+from celery import states
 from celery.result import AsyncResult
+from django.conf import settings
+from django.core.cache import cache
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -13,6 +16,14 @@ from moe_project.api_errors import APIError
 
 TASK_ID_MAX_LENGTH = 64
 TASK_ID_RE = re.compile(rf"[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}")
+# Celery answers PENDING for any id it has no result for, including one it never issued, so
+# a client polling a mistyped id would wait for ever. Each queued job's id is remembered (in
+# the shared cache: Redis when configured) for as long as its result is kept.
+ISSUED_KEY = "moe:job:{name}:{task_id}"
+
+
+def _issued_key(task, task_id: str) -> str:
+    return ISSUED_KEY.format(name=task.name, task_id=task_id)
 
 
 def queue_job(task, status_prefix: str, **kwargs) -> Response:
@@ -24,6 +35,9 @@ def queue_job(task, status_prefix: str, **kwargs) -> Response:
         raise APIError(
             "broker_unavailable", f"Could not queue the job: {type(exc).__name__}", None, 503
         ) from None
+    cache.set(
+        _issued_key(task, result.id), 1, timeout=settings.CELERY_RESULT_EXPIRES.total_seconds()
+    )
     return Response(
         {"task_id": result.id, "state": "PENDING", "status_url": f"{status_prefix}/{result.id}"},
         status=status.HTTP_202_ACCEPTED,
@@ -32,7 +46,8 @@ def queue_job(task, status_prefix: str, **kwargs) -> Response:
 
 def job_status(task, task_id: str) -> Response:
     """The job's state, its result once it succeeded, its error type once it failed; 400
-    naming ``task_id`` when that is not a task id."""
+    naming ``task_id`` when that is not a task id, 404 when no such job was queued here (or
+    its result has expired)."""
     if not TASK_ID_RE.fullmatch(task_id):
         raise APIError(
             "validation_error",
@@ -40,7 +55,15 @@ def job_status(task, task_id: str) -> Response:
             {"task_id": ["Not a task id."]},
         )
     result = AsyncResult(task_id, app=task.app)
-    body = {"task_id": task_id, "state": result.state}
+    state = result.state
+    if state == states.PENDING and cache.get(_issued_key(task, task_id)) is None:
+        raise APIError(
+            "not_found",
+            "No such job: task_id was not issued by this endpoint, or its result has expired.",
+            {"task_id": ["No such job."]},
+            404,
+        )
+    body = {"task_id": task_id, "state": state}
     if result.successful():
         body["result"] = result.result
     elif result.failed():

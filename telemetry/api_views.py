@@ -49,7 +49,7 @@ class RebalanceStatusView(APIView):
         operation_id="load_rebalance_status",
         summary="State and result of a rebalance job",
         parameters=[TASK_ID_PARAMETER],
-        responses={200: GateRetrainStatusSerializer, **error_responses(400, *OPERATOR)},
+        responses={200: GateRetrainStatusSerializer, **error_responses(400, 404, *OPERATOR)},
         tags=["load"],
     )
     def get(self, request, task_id: str):

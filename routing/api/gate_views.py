@@ -121,7 +121,7 @@ class GateRetrainStatusView(APIView):
         operation_id="gate_retrain_status",
         summary="State and result of a retraining job",
         parameters=[TASK_ID_PARAMETER],
-        responses={200: GateRetrainStatusSerializer, **error_responses(400, *OPERATOR)},
+        responses={200: GateRetrainStatusSerializer, **error_responses(400, 404, *OPERATOR)},
         tags=["gate"],
     )
     def get(self, request, task_id: str):

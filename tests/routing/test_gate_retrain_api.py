@@ -119,3 +119,37 @@ def test_the_job_status_is_for_operators_only(client_api, anon_api):
 
     assert client_api.get(f"{URL}/{task_id}").status_code == 403
     assert anon_api.get(f"{URL}/{task_id}").status_code == 401
+
+
+@pytest.mark.parametrize("url", [URL, "/api/v1/load/rebalance"])
+def test_a_job_id_never_issued_is_a_404_not_pending_for_ever(operator_api, eager_celery, url):
+    # given: a job that was queued (its id is known) and one that never was
+    issued = operator_api.post(url).json()["task_id"]
+
+    # when
+    known = operator_api.get(f"{url}/{issued}")
+    unknown = operator_api.get(f"{url}/0123456789abcdef")
+
+    # then: Celery alone would answer PENDING for the second, and a client would poll for ever
+    assert known.status_code == 200
+    assert known.json()["state"] == "SUCCESS"
+    assert unknown.status_code == 404
+    error = unknown.json()["error"]
+    assert error["code"] == "not_found"
+    assert list(error["fields"]) == ["task_id"]
+
+
+def test_a_queued_job_not_yet_started_is_pending(operator_api, monkeypatch):
+    # given: a broker that takes the job, and no worker to run it
+    class Queued:
+        id = "4e1c6a9e-queued-not-started"
+
+    monkeypatch.setattr(gate_views.retrain_gate, "delay", lambda **kwargs: Queued())
+
+    # when
+    task_id = operator_api.post(URL).json()["task_id"]
+
+    # then: its id was issued here, so it is PENDING, not unknown
+    status = operator_api.get(f"{URL}/{task_id}")
+    assert status.status_code == 200
+    assert status.json()["state"] == "PENDING"

@@ -22,9 +22,9 @@ ANSWERS = {
     ("/api/v1/demo/smart_routing", "get"): {200, 400, 401, 429},
     ("/api/v1/health", "get"): {200, 503},
     ("/api/v1/load/rebalance", "post"): {202, 400, 401, 403, 413, 415, 429, 503},
-    ("/api/v1/load/rebalance/{task_id}", "get"): {200, 400, 401, 403, 429},
+    ("/api/v1/load/rebalance/{task_id}", "get"): {200, 400, 401, 403, 404, 429},
     ("/api/v1/gate/retrain", "post"): {202, 400, 401, 403, 413, 415, 429, 503},
-    ("/api/v1/gate/retrain/{task_id}", "get"): {200, 400, 401, 403, 429},
+    ("/api/v1/gate/retrain/{task_id}", "get"): {200, 400, 401, 403, 404, 429},
     ("/api/v1/gate/versions", "get"): {200, 400, 401, 403, 429},
 }
 ERROR_REF = "#/components/schemas/Error"
