@@ -17,6 +17,7 @@ from moe_project.strict_serializers import (
 )
 from routing.choices import OverrideScope
 from routing.core.strategies import STRATEGY_NAMES
+from routing.forwarding import is_failure
 from routing.models import StrategyOverride
 from routing.validation import MAX_TOP_K, MAX_TYPE_LENGTH
 
@@ -28,6 +29,16 @@ class OutcomeSerializer(StrictSerializer):
     success = StrictBoolField()
     latency_ms = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=3.6e6)
     status_code = StrictIntegerField(required=False, allow_null=True, min_value=100, max_value=599)
+
+    def validate(self, attrs):
+        # A 5xx or a 429 is the service failing (forwarding counts it so); a report that calls
+        # it a success would teach the learner the opposite of what happened.
+        code = attrs.get("status_code")
+        if attrs["success"] and code is not None and is_failure(code):
+            raise serializers.ValidationError(
+                {"success": [f"Cannot be true with status_code {code} (a service failure)."]}
+            )
+        return attrs
 
 
 class OverrideCreateSerializer(StrictSerializer):

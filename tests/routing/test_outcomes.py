@@ -99,3 +99,28 @@ def test_failures_open_the_breaker_and_routing_avoids_the_service(client_api, fl
             format="json",
         ).json()
         assert routed["selected_services"] != [victim]
+
+
+@pytest.mark.parametrize("status_code", [500, 503, 429])
+def test_a_success_with_a_failure_status_is_refused_and_the_report_can_be_made_again(
+    client_api, fleet, status_code
+):
+    routed = _route(client_api)
+
+    refused = _report(client_api, routed, success=True, status_code=status_code)
+    again = _report(client_api, routed, success=False, status_code=status_code)
+
+    assert refused.status_code == 400
+    assert list(refused.json()["error"]["fields"]) == ["success"]
+    assert again.status_code == 200
+    assert again.json()["reward"] == 0.0
+
+
+def test_a_success_with_a_client_error_status_is_a_success(client_api, fleet):
+    # A 4xx other than 429 is the caller's problem, not the service failing.
+    routed = _route(client_api)
+
+    response = _report(client_api, routed, success=True, status_code=404)
+
+    assert response.status_code == 200
+    assert response.json()["reward"] > 0.9
