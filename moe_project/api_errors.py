@@ -62,6 +62,20 @@ def _flatten(detail) -> dict:
     return out
 
 
+def plain_message(detail) -> str:
+    """An exception's detail as one plain sentence.
+
+    simplejwt's InvalidToken and AuthenticationFailed carry a dict (``detail``, ``code`` and
+    ``messages`` for each token type tried), whose ``str()`` is Python's repr of it.
+    """
+    if isinstance(detail, dict) and "detail" in detail:
+        return str(detail["detail"])
+    if isinstance(detail, dict | list):
+        messages = [message for found in _flatten(detail).values() for message in found]
+        return messages[0] if messages else "Error."
+    return str(detail)
+
+
 def _domain_error(exc):
     """Routing's domain errors -> (status, code); None for anything else."""
     from routing import errors
@@ -101,7 +115,7 @@ def exception_handler(exc, context):
         return error_response("invalid_json", str(exc.detail), {"body": [str(exc.detail)]}, 400)
     if isinstance(exc, exceptions.APIException):
         code = _CODES.get(exc.status_code, "error")
-        response = error_response(code, str(exc.detail), None, exc.status_code)
+        response = error_response(code, plain_message(exc.detail), None, exc.status_code)
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             response["Retry-After"] = str(int(exc.wait))
         auth_header = getattr(exc, "auth_header", None)

@@ -4,28 +4,33 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import (
-    TokenObtainPairView,
-    TokenRefreshView,
-    TokenVerifyView,
-)
 
 from moe_project.api_docs import JSON_BODY, error_responses, raw_schema_serializer
+from moe_project.auth_views import (
+    StrictTokenObtainPairView,
+    StrictTokenRefreshView,
+    StrictTokenVerifyView,
+)
 from moe_project.schema_extensions import NO_NUL_PATTERN, NON_BLANK_PATTERN
 
 _TOKEN = {"type": "string"}
-# simplejwt's fields: required, not blank (surrounding whitespace is trimmed, except from the
-# password); other keys are ignored.
+# The token views' fields: required strings, not blank (surrounding whitespace is trimmed);
+# other keys are refused (moe_project.auth_views).
 _NON_BLANK = {"type": "string", "minLength": 1, "pattern": NON_BLANK_PATTERN}
 
 
 def _body(name: str, **fields: dict):
-    schema = {"type": "object", "required": list(fields), "properties": fields}
+    schema = {
+        "type": "object",
+        "required": list(fields),
+        "properties": fields,
+        "additionalProperties": False,
+    }
     return raw_schema_serializer(name, lambda: schema)
 
 
 def _token_view(view, summary: str, request, answer: dict):
-    """simplejwt's view with every answer it can give documented (401: bad credentials)."""
+    """A token view with every answer it can give documented (401: bad credentials)."""
     responses = {200: {"type": "object", **answer}, **error_responses(*JSON_BODY, 401, 429)}
     return extend_schema_view(
         post=extend_schema(summary=summary, request=request, responses=responses, tags=["auth"])
@@ -40,7 +45,7 @@ api_v1 = [
     path(
         "auth/token/",
         _token_view(
-            TokenObtainPairView,
+            StrictTokenObtainPairView,
             "Access and refresh token for a login",
             _body(
                 "TokenObtainRequestSerializer",
@@ -57,7 +62,7 @@ api_v1 = [
     path(
         "auth/token/refresh/",
         _token_view(
-            TokenRefreshView,
+            StrictTokenRefreshView,
             "A new access token for a refresh token",
             _body("TokenRefreshRequestSerializer", refresh=_NON_BLANK),
             {"required": ["access"], "properties": {"access": _TOKEN, "refresh": _TOKEN}},
@@ -67,7 +72,7 @@ api_v1 = [
     path(
         "auth/token/verify/",
         _token_view(
-            TokenVerifyView,
+            StrictTokenVerifyView,
             "Whether a token is valid (200 with {})",
             _body("TokenVerifyRequestSerializer", token=_NON_BLANK),
             {},
