@@ -8,6 +8,7 @@ here runs on the hot path (it is read when the schema is generated).
 from django.conf import settings
 
 from moe_project.api_docs import raw_schema_serializer
+from moe_project.schema_extensions import NO_NUL_PATTERN
 from routing.core.strategies import STRATEGY_NAMES
 from routing.validation import (
     MAX_CAPABILITIES,
@@ -32,6 +33,7 @@ def request_data_schema() -> dict:
             "type": {
                 "type": "string",
                 "maxLength": MAX_TYPE_LENGTH,
+                "pattern": NO_NUL_PATTERN,
                 "description": "Request type; candidates are services whose type matches.",
             },
             "data": {
@@ -48,7 +50,12 @@ def request_data_schema() -> dict:
             "capabilities": {
                 "type": "array",
                 "maxItems": MAX_CAPABILITIES,
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_CAPABILITY_LENGTH},
+                "items": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CAPABILITY_LENGTH,
+                    "pattern": NO_NUL_PATTERN,
+                },
                 "description": "Every one must be offered by the chosen service.",
             },
             "key": {

@@ -41,6 +41,43 @@ class OutcomeSerializer(StrictSerializer):
         return attrs
 
 
+def outcome_schema() -> dict:
+    """``OutcomeSerializer`` as JSON Schema, with its cross-field rule: ``success`` true only
+    with no ``status_code`` or one that is not a service failure (5xx, 429). One schema per
+    value of ``success``."""
+
+    def variant(success: bool, status_code: dict) -> dict:
+        return {
+            "type": "object",
+            "title": "success" if success else "failure",
+            "additionalProperties": False,
+            "required": ["service_id", "success"],
+            "properties": {
+                "service_id": {"type": "string", "maxLength": 64, "pattern": NON_BLANK_PATTERN},
+                "success": {"allOf": [{"type": "boolean", "enum": [success]}]},
+                "latency_ms": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 3.6e6,
+                    "nullable": True,
+                    "description": "How long the service took, in milliseconds.",
+                },
+                "status_code": {"type": "integer", "nullable": True, **status_code},
+            },
+        }
+
+    return {
+        "required": ["service_id", "success"],
+        "oneOf": [
+            variant(True, {"minimum": 100, "maximum": 499, "not": {"enum": [429]}}),
+            variant(False, {"minimum": 100, "maximum": 599}),
+        ],
+    }
+
+
+OutcomeDocSerializer = raw_schema_serializer("OutcomeRequestSerializer", outcome_schema)
+
+
 class OverrideCreateSerializer(StrictSerializer):
     strategy = StrictChoiceField(choices=STRATEGY_NAMES)
     scope = StrictChoiceField(choices=OverrideScope.choices)

@@ -19,6 +19,7 @@ from registry.permissions import IsOperator
 from routing import services
 from routing.api import schemas
 from routing.api.serializers import (
+    OutcomeDocSerializer,
     OutcomeResultSerializer,
     OutcomeSerializer,
     OverrideCreateDocSerializer,
@@ -178,7 +179,7 @@ class OutcomeView(APIView):
                 description="The route response's `request_id`.",
             )
         ],
-        request=OutcomeSerializer,
+        request=OutcomeDocSerializer,
         responses={
             200: OutcomeResultSerializer,
             **error_responses(

@@ -84,4 +84,10 @@ def test_request_bodies_refuse_unknown_fields_and_carry_the_limits(schema):
     assert data["properties"]["capabilities"]["maxItems"] == 32
     assert data["properties"]["priority"] == {**data["properties"]["priority"], "maximum": 1}
     assert components["ServiceRegister"]["additionalProperties"] is False
-    assert components["Outcome"]["additionalProperties"] is False
+    outcome = components["OutcomeRequest"]["oneOf"]
+    assert all(variant["additionalProperties"] is False for variant in outcome)
+    # success true only with a status_code that is not a service failure (5xx, 429)
+    by_success = {v["properties"]["success"]["allOf"][0]["enum"][0]: v for v in outcome}
+    assert by_success[True]["properties"]["status_code"]["maximum"] == 499
+    assert by_success[True]["properties"]["status_code"]["not"] == {"enum": [429]}
+    assert by_success[False]["properties"]["status_code"]["maximum"] == 599
