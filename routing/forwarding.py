@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from django.conf import settings
@@ -108,6 +108,10 @@ def _forbidden_reason(endpoint: str) -> str | None:
     return None if address else reason
 
 
+# Characters a path segment may hold unencoded (RFC 3986 pchar, and "/" between segments).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
 def target_for(endpoint: str, path: str = "", query: str = "") -> tuple[Target | None, str | None]:
     """The pinned :class:`Target` for ``endpoint`` + ``path`` (+ ``?query``), or a refusal."""
     parts = urlsplit(endpoint)
@@ -120,9 +124,15 @@ def target_for(endpoint: str, path: str = "", query: str = "") -> tuple[Target |
     )
     port = parts.port
     netloc = f"{literal}:{port}" if port else literal
-    base = parts.path.rstrip("/")
-    full_path = base + ("/" + path.lstrip("/") if path else (parts.path or "/"))
-    url = f"{parts.scheme}://{netloc}{full_path or '/'}"
+    # Without a path (``"forward": true``, the proxy's root) the endpoint's own path is the
+    # target, as registered; a path is appended to it. The path arrives percent-decoded, so it
+    # is encoded again: a decoded ``?``, ``#`` or space would otherwise end the path early or
+    # break the request line.
+    if path:
+        full_path = parts.path.rstrip("/") + "/" + quote(path.lstrip("/"), safe=_PATH_SAFE)
+    else:
+        full_path = parts.path or "/"
+    url = f"{parts.scheme}://{netloc}{full_path}"
     if query:
         url += f"?{query}"
     host_header = parts.netloc.rsplit("@", 1)[-1]
