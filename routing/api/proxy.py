@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import tempfile
 import time
 import weakref
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import httpcore
 import httpx
@@ -31,7 +33,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
-from moe_project.api_errors import APIError, error_body
+from moe_project.api_errors import APIError, error_body, plain_message
 from moe_project.authentication import CachedStatelessJWTAuthentication
 from routing import forwarding
 from routing.errors import RoutingError
@@ -83,6 +85,7 @@ INPUTS = {
     "deadline_ms": (DEADLINE_HEADER, "moe_deadline_ms"),
 }
 QUERY_NAMES = frozenset(query for _, query in INPUTS.values())
+_SEGMENT_EDGE = re.compile(r"[/\\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,25 @@ def _number(raw: str, source: str, low: float, high: float | None) -> float:
         bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
         _fail(source, f"Must be a number {bounds}.")
     return value
+
+
+def check_path(path: str) -> None:
+    """Refuse a ``.`` or ``..`` segment: it would take the call out of the service's base path.
+
+    ``path`` arrives percent-decoded once; a service may decode it again (``%2e``, ``%2f``),
+    split it on ``\\`` or drop a ``;parameter`` from a segment, so all of those are undone first.
+    """
+    if "." not in path and "%" not in path:
+        return  # the common case, without a regular expression
+    text = path
+    while True:
+        for segment in _SEGMENT_EDGE.split(text):
+            if segment.split(";", 1)[0] in (".", ".."):
+                _fail("path", "Must not contain a '.' or '..' segment.")
+        decoded = unquote(text)
+        if decoded == text:
+            return
+        text = decoded
 
 
 def parse_proxy_inputs(request) -> ProxyInput:
@@ -515,7 +537,9 @@ def _authenticate(request):
     try:
         found = CachedStatelessJWTAuthentication().authenticate(request)
     except exceptions.AuthenticationFailed as exc:
-        return _error("not_authenticated", str(exc.detail), status=401, WWW_Authenticate="Bearer")
+        return _error(
+            "not_authenticated", plain_message(exc.detail), status=401, WWW_Authenticate="Bearer"
+        )
     if found is None:
         return _error(
             "not_authenticated",
@@ -584,6 +608,7 @@ async def proxy_view(request, path: str = ""):
     except DisallowedHost:
         return _error("invalid_request", "Host not allowed.", {"Host": ["Not allowed."]})
     try:
+        check_path(path)
         inp = parse_proxy_inputs(request)
     except APIError as exc:
         return _error(exc.code, str(exc.detail), exc.fields, exc.status_code)
