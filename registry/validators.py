@@ -143,6 +143,13 @@ def validate_endpoint(url: str) -> None:
             "The URL must not contain spaces, control characters or '\\'.",
             code="invalid_endpoint",
         )
+    # The router appends paths (and the health path) to the endpoint and sends the client's own
+    # query, so a query or fragment here would be misplaced or dropped. Even an empty "?"/"#".
+    if "?" in url or "#" in url:
+        raise ValidationError(
+            "The endpoint must not have a query string ('?') or a fragment ('#').",
+            code="query_or_fragment",
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -163,6 +170,18 @@ def validate_endpoint(url: str) -> None:
         raise ValidationError("The endpoint needs a host.", code="invalid_endpoint")
     address = _parse_host(host)
     _refuse_forbidden_host(host, address)
+    # "localhost." is "localhost" to DNS but not to the allow-list, the Host header or TLS
+    # names; refused rather than normalised in every place that compares hosts.
+    if parts.hostname != host:
+        raise ValidationError("Write the host without a trailing dot.", code="invalid_endpoint")
+    # urlsplit and the allow-list compare names in lower case; accepting one spelling keeps
+    # stored endpoints comparable and matches the OpenAPI pattern. IPv6 hex may be upper case.
+    if url.split(":", 1)[0] != parts.scheme or (
+        address is None and parts.netloc != parts.netloc.lower()
+    ):
+        raise ValidationError(
+            "Write the scheme and the host name in lower case.", code="invalid_endpoint"
+        )
     if not _host_allowed(host, address):
         raise ValidationError(
             f"Host {host!r} is not in MOE_ALLOWED_ENDPOINT_HOSTS.", code="host_not_allowed"

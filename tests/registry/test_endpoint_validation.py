@@ -31,12 +31,31 @@ def refused_code(url: str) -> str:
         "http://localhost:8006",
         "http://127.0.0.1:8101/",
         "https://localhost/api/v1",
-        "HTTP://LOCALHOST:80",
-        "http://localhost.:9000",
     ],
 )
 def test_it_accepts_http_and_https_on_the_default_allow_list(url):
     validate_endpoint(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8006/a?b=c",
+        "http://localhost:8006?",
+        "http://localhost#x",
+        "http://localhost/#",
+    ],
+)
+def test_it_refuses_a_query_or_a_fragment(url):
+    assert refused_code(url) == "query_or_fragment"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["HTTP://localhost:80", "http://LOCALHOST:80", "http://localhost.:9000", "http://127.0.0.1./"],
+)
+def test_it_refuses_other_spellings_of_an_allowed_host(url):
+    assert refused_code(url) == "invalid_endpoint"
 
 
 @pytest.mark.parametrize(
