@@ -12,6 +12,7 @@ import pytest
 
 from registry.api.serializers import endpoint_pattern
 from registry.models import Service
+from tests.registry.test_admin_service_form import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -123,18 +124,7 @@ def test_the_api_accepts_exactly_what_the_documented_pattern_allows(operator_api
 
 @pytest.mark.parametrize("endpoint", QUERY_OR_FRAGMENT + OTHER_SPELLINGS)
 def test_the_admin_form_refuses_them_too(admin_client, endpoint):
-    data = {
-        "service_id": "svc-a",
-        "service_type": "analysis",
-        "endpoint": endpoint,
-        "status": "active",
-        "max_capacity": "10",
-        "weight": "1.0",
-        "health_path": "/health",
-        "metadata": "{}",
-        "_save": "Save",
-    }
-    response = admin_client.post(ADMIN_ADD, data)
+    response = admin_client.post(ADMIN_ADD, form_data(endpoint=endpoint))
     assert response.status_code == 200  # the form again, with errors
     assert "endpoint" in response.context["adminform"].form.errors
     assert not Service.objects.exists()
