@@ -158,7 +158,7 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
     request_type = get("type", "")
     if type(request_type) is not str or len(request_type) > MAX_TYPE_LENGTH:
         return None
-    if "\x00" in request_type:
+    if "\x00" in request_type:  # refused with its reason by parse_request_data
         return None
     priority = _unit(get("priority", 0.5))
     complexity = _unit(get("complexity", 0.5))
@@ -175,9 +175,7 @@ def quick_request_data(data, max_string: int) -> RouteRequest | None:
         if type(caps) is not list or len(caps) > MAX_CAPABILITIES:
             return None
         for cap in caps:
-            if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
-                return None
-            if "\x00" in cap:
+            if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH or "\x00" in cap:
                 return None
         capabilities = tuple(dict.fromkeys(caps))
     key = None
@@ -267,9 +265,7 @@ def _capability_column(values: list) -> list[tuple[str, ...]] | None:
         if len(caps) > MAX_CAPABILITIES:
             return None
         for cap in caps:
-            if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH:
-                return None
-            if "\x00" in cap:
+            if type(cap) is not str or not cap or len(cap) > MAX_CAPABILITY_LENGTH or "\x00" in cap:
                 return None
         checked[caps] = tuple(dict.fromkeys(caps))
     return list(map(checked.__getitem__, tuples))

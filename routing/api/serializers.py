@@ -15,6 +15,7 @@ from moe_project.strict_serializers import (
     StrictIntegerField,
     StrictSerializer,
 )
+from registry.constants import SERVICE_ID_MAX_LENGTH
 from routing.choices import OverrideScope
 from routing.core.strategies import STRATEGY_NAMES
 from routing.forwarding import is_failure
@@ -22,12 +23,15 @@ from routing.models import StrategyOverride
 from routing.validation import MAX_TOP_K, MAX_TYPE_LENGTH
 
 MAX_TTL_SECONDS = 30 * 24 * 3600
+MAX_LATENCY_MS = 3.6e6  # an hour
 
 
 class OutcomeSerializer(StrictSerializer):
-    service_id = StrictCharField(max_length=64)
+    service_id = StrictCharField(max_length=SERVICE_ID_MAX_LENGTH)
     success = StrictBoolField()
-    latency_ms = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=3.6e6)
+    latency_ms = StrictFloatField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_LATENCY_MS
+    )
     status_code = StrictIntegerField(required=False, allow_null=True, min_value=100, max_value=599)
 
     def validate(self, attrs):
@@ -53,12 +57,16 @@ def outcome_schema() -> dict:
             "additionalProperties": False,
             "required": ["service_id", "success"],
             "properties": {
-                "service_id": {"type": "string", "maxLength": 64, "pattern": NON_BLANK_PATTERN},
+                "service_id": {
+                    "type": "string",
+                    "maxLength": SERVICE_ID_MAX_LENGTH,
+                    "pattern": NON_BLANK_PATTERN,
+                },
                 "success": {"allOf": [{"type": "boolean", "enum": [success]}]},
                 "latency_ms": {
                     "type": "number",
                     "minimum": 0,
-                    "maximum": 3.6e6,
+                    "maximum": MAX_LATENCY_MS,
                     "nullable": True,
                     "description": "How long the service took, in milliseconds.",
                 },

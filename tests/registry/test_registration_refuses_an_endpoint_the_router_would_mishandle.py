@@ -12,19 +12,11 @@ import pytest
 
 from registry.api.serializers import endpoint_pattern
 from registry.models import Service
-from tests.registry.test_admin_service_form import form_data
+from tests.registry.test_admin_service_form import ADD, form_data
+from tests.registry.test_api_register_errors import BODY, URL
 
 pytestmark = pytest.mark.django_db
 
-URL = "/api/v1/services/register"
-ADMIN_ADD = "/admin/registry/service/add/"
-BODY = {
-    "service_id": "custom_processor",
-    "service_type": "custom",
-    "endpoint": "http://localhost:8006",
-    "capabilities": ["processing"],
-    "max_capacity": 100,
-}
 
 QUERY_OR_FRAGMENT = [
     "http://127.0.0.1:8006/a?b=c",
@@ -124,7 +116,7 @@ def test_the_api_accepts_exactly_what_the_documented_pattern_allows(operator_api
 
 @pytest.mark.parametrize("endpoint", QUERY_OR_FRAGMENT + OTHER_SPELLINGS)
 def test_the_admin_form_refuses_them_too(admin_client, endpoint):
-    response = admin_client.post(ADMIN_ADD, form_data(endpoint=endpoint))
+    response = admin_client.post(ADD, form_data(endpoint=endpoint))
     assert response.status_code == 200  # the form again, with errors
     assert "endpoint" in response.context["adminform"].form.errors
     assert not Service.objects.exists()
