@@ -342,11 +342,12 @@ class Router:
     # -- routing ---------------------------------------------------------------------------
 
     def _new_id(self) -> str:
-        return self._new_ids(1)[0]
-
-    def _new_ids(self, n: int) -> list[str]:
-        prefix = self._prefix
-        return [f"{prefix}{i:010x}" for i in itertools.islice(self._counter, n)]
+        """A request id: this process's prefix and counter (unique without coordination) and
+        64 random bits from the OS. Whoever holds a request's id may report its outcome, so
+        the id must not be guessable from another one: a client that could derive its
+        neighbours' ids could report (or pre-empt) their outcomes and so teach the learner
+        what did not happen."""
+        return f"{self._prefix}{next(self._counter):010x}{os.urandom(8).hex()}"
 
     def _batch_ids(self, n: int) -> list[str]:
         """A batch's request ids: ``<base>-<index in hex>``, so that an outcome finds the
