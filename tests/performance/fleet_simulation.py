@@ -66,8 +66,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -759,6 +761,26 @@ class PhaseStats:
         if len(self.error_samples) < 5:
             self.error_samples.append(text[:300])
 
+    def merge(self, other: PhaseStats) -> None:
+        """Add ``other``'s counts (one concurrent client's share of a phase) to these."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if name == "error_samples":
+                for text in value:
+                    self.note_error(text)
+            elif name == "by_type":
+                for t, row in value.items():
+                    self.by_type[t] = [a + b for a, b in zip(self.by_type[t], row, strict=True)]
+            elif isinstance(value, Counter):
+                mine.update(value)
+            elif isinstance(value, dict):
+                for key, counts in value.items():
+                    mine[key].update(counts)
+            elif isinstance(value, list):
+                mine.extend(value)
+            else:
+                setattr(self, name, mine + value)
+
     def add(
         self,
         fleet: Fleet,
@@ -943,8 +965,9 @@ class Server:
     """uvicorn on a free port of 127.0.0.1 in its own process group (+ a Celery worker on
     demand), with a keep-alive client holding the operator's JWT."""
 
-    def __init__(self, env: Environment, var_dir: Path, label: str) -> None:
+    def __init__(self, env: Environment, var_dir: Path, label: str, workers: int = 1) -> None:
         self.environment = env
+        self.workers = workers
         self.var_dir = var_dir
         self.label = label
         self.env = env.env_for(var_dir)
@@ -981,6 +1004,8 @@ class Server:
             "off",
             "--no-access-log",
         ]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -1175,18 +1200,57 @@ class Driver:
         self._all_stats: list[PhaseStats] = []
         self.trace = None  # an open text file: one JSON line per request (--trace)
         self.phase = ""
+        self.seed = seed
+        self._lock = threading.Lock()
 
     def server_errors_seen(self) -> int:
         return sum(s.server_errors for s in self._all_stats)
 
-    def one(self, req: SimRequest, stats: PhaseStats) -> str | None:
-        """Route ``req``, report its outcome; returns the chosen service (None if not routed)."""
+    def _register(self, stats: PhaseStats) -> None:
         if not self._all_stats or self._all_stats[-1] is not stats:
             self._all_stats.append(stats)
+
+    def one(self, req: SimRequest, stats: PhaseStats) -> str | None:
+        """Route ``req``, report its outcome; returns the chosen service (None if not routed)."""
+        self._register(stats)
         status, payload, chosen, outcome = self._one(req, stats)
         if self.trace is not None:
             self._trace(req, status, payload, chosen, outcome)
         return chosen
+
+    def many(self, requests: list[SimRequest], stats: PhaseStats, clients: int) -> None:
+        """``requests`` from ``clients`` concurrent clients, each with its own connection,
+        taking the next request as soon as its last outcome is reported: a decision is made
+        while up to ``clients - 1`` other decisions await their outcomes. Each client's counts
+        go into ``stats`` at the end."""
+        if clients <= 1:
+            for req in requests:
+                self.one(req, stats)
+            return
+        queue = iter(requests)
+        server = self.server
+        self._register(stats)
+
+        def work(n: int) -> PhaseStats:
+            own = PhaseStats()
+            rng = random.Random(self.seed * 7919 + n)
+            with httpx.Client(
+                base_url=server.base_url, timeout=60.0, headers=dict(server.client.headers)
+            ) as client:
+                while True:
+                    with self._lock:
+                        req = next(queue, None)
+                    if req is None:
+                        return own
+                    status, payload, chosen, outcome = self._one(req, own, client, rng)
+                    if self.trace is not None:
+                        with self._lock:
+                            self._trace(req, status, payload, chosen, outcome)
+
+        with ThreadPoolExecutor(clients) as pool:
+            parts = list(pool.map(work, range(clients)))
+        for part in parts:
+            stats.merge(part)
 
     def _trace(self, req: SimRequest, status, payload: dict, chosen, outcome) -> None:
         fleet = self.fleet
@@ -1222,9 +1286,9 @@ class Driver:
         }
         self.trace.write(json.dumps(line) + "\n")
 
-    def _one(self, req: SimRequest, stats: PhaseStats) -> tuple:
+    def _one(self, req: SimRequest, stats: PhaseStats, client=None, rng=None) -> tuple:
         """(HTTP status, route response body, chosen service, sampled outcome)."""
-        client = self.server.client
+        client = client or self.server.client
         body = {"data": req.body(), "routing_strategy": self.strategy}
         t0 = time.perf_counter()
         try:
@@ -1259,7 +1323,12 @@ class Driver:
         chosen = selected[0]
         stats.concrete[payload.get("routing_strategy", "?")] += 1
         ok, latency, code = self.fleet.sample(
-            chosen, req.request_type, req.capabilities, req.complexity, self.rng, self.failing
+            chosen,
+            req.request_type,
+            req.capabilities,
+            req.complexity,
+            rng or self.rng,
+            self.failing,
         )
         try:
             out = client.post(
@@ -1306,7 +1375,7 @@ def run_strategy(
     var_dir = env.fresh_var_dir(strategy)
     result: dict = {"strategy": strategy, "phases": {}}
     started = time.monotonic()
-    with Server(env, var_dir, strategy) as server:
+    with Server(env, var_dir, strategy, workers=args.workers) as server:
         result["health_status_at_start"] = server.health_status
         server.register_fleet(fleet.profiles.services)
         driver = Driver(server, fleet, strategy, seed=args.seed * 1000 + 17)
@@ -1322,8 +1391,7 @@ def run_strategy(
             stats = PhaseStats()
             driver.phase = name
             t0 = time.monotonic()
-            for req in requests[lo:hi]:
-                driver.one(req, stats)
+            driver.many(requests[lo:hi], stats, args.clients)
             summary = stats.summary()
             summary["seconds"] = round(time.monotonic() - t0, 2)
             result["phases"][name] = summary
@@ -1753,6 +1821,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-cost-ms", type=float, default=None)
     p.add_argument("--slo-ms", type=float, default=None)
     p.add_argument("--redis", metavar="URL", default=None, help="Run with REDIS_URL (not db 0).")
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="Concurrent clients in the three phases (1); the drift phase stays sequential.",
+    )
+    p.add_argument("--workers", type=int, default=1, help="uvicorn workers (1; more need --redis).")
     p.add_argument("--json", metavar="PATH", default=None, help="Write the report as JSON.")
     p.add_argument(
         "--trace", metavar="PATH", default=None, help="Write every decision as a JSON line."
@@ -1781,6 +1856,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--profiles {exc}")
     except (KeyError, ValueError):
         p.error(f"--profiles: {' | '.join(sorted(PROFILE_SETS))}, random:N, wide:N or PATH.json")
+    if not 1 <= args.clients <= 64:
+        p.error("--clients must be between 1 and 64")
+    if args.workers < 1 or (args.workers > 1 and not args.redis):
+        p.error("--workers: at least 1; more than 1 share what they learn only through --redis")
     if args.redis:
         db = (urlsplit(args.redis).path or "/0").strip("/") or "0"
         if db == "0":
@@ -1832,6 +1911,8 @@ def _run(args: argparse.Namespace) -> dict:
         },
         "objective": objective.as_dict(),
         "state": "redis" if args.redis else "local",
+        "clients": args.clients,
+        "workers": args.workers,
         "strategies": {},
         "baselines": run_baselines(fleet, requests, args.seed),
         "drift": None,
