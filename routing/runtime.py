@@ -587,7 +587,9 @@ class Router:
             self.store.queue_refresh(pipe, snapshot)
         ttl = int(settings.MOE_PENDING_TTL_SECONDS)
         limit = (guard.key, guard.limit) if guard is not None else None
-        self.store.record_routed_many(live, pipe=pipe, guard=limit)
+        # A panic decision's services all have open breakers: Redis must not refuse them.
+        forced = {r.request_id for r in routed if r.decision.panic}
+        self.store.record_routed_many(live, pipe=pipe, guard=limit, forced=forced)
         writes = pipe if guard is None else _Commands()
         base = batch_base(routed[0].request_id) if routed else None
         if base is not None:  # a batch: its pending entries as one value (see pending_blob)

@@ -214,6 +214,13 @@ def metrics_schema() -> dict:
         "properties": {
             "totals": {
                 "type": "object",
+                "description": (
+                    "Counts since the counters began, each total with its part: `routed`, "
+                    "every routing decision, of which `no_eligible` answered 503 "
+                    "no_eligible_service; `outcomes`, every reported outcome, of which "
+                    "`failures` failed. (Prometheus' moe_routing_total splits the same "
+                    "decisions by outcome=routed|no_eligible.)"
+                ),
                 "properties": {
                     key: {"type": "integer"}
                     for key in ("routed", "no_eligible", "outcomes", "failures")

@@ -188,7 +188,7 @@ class RoutingEngine:
         else:
             candidates = fleet.candidate_ids(rtype, caps)
         return self._decision(
-            choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates
+            choice, fleet, strategy, (time.perf_counter() - start) * 1e3, note, candidates, panic
         )
 
     def _eligible(self, room: np.ndarray, view: LiveView) -> tuple[np.ndarray, bool]:
@@ -217,6 +217,7 @@ class RoutingEngine:
         latency_ms: float,
         note: str = "",
         candidates: tuple[str, ...] = (),
+        panic: bool = False,
     ) -> Decision:
         sel, raw_scores, confidence, reason, concrete, propensity = choice
         ids = fleet.ids
@@ -242,6 +243,7 @@ class RoutingEngine:
             latency_ms,
             propensity,
             candidates,
+            panic,
         )
 
     def _none(
@@ -299,9 +301,9 @@ class RoutingEngine:
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
         reasons: dict[int, str] = {}
-        # (positions, mask) and (positions, note, candidates) of each group with candidates
+        # (positions, mask) and (positions, note, candidates, panic) of each group with candidates
         eligible: list[tuple[list[int], np.ndarray]] = []
-        picks: list[tuple[list[int], str, tuple[str, ...]]] = []
+        picks: list[tuple[list[int], str, tuple[str, ...], bool]] = []
         ids = fleet.ids
         for (rtype, caps), positions in groups.items():
             static = fleet.candidates(rtype, caps) if fleet.n else None
@@ -318,13 +320,13 @@ class RoutingEngine:
             if panic:
                 note = f"{note}; {PANIC_NOTE}"
             eligible.append((positions, mask))
-            picks.append((positions, note, tuple([ids[j] for j in np.flatnonzero(mask)])))
+            picks.append((positions, note, tuple([ids[j] for j in np.flatnonzero(mask)]), panic))
         chosen = impl.route_groups(requests, eligible, k, bctx) if eligible else []
         # Time spent deciding, shared evenly; building the Decision objects is not counted.
         per_request_ms = (time.perf_counter() - start) * 1e3 / n
         out: list[Decision | None] = [None] * n
         missing = len(reasons)
-        for positions, note, candidates in picks:
+        for positions, note, candidates, panic in picks:
             texts: dict[str, str] = {}  # a group's reasons repeat: format each once
             for i in positions:
                 choice = chosen[i]
@@ -348,6 +350,7 @@ class RoutingEngine:
                         per_request_ms,
                         propensity,
                         candidates,
+                        panic,
                     ))  # fmt: skip
                 else:
                     out[i] = self._decision(
@@ -357,6 +360,7 @@ class RoutingEngine:
                         per_request_ms,
                         "",
                         candidates,
+                        panic,
                     )  # fmt: skip
         if missing:  # (not ``None in out``: that would call Decision.__eq__ per item)
             full = (

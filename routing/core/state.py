@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,12 +150,13 @@ class LocalStateStore:
         self.record_routed_many(((request_id, service_ids),))
 
     def record_routed_many(
-        self, items: Sequence[tuple[str, Sequence[str]]]
+        self, items: Sequence[tuple[str, Sequence[str]]], *, forced: Collection[str] = ()
     ) -> list[tuple[str, str]]:
         """:meth:`record_routed` for ``(request id, service ids)`` pairs, in order, at one
         instant: a batch takes its leases under one lock, and a service's leases share one
         expiry entry (their deadline is the same). Returns the refused pairs, always none:
-        one process's view is exact, so nothing is routed to a breaker that refuses it."""
+        one process's view is exact, so nothing is routed to a breaker that refuses it but
+        by panic routing (``forced``, accepted like any other dispatch)."""
         transitions: list[tuple[str, BreakerState, BreakerState]] = []
         with self._lock:
             now = self.clock()

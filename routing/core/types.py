@@ -9,7 +9,7 @@ A :class:`Decision` is what the engine returns for one request.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple, Protocol
@@ -166,6 +166,9 @@ class Decision(NamedTuple):
     # eligible for it: what off-policy evaluation of another policy needs from the log.
     propensity: float | None = None
     candidates: tuple[str, ...] = ()
+    # Panic routing (every able service's breaker open, routed among them anyway): the
+    # dispatch must not be refused by those breakers (see StateStore.record_routed_many).
+    panic: bool = False
 
 
 def round6(x) -> float:
@@ -201,10 +204,11 @@ class LiveStateStore(Protocol):
         """A request was routed to these services: count it in flight."""
 
     def record_routed_many(
-        self, items: Sequence[tuple[str, Sequence[str]]]
+        self, items: Sequence[tuple[str, Sequence[str]]], *, forced: Collection[str] = ()
     ) -> list[tuple[str, str]]:
         """``record_routed`` for ``(request id, service ids)`` pairs (a batch), in order;
-        the ``(request id, service id)`` pairs a breaker refused."""
+        the ``(request id, service id)`` pairs a breaker refused. Requests in ``forced``
+        (panic routing) are never refused."""
 
     def record_outcome(
         self, request_id: str, service_id: str, success: bool, latency_ms: float | None

@@ -62,7 +62,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,10 +338,14 @@ class RedisStateStore:
         *,
         pipe: Pipeline | None = None,
         guard: tuple[str, int] | None = None,
+        forced: Collection[str] = (),
     ) -> list[tuple[str, str]]:
         """:meth:`record_routed` for many requests at once: one round trip in all.
 
         Returns the refused ``(request_id, service_id)`` pairs (always ``[]`` with ``pipe``).
+        The requests in ``forced`` were routed in panic (every able service's breaker open):
+        their dispatches are taken whatever the breakers say (a half-open breaker with a free
+        probe slot still gives it one), as the local store takes them.
         ``guard`` (only with ``pipe``): a rate-limit counter key and its limit; when the
         counter is over the limit as the script runs, nothing is dispatched (the caller
         increments the counter earlier in the same MULTI/EXEC, see scripts.GUARDED).
@@ -351,7 +355,7 @@ class RedisStateStore:
         if not self._shared():
             self._routed_locally(items)
             return []
-        calls = self._routed_calls(items, self.clock())
+        calls = self._routed_calls(items, self.clock(), forced)
         if not calls:  # no request named any service
             return []
         if pipe is not None:
@@ -779,20 +783,22 @@ class RedisStateStore:
         return async_client_for_loop(self._async_clients, self._client)
 
     def _routed_calls(
-        self, items: Sequence[tuple[str, Sequence[str]]], now: float
+        self, items: Sequence[tuple[str, Sequence[str]]], now: float, forced: Collection[str] = ()
     ) -> list[_RoutedCall]:
-        """The routed-script calls for ``items``, ROUTED_CHUNK requests per call."""
+        """The routed-script calls for ``items``, ROUTED_CHUNK requests per call; a forced
+        request's service indices are negative (see scripts.ROUTED)."""
         calls = []
         for start in range(0, len(items), ROUTED_CHUNK):
             index: dict[str, int] = {}
             indices: list[int] = []
             pairs: list[tuple[str, str]] = []
             for request_id, service_ids in items[start : start + ROUTED_CHUNK]:
+                sign = -1 if forced and request_id in forced else 1
                 for service_id in service_ids:
                     i = index.get(service_id)
                     if i is None:
                         i = index[service_id] = len(index) + 1
-                    indices.append(i)
+                    indices.append(sign * i)
                     pairs.append((request_id, service_id))
             if pairs:
                 args = [_num(now), *_dispatch_args(list(index), pairs, indices)]

@@ -310,7 +310,9 @@ end
 #       for the client to send than two arguments per dispatch (ids contain no newline);
 #   "l", n, S1..Sn, m, then m pairs (request id, service index): for any other ids.
 # Every dispatch atomically asks the breaker (allows) and takes a probe slot (on_dispatch);
-# a dispatch the breaker refuses is not counted in flight and is reported back. An accepted one
+# a dispatch the breaker refuses is not counted in flight and is reported back, unless its
+# service index is negative (panic routing: every able service's breaker was open, so the
+# request goes to one anyway; counted in flight, the breaker left as it is). An accepted one
 # takes a lease on its service until now + lease_ttl(S's EWMA): one deadline per service per
 # call, read with its breaker state in one HMGET. A pair already in flight is not counted
 # again; its lease is renewed.
@@ -332,7 +334,7 @@ local rest = 6  -- the first ARGV after the dispatches: guarded commands (see be
 if ARGV[2] == 'j' then
   for sid in string.gmatch(ARGV[3], '[^\\n]+') do sids[#sids + 1] = sid end
   for rid in string.gmatch(ARGV[4], '[^\\n]+') do rids[#rids + 1] = rid end
-  for i in string.gmatch(ARGV[5], '%d+') do idx[#idx + 1] = tonumber(i) end
+  for i in string.gmatch(ARGV[5], '-?%d+') do idx[#idx + 1] = tonumber(i) end
 else
   local n = tonumber(ARGV[3])
   for i = 1, n do sids[i] = ARGV[3 + i] end
@@ -353,6 +355,8 @@ local out = {}
 local closed = {}
 for j = 1, #rids do
   local i = idx[j]
+  local forced = i < 0
+  if forced then i = -i end
   local sid = sids[i]
   local st = states[i]
   if st == nil then
@@ -380,7 +384,7 @@ for j = 1, #rids do
       summarize(sid)
       states[i] = nb.st
       if nb.st ~= old then out[#out + 1] = 't:' .. i .. ':' .. old .. ':' .. nb.st end
-    else
+    elseif not forced then
       accepted = false
       out[#out + 1] = 'r:' .. j .. ':' .. i
     end

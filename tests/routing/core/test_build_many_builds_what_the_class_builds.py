@@ -25,10 +25,10 @@ def test_requests_built_from_columns_equal_the_ones_built_one_by_one():
 
 
 def test_decisions_and_routed_records_from_columns():
-    args = (("a",), {"a": 0.5}, 0.5, "top_k", "adaptive", "why", False, 0.1, 0.9, ("a", "b"))
+    args = (("a",), {"a": 0.5}, 0.5, "top_k", "adaptive", "why", False, 0.1, 0.9, ("a", "b"), True)
     (decision,) = build_many(Decision, *([value] for value in args))
     assert decision == Decision(*args) and type(decision) is Decision
-    assert decision.propensity == 0.9 and decision.candidates == ("a", "b")
+    assert decision.propensity == 0.9 and decision.candidates == ("a", "b") and decision.panic
 
     routed = build_many(Routed, ["r1", "r2"], [decision, decision], repeat(None, 2), repeat(1, 2))
     assert routed == [Routed("r1", decision, None, 1), Routed("r2", decision, None, 1)]
@@ -41,11 +41,12 @@ def test_every_field_is_required_and_columns_must_be_as_long():
 
 def test_the_class_defaults_still_apply_one_by_one():
     d = Decision(("a",), {"a": 0.5}, 0.5, "top_k", "adaptive", "why")
-    assert (d.propensity, d.candidates, d.no_eligible_service, d.latency_ms) == (
+    assert (d.propensity, d.candidates, d.no_eligible_service, d.latency_ms, d.panic) == (
         None,
         (),
         False,
         0.0,
+        False,
     )
     assert RouteRequest() == RouteRequest("", 0.5, 0.5, (), None, None, 0, (), None)
 

@@ -1,0 +1,88 @@
+"""Panic routing with Redis state: when the breaker of every service able to serve a request is
+open, the engine routes among them anyway (as the local store and the README say), and the
+shared dispatch must take those dispatches instead of refusing them: the answer was a 503
+whose reason said it had routed. Redis state only (the local store never refuses)."""
+
+import pytest
+
+from routing.core.types import BreakerState, RouteRequest
+from routing.runtime import Router
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STORAGE = RouteRequest(request_type="storage", complexity=0.5)  # store-a alone serves it
+
+
+@pytest.fixture
+def workers(fleet, settings):
+    if not settings.REDIS_URL:
+        pytest.skip("runs in the PostgreSQL + Redis pass")
+    # Views that stay fresh for a minute: B cannot learn of the breaker by a timely refresh.
+    settings.MOE_STATE_VIEW_MAX_AGE_MS = 60_000
+    a, b = Router(), Router()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _state(router: Router, service_id: str) -> dict:
+    return router.live_states([service_id])[service_id]
+
+
+@pytest.mark.parametrize("strategy", ["switch_transformer", "power_of_two", "consistent_hash"])
+def test_a_request_whose_every_able_service_is_open_is_routed_to_one(workers, strategy):
+    a, _ = workers
+    a.store.force_breaker("store-a", BreakerState.OPEN)
+
+    routed = a.route(STORAGE, strategy, None)
+
+    decision = routed.decision
+    assert decision.selected == ("store-a",), decision.reason
+    assert not decision.no_eligible_service and decision.panic
+    assert "panic" in decision.reason and "refused" not in decision.reason
+    # The dispatch took a lease like any other (released by its outcome) ...
+    assert _state(a, "store-a")["in_flight"] == 1
+    # ... and left the breaker open: panic does not count as a probe.
+    assert _state(a, "store-a")["breaker_state"] == BreakerState.OPEN.value
+
+
+# 3 dispatches go to Redis as plain arguments, 20 in the joined encoding (see _dispatch_args).
+@pytest.mark.parametrize("n", [3, 20])
+def test_a_batch_in_panic_is_routed_too(workers, n):
+    a, _ = workers
+    a.store.force_breaker("store-a", BreakerState.OPEN)
+    inference = RouteRequest(request_type="inference", complexity=0.5)
+
+    routed = a.route_batch([STORAGE, inference] * (n // 2), "switch_transformer", None)
+
+    assert [r.decision.selected for r in routed[::2]] == [("store-a",)] * (n // 2)
+    assert all(r.decision.panic for r in routed[::2])
+    # The inference requests in the same batch were not in panic: their services are closed.
+    assert not any(r.decision.panic for r in routed[1::2])
+    assert all(r.decision.selected for r in routed[1::2])
+    assert _state(a, "store-a")["in_flight"] == n // 2
+
+
+def test_a_breaker_opened_by_another_worker_leads_to_panic_not_503(workers):
+    a, b = workers
+    assert b.route(STORAGE, "switch_transformer", None).decision.selected == ("store-a",)
+    # B's view is fresh and says store-a is closed; A opens its breaker now. B's dispatch is
+    # refused, B routes again on a fresh view, where every able service is open: panic.
+    a.store.force_breaker("store-a", BreakerState.OPEN)
+
+    routed = b.route(STORAGE, "switch_transformer", None)
+
+    assert routed.decision.selected == ("store-a",), routed.decision.reason
+    assert routed.decision.panic
+
+
+def test_panic_off_answers_no_eligible_service(workers, settings):
+    settings.MOE_BREAKER_PANIC = False
+    router = Router()
+    try:
+        router.store.force_breaker("store-a", BreakerState.OPEN)
+        decision = router.route(STORAGE, "switch_transformer", None).decision
+    finally:
+        router.close()
+
+    assert decision.no_eligible_service and not decision.selected and not decision.panic
