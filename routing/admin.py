@@ -1,7 +1,9 @@
 """Admin for routing: history (read-only), strategy overrides, gate versions."""
 
 import json
+from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connections, transaction
@@ -9,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
 from registry.services import bump_registry_version
 from routing.models import GateModel, RoutingDecision, StrategyOverride
@@ -126,8 +129,39 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
+class StrategyOverrideForm(forms.ModelForm):
+    """The model's rules, and the API's on expiry (its ``ttl_seconds``): a new override, or a
+    changed expiry, lies in the future and at most ``MAX_TTL_SECONDS`` ahead, or is empty."""
+
+    class Meta:
+        model = StrategyOverride
+        fields = "__all__"
+
+    def clean_expires_at(self):
+        from routing.api.serializers import MAX_TTL_SECONDS  # loads the engine: only on a save
+
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is None or not (
+            self.instance._state.adding or "expires_at" in self.changed_data
+        ):
+            return expires_at
+        now = timezone.now()
+        if expires_at <= now:
+            raise forms.ValidationError(
+                "Must be in the future (leave it empty for no expiry; end an override with the "
+                "list's action)."
+            )
+        if expires_at > now + timedelta(seconds=MAX_TTL_SECONDS):
+            raise forms.ValidationError(
+                f"Must be at most {MAX_TTL_SECONDS // 86400} days ahead (leave it empty for no "
+                "expiry)."
+            )
+        return expires_at
+
+
 @admin.register(StrategyOverride)
 class StrategyOverrideAdmin(admin.ModelAdmin):
+    form = StrategyOverrideForm
     list_display = (
         "id",
         "strategy",
@@ -168,10 +202,25 @@ class StrategyOverrideAdmin(admin.ModelAdmin):
 
     @admin.action(description="End the selected overrides now")
     def end_now(self, request, queryset):
+        now = timezone.now()
+        selected = queryset.count()
         with transaction.atomic():
-            count = queryset.filter(ended_at__isnull=True).update(ended_at=timezone.now())
-            bump_registry_version()
-        self.message_user(request, f"Ended {count} override(s).", messages.SUCCESS)
+            # Already ended or expired ones keep the time they stopped applying.
+            count = queryset.active(now).update(ended_at=now)
+            if count:
+                bump_registry_version()
+        if not count:
+            self.message_user(
+                request, "None of the selected overrides was active.", messages.WARNING
+            )
+            return
+        skipped = selected - count
+        message = ngettext("Ended %(n)d override.", "Ended %(n)d overrides.", count) % {"n": count}
+        if skipped:
+            message += ngettext(
+                " %(n)d was no longer active.", " %(n)d were no longer active.", skipped
+            ) % {"n": skipped}
+        self.message_user(request, message, messages.SUCCESS)
 
 
 ESTIMATORS = ("ips", "snips", "dr")
@@ -237,6 +286,13 @@ def evaluation_summary(evaluation: dict) -> str:
     return f"{text}: {outcome}" if text and outcome else text or outcome
 
 
+def refusal(evaluation: dict) -> str | None:
+    """Why the evaluation kept the version from going live, or None if it did not."""
+    if evaluation.get("activated") is False or evaluation.get("better") is False:
+        return str(evaluation.get("decision") or "no reason recorded")
+    return None
+
+
 def _fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "–"
@@ -299,7 +355,7 @@ class GateModelAdmin(admin.ModelAdmin):
         "active",
         "trained_at",
         "evaluation_summary",
-        "val_accuracy",
+        "val_agreement",
         "val_loss",
         "notes",
     )
@@ -333,9 +389,12 @@ class GateModelAdmin(admin.ModelAdmin):
     def evaluation_report(self, obj):
         return evaluation_report(obj.evaluation or {})
 
-    @admin.display(description="val accuracy")
-    def val_accuracy(self, obj):
-        return obj.validation_metrics.get("accuracy")
+    @admin.display(description="val agreement on good")
+    def val_agreement(self, obj):
+        # How often the gate's top choice was the service that did well on held-out history
+        # (routing.core.gate.evaluate_gate); there is no accuracy: no label says which was right.
+        value = _number(_dict(obj.validation_metrics).get("agreement_on_good"))
+        return None if value is None else f"{value:.1%}"
 
     @admin.display(description="val loss")
     def val_loss(self, obj):
@@ -354,6 +413,16 @@ class GateModelAdmin(admin.ModelAdmin):
             return
         from routing.training import activate_gate_version
 
-        version = queryset.get().version
-        activate_gate_version(version)
-        self.message_user(request, f"Gate v{version} is now active.", messages.SUCCESS)
+        row = queryset.get()
+        activate_gate_version(row.version)
+        refused = refusal(_dict(row.evaluation))
+        if refused is None:
+            self.message_user(request, f"Gate v{row.version} is now active.", messages.SUCCESS)
+        else:
+            # The operator's call, but not a silent one.
+            self.message_user(
+                request,
+                f"Gate v{row.version} is now active, although its off-policy evaluation did "
+                f"not activate it: {refused}",
+                messages.WARNING,
+            )

@@ -1,11 +1,29 @@
 """Routing models: strategy overrides, routing history, gate versions."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from routing.choices import OverrideScope
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    """The routing strategies, as the API offers them (referenced by migrations; keep the
+    name). Called, not imported at module level: the strategies load torch, which a management
+    command need not, and a new strategy needs no migration."""
+    from routing.core.strategies import STRATEGY_NAMES
+
+    return [(name, name) for name in STRATEGY_NAMES]
+
+
+def max_top_k() -> int:
+    """The largest k the API takes (referenced by migrations; keep the name)."""
+    from routing.validation import MAX_TOP_K
+
+    return MAX_TOP_K
 
 
 class StrategyOverrideQuerySet(models.QuerySet):
@@ -19,10 +37,12 @@ class StrategyOverrideQuerySet(models.QuerySet):
 class StrategyOverride(models.Model):
     """An operator's pinned strategy, globally or for one request type; beats the request's."""
 
-    strategy = models.CharField(max_length=32)
+    strategy = models.CharField(max_length=32, choices=strategy_choices)
     scope = models.CharField(max_length=16, choices=OverrideScope.choices)
     request_type = models.CharField(max_length=64, blank=True, default="")
-    top_k = models.PositiveSmallIntegerField(null=True, blank=True)
+    top_k = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(max_top_k)]
+    )
     reason = models.CharField(max_length=500, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -47,6 +67,13 @@ class StrategyOverride(models.Model):
     def __str__(self) -> str:
         target = "global" if self.scope == OverrideScope.GLOBAL else f"type={self.request_type}"
         return f"{self.strategy} ({target})"
+
+    def clean(self) -> None:
+        # The check constraint's own error names no field; say which one and why, as the API.
+        if self.scope == OverrideScope.REQUEST_TYPE and not self.request_type:
+            raise ValidationError({"request_type": "Required when scope is request_type."})
+        if self.scope == OverrideScope.GLOBAL and self.request_type:
+            raise ValidationError({"request_type": "Must be empty when scope is global."})
 
     def is_active(self, now=None) -> bool:
         now = now or timezone.now()

@@ -184,6 +184,10 @@ class OutcomeResultSerializer(serializers.Serializer):
 
 
 class OverrideSerializer(serializers.ModelSerializer):
+    # A string, not the model's choices: the schema's one strategy enum stays StrategyEnum, and
+    # a row written by another version may name a strategy this one does not know.
+    strategy = serializers.CharField(read_only=True)
+
     class Meta:
         model = StrategyOverride
         fields = [
