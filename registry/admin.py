@@ -2,7 +2,8 @@
 
 Saves and deletes go through the model (which validates the endpoint with the same validator
 as the API and bumps the registry version); bulk status changes go through
-:func:`registry.services.set_status` so they bump it too.
+:func:`registry.services.set_status` so they bump it too and reach the live feed. Who may use
+the admin (operators, see ``registry/admin_access.py``) is the same rule as in the API.
 """
 
 from contextlib import suppress
@@ -14,8 +15,8 @@ from django.utils.translation import ngettext
 
 from registry import services
 from registry.choices import ServiceStatus
-from registry.constants import OPERATE_ROUTER_PERMISSION
 from registry.models import Capability, Service
+from registry.permissions import is_operator
 
 # One admin for the whole product (routing and Celery schedules register on the same site).
 admin.site.site_header = "moe-router operations"
@@ -34,6 +35,7 @@ class ServiceAdmin(admin.ModelAdmin):
         "health",
         "max_capacity",
         "weight",
+        "weight_pinned",
         "capability_names",
         "last_seen",
     )
@@ -45,7 +47,7 @@ class ServiceAdmin(admin.ModelAdmin):
     list_per_page = 50
     fieldsets = (
         (None, {"fields": ("service_id", "service_type", "endpoint", "capabilities")}),
-        ("Routing", {"fields": ("status", "max_capacity", "weight")}),
+        ("Routing", {"fields": ("status", "max_capacity", "weight", "weight_pinned")}),
         ("Health", {"fields": ("health", "health_path", "last_seen")}),
         ("More", {"fields": ("metadata", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
@@ -59,7 +61,7 @@ class ServiceAdmin(admin.ModelAdmin):
         return ", ".join(c.name for c in service.capabilities.all()) or "-"
 
     def has_operate_permission(self, request) -> bool:
-        return request.user.has_perm(OPERATE_ROUTER_PERMISSION)
+        return is_operator(request.user)
 
     def _set_status(self, request, queryset, status: str, verb: str) -> None:
         changed = services.set_status(queryset, status)

@@ -74,7 +74,12 @@ class Service(TimestampedModel):
     weight = models.FloatField(
         default=1.0,
         validators=[validate_weight],
-        help_text="Relative share of traffic (greater than 0).",
+        help_text="Relative share of traffic (greater than 0). The rebalance job moves it toward "
+        "what the service's capacity and latency call for, unless the weight is pinned.",
+    )
+    weight_pinned = models.BooleanField(
+        default=False,
+        help_text="Keep the weight as set: the rebalance job leaves a pinned weight alone.",
     )
     status = models.CharField(
         max_length=16, choices=ServiceStatus.choices, default=ServiceStatus.ACTIVE

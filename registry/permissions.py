@@ -4,6 +4,10 @@ The operators group (``settings.MOE_OPERATOR_GROUP``, created by data migrations
 permission plus what the admin needs: services, capabilities, strategy overrides, routing
 history (view only), gate versions (view, change for activate/rollback) and the Celery
 schedules (``registry.constants.OPERATOR_PERMISSIONS``).
+
+:func:`is_operator` is the one rule: the API, the dashboard, the live feed and the admin
+(``registry/admin_access.py``, where a staff-only operator holds those permissions too) all
+ask it.
 """
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission

@@ -21,7 +21,15 @@ from registry.validators import validate_capability_name
 
 # Fields of a register payload copied onto the model; omitted optional ones keep their value
 # on an update (so re-registering after a restart does not undo an operator's weight).
-REGISTER_FIELDS = ("service_type", "endpoint", "max_capacity", "weight", "health_path", "metadata")
+REGISTER_FIELDS = (
+    "service_type",
+    "endpoint",
+    "max_capacity",
+    "weight",
+    "weight_pinned",
+    "health_path",
+    "metadata",
+)
 
 
 def bump_registry_version() -> int:
@@ -57,7 +65,8 @@ def register_service(payload: dict) -> tuple[Service, bool]:
     """Create the service ``payload["service_id"]``, or update it when it exists.
 
     ``payload`` holds the register body (``service_id``, ``service_type``, ``endpoint``,
-    ``capabilities``, ``max_capacity``; optional ``weight``, ``health_path``, ``metadata``).
+    ``capabilities``, ``max_capacity``; optional ``weight``, ``weight_pinned``, ``health_path``,
+    ``metadata``).
     Capabilities are created by name as needed. Status and health are not touched. Nothing is
     written (and the version does not move) when the payload matches what is stored.
     Returns ``(service, created)``; raises ``ValidationError`` for an invalid payload.
@@ -137,7 +146,8 @@ def set_status(services: QuerySet | Iterable[str], status: str) -> int:
     """Drain, enable or disable services (a ``Service`` queryset or service ids).
 
     Only rows whose status differs are written; returns how many changed. Bumps the version
-    once when anything changed (``QuerySet.update`` sends no model signals).
+    once when anything changed and sends ``service_registered`` (``created=False``) for each
+    changed service after commit, as a save would (``QuerySet.update`` sends no model signals).
     """
     if status not in ServiceStatus.values:
         raise ValueError(f"Unknown status {status!r}; expected one of {ServiceStatus.values}")
@@ -148,7 +158,16 @@ def set_status(services: QuerySet | Iterable[str], status: str) -> int:
         ids = [services] if isinstance(services, str) else list(services)
         targets = Service.objects.filter(service_id__in=ids)
     with transaction.atomic():
-        count = targets.exclude(status=status).update(status=status, updated_at=timezone.now())
-        if count:
-            bump_registry_version()
-    return count
+        # Locked, so the rows announced are exactly the rows this update changes.
+        changing = list(targets.exclude(status=status).select_for_update())
+        if not changing:
+            return 0
+        now = timezone.now()
+        Service.objects.filter(pk__in=[s.pk for s in changing]).update(
+            status=status, updated_at=now
+        )
+        bump_registry_version()
+        for service in changing:
+            service.status, service.updated_at = status, now
+            notify_service_registered(service, created=False)
+    return len(changing)

@@ -37,7 +37,9 @@ def rebalance_weights() -> dict:
 
     target_i = capacity_i / mean(capacity) * latency_factor_i * (1 - error_rate_i), where
     latency_factor = median EWMA latency / own EWMA latency (1 when not measured), clipped;
-    the weight moves REBALANCE_STEP of the way toward its target.
+    the weight moves REBALANCE_STEP of the way toward its target. A pinned weight
+    (``Service.weight_pinned``, set by an operator) is left alone and listed in ``pinned``;
+    the service still counts in the fleet's mean capacity and median latency.
     """
     from routing.runtime import get_router
 
@@ -61,6 +63,8 @@ def rebalance_weights() -> dict:
     changed: dict[str, dict] = {}
     updates = []
     for service, goal in zip(services, target, strict=True):
+        if service.weight_pinned:
+            continue
         new = round(service.weight + REBALANCE_STEP * (float(goal) - service.weight), 4)
         new = min(max(new, MIN_WEIGHT), MAX_WEIGHT)
         if abs(new - service.weight) >= MIN_CHANGE:
@@ -68,16 +72,12 @@ def rebalance_weights() -> dict:
             service.weight = new
             service.updated_at = timezone.now()
             updates.append(service)
-    if updates:
-        with transaction.atomic():
-            Service.objects.bulk_update(updates, ["weight", "updated_at"])
-            version = bump_registry_version()
-    else:
-        version = None
+    version = _write_weights(updates, changed) if updates else None
     anomalies = _update_anomaly_scores([s.service_id for s in services], latency, errors)
     result = {
         "changed": changed,
         "services": len(services),
+        "pinned": sorted(s.service_id for s in services if s.weight_pinned),
         "registry_version": version,
         "anomalies": anomalies,
     }
@@ -85,6 +85,28 @@ def rebalance_weights() -> dict:
 
     publish_event("rebalanced", result)
     return result
+
+
+def _write_weights(updates: list[Service], changed: dict[str, dict]) -> int | None:
+    """Write the new weights; return the registry version, or None when nothing was written.
+
+    Rows an operator pinned or re-weighted since they were read are skipped (and dropped from
+    ``changed``): the job must not undo what was set while it computed.
+    """
+    with transaction.atomic():
+        current = dict(
+            Service.objects.select_for_update()
+            .filter(pk__in=[s.pk for s in updates], weight_pinned=False)
+            .values_list("pk", "weight")
+        )
+        for service in updates:
+            if current.get(service.pk) != changed[service.service_id]["from"]:
+                del changed[service.service_id]
+        kept = [s for s in updates if s.service_id in changed]
+        if not kept:
+            return None
+        Service.objects.bulk_update(kept, ["weight", "updated_at"])
+        return bump_registry_version()
 
 
 # History used for weights when live state is not shared (the embedded default).

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from moe_project.strict_serializers import (
     SingleValueQuerySerializer,
+    StrictBoolField,
     StrictCharField,
     StrictChoiceField,
     StrictFloatField,
@@ -65,7 +66,14 @@ class ServiceRegisterSerializer(StrictSerializer):
     weight = StrictFloatField(
         required=False,
         validators=[validate_weight],
-        help_text="Relative share of traffic, > 0 (default 1.0; kept on update when omitted).",
+        help_text="Relative share of traffic, > 0 (default 1.0; kept on update when omitted). "
+        "The rebalance job moves it toward what capacity and latency call for unless "
+        "`weight_pinned` is true.",
+    )
+    weight_pinned = StrictBoolField(
+        required=False,
+        help_text="true keeps `weight` as set: the rebalance job leaves it alone (default "
+        "false; kept on update when omitted).",
     )
     health_path = StrictCharField(
         required=False,
@@ -127,6 +135,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "capabilities",
             "max_capacity",
             "weight",
+            "weight_pinned",
             "status",
             "health",
             "health_path",

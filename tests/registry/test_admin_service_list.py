@@ -110,9 +110,17 @@ def test_an_operator_with_staff_access_uses_the_registry_admin(client, django_us
     assert client.get(f"{CHANGELIST}add/").status_code == 200
 
 
-def test_staff_without_registry_permissions_cannot_see_it(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("s", password="x", is_staff=True))
-    assert client.get(CHANGELIST).status_code == 403
+def test_a_user_who_is_not_an_operator_cannot_see_it(client, django_user_model):
+    # Staff are operators (registry.permissions.is_operator); a user who is neither staff nor
+    # holds operate_router is not, whatever model permissions they hold.
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("s", password="x")
+    user.user_permissions.add(Permission.objects.get(codename="view_service"))
+    client.force_login(user)
+    response = client.get(CHANGELIST)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
 
 
 def test_the_capability_changelist_counts_services(admin_client, fleet):

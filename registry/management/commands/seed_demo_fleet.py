@@ -1,8 +1,9 @@
 """Register a realistic demo fleet and a demo operator login; safe to run again.
 
-Services go through :func:`registry.services.register_service`, which writes nothing when a
-service already matches, so a second run leaves every row and the registry version as they
-were.
+Only demo services that are missing are registered (through
+:func:`registry.services.register_service`); one that exists is left exactly as it is, since
+an operator may have changed it and the rebalance job moves weights. So a second run leaves
+every row and the registry version as they were.
 """
 
 from django.contrib.auth import get_user_model
@@ -10,12 +11,19 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from moe_project.env import env_str
+from moe_project.env import env_int, env_str
+from registry.models import Service
 from registry.permissions import ensure_operator_group
 from registry.services import current_registry_version, register_service
 
 DEMO_USERNAME = "operator"
 DEFAULT_DEMO_PASSWORD = "moe-operator-demo"
+# Where `make run` serves unless MOE_PORT says otherwise (.ci/serve).
+DEFAULT_PORT = 8005
+
+
+def default_base_url() -> str:
+    return f"http://127.0.0.1:{env_int('MOE_PORT', DEFAULT_PORT, minimum=1)}"
 
 
 def _service(service_id, service_type, port, capabilities, max_capacity, **extra) -> dict:
@@ -129,11 +137,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--base-url",
-            default="http://127.0.0.1:8005",
-            help="Where the server runs, for the printed curl command.",
+            help="Where the server runs, for the printed URLs "
+            f"(default http://127.0.0.1:$MOE_PORT, port {DEFAULT_PORT} when unset).",
         )
 
-    def handle(self, *args, base_url: str, **options):
+    def handle(self, *args, base_url: str | None, **options):
+        base_url = base_url or default_base_url()
         version_before = current_registry_version()
         with transaction.atomic():
             created = self._register_fleet()
@@ -154,8 +163,15 @@ class Command(BaseCommand):
         self._print_token_help(base_url.rstrip("/"))
 
     def _register_fleet(self) -> int:
+        """Register the demo services that are missing; return how many were created."""
+        ids = [payload["service_id"] for payload in DEMO_FLEET]
+        present = set(
+            Service.objects.filter(service_id__in=ids).values_list("service_id", flat=True)
+        )
         created_count = 0
         for payload in DEMO_FLEET:
+            if payload["service_id"] in present:
+                continue  # as an operator or the rebalance job left it
             try:
                 _, created = register_service(payload)
             except ValidationError as exc:
