@@ -179,6 +179,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = timedelta(days=1)
+# A running job answers STARTED (not PENDING) at its status endpoint.
+CELERY_TASK_TRACK_STARTED = True
+# A job queued this long with no worker taking any job since: health says degraded, and the
+# job's status says no worker has picked it up (telemetry/heartbeat.py).
+MOE_JOB_PICKUP_SECONDS = env_float("MOE_JOB_PICKUP_SECONDS", 60.0, minimum=1.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"

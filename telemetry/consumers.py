@@ -24,10 +24,11 @@ Close codes
 ``4401`` not authenticated (no credentials, bad or expired token, inactive user), and later
 when the login ends: a token's socket closes when the token expires, a session's socket within
 ``SESSION_CHECK_SECONDS`` of logout, session expiry or a password change;
-``4403`` origin not allowed; ``4400`` a bad URL option (``?mode=``, ``?max_per_second=``).
-The handshake is accepted and then closed with the code, because a refused handshake reaches
-browser code only as an anonymous ``1006``; nothing is sent before the close, and no group is
-joined.
+``4403`` origin not allowed; ``4400`` a bad URL option: an unknown one, or a bad value of
+``?mode=`` or ``?max_per_second=`` (the close reason names it; a typo such as ``?mode_=each``
+must not silently give a feed the client did not ask for). The handshake is accepted and then
+closed with the code, because a refused handshake reaches browser code only as an anonymous
+``1006``; nothing is sent before the close, and no group is joined.
 
 Who sees which decisions
 ------------------------
@@ -53,7 +54,8 @@ sent either, so every message is an event and the spec's
 ``ws.onmessage = e => console.log(JSON.parse(e.data).selected_services)`` works as written),
 or at any time with ``{"type": "subscribe", "mode": "each"|"batch", "max_per_second": n}``,
 answered with ``{"type": "subscribed", "mode", "max_per_second", "sees": "all"|"own"}`` or an
-``{"type": "error", "error": {"code": "bad_subscription", ...}}``.
+``{"type": "error", "error": {"code": "bad_subscription", ...}}`` (a bad value or an unknown
+key, named in ``fields``).
 
 Messages
 --------
@@ -61,7 +63,10 @@ Server to client: ``hello`` on connect (user, coalescing settings, what it sees,
 summary; not with ``?mode=each``), then the feed (see :mod:`telemetry.events`): ``route``
 messages and the other DESIGN.md events.
 Client to server: ``{"type": "ping"}`` is answered with ``{"type": "pong", "ts": ...}``,
-``subscribe`` as above; anything else is ignored.
+``subscribe`` as above. Anything else is answered with an error of the same shape, and the
+socket stays open: ``{"type": "error", "error": {"code": "invalid_json" | "bad_message",
+"message": ..., "fields": {"body" | "type": [...]}}}`` for a message that is not JSON, not an
+object, or of a missing or unknown ``type``.
 """
 
 from __future__ import annotations
@@ -99,6 +104,11 @@ MODE_BATCH, MODE_EACH = "batch", "each"
 EACH_DEFAULT_PER_SECOND = 50
 EACH_MAX_PER_SECOND = 500
 VIEW_ALL_DECISIONS_PERMISSION = "routing.view_all_decisions"
+SUBSCRIPTION_OPTIONS = ("mode", "max_per_second")
+MESSAGE_TYPES = ("ping", "subscribe")
+# How much of a client's own input an error or a close reason repeats.
+ECHO_MAX_CHARS = 40
+CLOSE_REASON_MAX_BYTES = 123
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -191,8 +201,20 @@ class SubscriptionError(ValueError):
         self.field = field
 
 
-def subscription_options(options: dict, current: tuple[str, int]) -> tuple[str, int]:
-    """``(mode, max_per_second)`` from URL or subscribe-message options, else ``current``."""
+def _echo(value) -> str:
+    text = str(value)
+    return text if len(text) <= ECHO_MAX_CHARS else text[: ECHO_MAX_CHARS - 3] + "..."
+
+
+def subscription_options(
+    options: dict, current: tuple[str, int], other_keys: tuple[str, ...] = ()
+) -> tuple[str, int]:
+    """``(mode, max_per_second)`` from URL or subscribe-message options, else ``current``;
+    a key that is neither an option nor one of ``other_keys`` is refused."""
+    for key in options:
+        if key not in SUBSCRIPTION_OPTIONS and key not in other_keys:
+            known = ", ".join(f'"{k}"' for k in SUBSCRIPTION_OPTIONS)
+            raise SubscriptionError(_echo(key), f'Unknown option "{_echo(key)}" (known: {known}).')
     mode, per_second = current
     if "mode" in options:
         mode = options["mode"]
@@ -304,11 +326,12 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
             await self._refuse(CLOSE_UNAUTHENTICATED, subprotocol)
             return
         query_string = self.scope.get("query_string", b"").decode("latin1")
-        query = {key: values[-1] for key, values in parse_qs(query_string).items()}
+        # Blank values kept: "?mode=" is a bad mode, not no mode.
+        query = {k: v[-1] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
         try:
             mode, per_second = subscription_options(query, (MODE_BATCH, EACH_DEFAULT_PER_SECOND))
-        except SubscriptionError:
-            await self._refuse(CLOSE_BAD_REQUEST, subprotocol)
+        except SubscriptionError as exc:
+            await self._refuse(CLOSE_BAD_REQUEST, subprotocol, reason=str(exc))
             return
         self.scope["user"] = user
         sees_all = await sees_all_decisions(user)
@@ -336,13 +359,23 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
         try:
             message = orjson.loads(text_data or bytes_data or b"")
         except orjson.JSONDecodeError:
+            await self._send_error("invalid_json", "body", "The message is not valid JSON.")
             return
         if not isinstance(message, dict):
+            await self._send_error(
+                "bad_message", "body", 'A message must be a JSON object with a "type".'
+            )
             return
-        if message.get("type") == "ping":
+        kind = message.get("type")
+        if kind == "ping":
             await self._send_json({"type": "pong", "ts": time.time()})
-        elif message.get("type") == "subscribe" and self.joined:
-            await self._subscribe(message)
+        elif kind == "subscribe":
+            if self.joined:  # else closing: the login ended
+                await self._subscribe(message)
+        else:
+            known = " or ".join(f'"{k}"' for k in MESSAGE_TYPES)
+            said = 'No "type"' if kind is None else f'Unknown message type "{_echo(kind)}"'
+            await self._send_error("bad_message", "type", f'{said}: "type" must be {known}.')
 
     async def feed_message(self, message) -> None:
         """A feed event from the group, already serialised by the publisher."""
@@ -366,11 +399,11 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
     async def _subscribe(self, message: dict) -> None:
         view = self.view
         try:
-            mode, per_second = subscription_options(message, (view.mode, view.per_second))
+            mode, per_second = subscription_options(
+                message, (view.mode, view.per_second), other_keys=("type",)
+            )
         except SubscriptionError as exc:
-            error = {"code": "bad_subscription", "message": str(exc), "fields": {}}
-            error["fields"][exc.field] = [str(exc)]
-            await self._send_json({"type": "error", "error": error})
+            await self._send_error("bad_subscription", exc.field, str(exc))
             return
         view.configure(mode, per_second)
         await self._send_json(
@@ -425,9 +458,11 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
             except Exception:  # Redis away for a moment: try again at the next refresh
                 logger.warning("live feed: could not refresh group membership", exc_info=True)
 
-    async def _refuse(self, code: int, subprotocol: str | None) -> None:
+    async def _refuse(self, code: int, subprotocol: str | None, reason: str | None = None) -> None:
         await self.accept(subprotocol)
-        await self.close(code=code)
+        if reason:  # a close frame carries at most 123 bytes of reason
+            reason = reason.encode()[:CLOSE_REASON_MAX_BYTES].decode(errors="ignore")
+        await self.close(code=code, reason=reason)
 
     async def _hello(self, user) -> dict:
         publisher = events.get_publisher()
@@ -442,6 +477,11 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
             "sees": "all" if self.view.client is None else "own",
             "fleet": await fleet_summary(),
         }
+
+    async def _send_error(self, code: str, field: str, message: str) -> None:
+        """The error frame every bad client message gets (the socket stays open)."""
+        error = {"code": code, "message": message, "fields": {field: [message]}}
+        await self._send_json({"type": "error", "error": error})
 
     async def _send_json(self, payload: dict) -> None:
         await self.send(text_data=orjson.dumps(payload).decode())

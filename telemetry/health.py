@@ -1,4 +1,4 @@
-"""Health checks for the database, Redis (when configured) and the router."""
+"""Health checks for the database, Redis (when configured), the Celery jobs and the router."""
 
 import time
 
@@ -34,17 +34,45 @@ def check_redis() -> dict:
 
 # The flush job runs every 5 s by default; three missed runs means the worker or beat is gone.
 CELERY_STALE_AFTER_S = 30.0
+START_WORKER = "celery -A moe_project worker -B (or workers plus one celery beat)"
 
 
 def check_celery() -> dict:
-    from telemetry.heartbeat import last_beat
+    """``ok`` when jobs run (any job: a worker without beat runs the ones the API queues),
+    ``unknown`` before the first, ``stale`` when the periodic flush job stopped, ``degraded``
+    when a job has waited longer than ``MOE_JOB_PICKUP_SECONDS`` with no worker taking any."""
+    from telemetry import heartbeat
 
-    stamp = last_beat("flush_history")
-    if stamp is None:
-        return {"status": "unknown", "detail": "no job has run yet"}
-    age = time.time() - stamp
-    status = "ok" if age <= CELERY_STALE_AFTER_S else "stale"
-    return {"status": status, "last_job_age_s": round(age, 1)}
+    now = time.time()
+    stamps = heartbeat.last_beats(("flush_history", heartbeat.JOB_RAN, heartbeat.WAITING))
+    flushed, waiting = stamps["flush_history"], stamps[heartbeat.WAITING]
+    ran = max((s for s in (flushed, stamps[heartbeat.JOB_RAN]) if s is not None), default=None)
+    report: dict = {}
+    if ran is not None:
+        report["last_job_age_s"] = round(now - ran, 1)
+    if waiting is not None:
+        report["waiting_job_age_s"] = round(now - waiting, 1)
+    if waiting is not None and now - waiting > heartbeat.pickup_seconds():
+        return {
+            "status": "degraded",
+            **report,
+            "detail": (
+                f"no Celery worker seems to be consuming the queue: a job has waited "
+                f"{now - waiting:.0f} s and no worker has picked up any job since it was queued "
+                f"(none is running, or all are busy); start one: {START_WORKER}"
+            ),
+        }
+    if ran is None:
+        return {"status": "unknown", **report, "detail": "no job has run yet"}
+    if flushed is not None and now - flushed > CELERY_STALE_AFTER_S:
+        detail = (
+            f"the periodic flush job last ran {now - flushed:.0f} s ago: are celery beat and a "
+            "worker running?"
+        )
+        return {"status": "stale", **report, "detail": detail}
+    if flushed is None:
+        report["detail"] = "jobs run, but no periodic job has run yet: is celery beat running?"
+    return {"status": "ok", **report}
 
 
 def check_router() -> dict:

@@ -1,8 +1,14 @@
-"""Celery tasks of the telemetry app: thin wrappers around telemetry.services."""
+"""Celery tasks of the telemetry app: thin wrappers around telemetry.services.
+
+Importing this module (every worker and beat does, through ``autodiscover_tasks``) also
+connects the job heartbeats' Celery signals (see :mod:`telemetry.heartbeat`)."""
 
 from celery import shared_task
 
-from telemetry import services
+from telemetry import (
+    heartbeat,  # noqa: F401 - connects the job heartbeats' signals
+    services,
+)
 
 
 @shared_task(

@@ -27,7 +27,8 @@ MIN_MAX_EXAMPLES = 50
 MAX_MAX_EXAMPLES = 100_000
 DEFAULT_VERSIONS = 50
 MAX_VERSIONS = 200
-# Celery task ids are UUIDs; ASCII only (str.isalnum would also take "é" or "²").
+# Task ids are the job kind and a UUID (routing-retrain-gate-<uuid>); ASCII only (str.isalnum
+# would also take "é" or "²").
 TASK_ID_PARAMETER = OpenApiParameter(
     "task_id",
     {"type": "string", "pattern": rf"^[A-Za-z0-9-]{{1,{TASK_ID_MAX_LENGTH}}}$"},
@@ -60,6 +61,16 @@ class GateRetrainStatusSerializer(serializers.Serializer):
         required=False, help_text="When SUCCESS: what retraining did (trained, version, ...)."
     )
     error = serializers.CharField(required=False, help_text="When FAILURE: the error's type.")
+    queued_for_s = serializers.FloatField(
+        required=False, help_text="When PENDING: seconds since the job was queued."
+    )
+    detail = serializers.CharField(
+        required=False,
+        help_text=(
+            "When PENDING for longer than MOE_JOB_PICKUP_SECONDS and no worker has taken a job "
+            "from the queue since: that no worker has picked it up, and how to start one."
+        ),
+    )
 
 
 class GateVersionSerializer(serializers.ModelSerializer):

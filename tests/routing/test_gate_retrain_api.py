@@ -1,17 +1,25 @@
 """POST /api/v1/gate/retrain queues a retraining in Celery; GET .../retrain/<id> follows it."""
 
 import pytest
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from routing.api import gate_views
+from telemetry import api_views, heartbeat
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/gate/retrain"
 
 
+@pytest.fixture(autouse=True)
+def own_var_dir(settings, tmp_path):
+    """Job heartbeats go to this test's directory."""
+    settings.VAR_DIR = tmp_path
+
+
 @pytest.fixture
-def eager_celery(settings):
+def eager_celery(settings, monkeypatch):
     # Eager mode runs the task in-process here (as the rebalance API test does);
     # tests/integration runs jobs in a real worker.
     from moe_project.celery import app
@@ -19,6 +27,9 @@ def eager_celery(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     app.conf.task_store_eager_result = True
+    # A task bound before this fixture ran (another module's test) keeps what it was bound with.
+    for task in (gate_views.retrain_gate, api_views.rebalance):
+        monkeypatch.setattr(task, "store_eager_result", True)
     yield app
     app.conf.task_always_eager = False
     app.conf.task_store_eager_result = False
@@ -86,18 +97,18 @@ def test_an_unknown_field_is_a_400_naming_it(operator_api):
 
 def test_a_broker_that_is_down_is_a_503_not_a_500(operator_api, monkeypatch):
     # given: queuing fails as it does when the broker cannot be reached
-    class Unreachable:
-        def delay(self, **kwargs):
-            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    def unreachable(**kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(gate_views, "retrain_gate", Unreachable())
+    monkeypatch.setattr(gate_views.retrain_gate, "apply_async", unreachable)
 
     # when
     response = operator_api.post(URL, {}, format="json")
 
-    # then
+    # then: and no job is left waiting for a worker in the health check's eyes
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "broker_unavailable"
+    assert heartbeat.waiting_since() is None
 
 
 def test_a_malformed_task_id_is_a_400_naming_it(operator_api):
@@ -141,10 +152,9 @@ def test_a_job_id_never_issued_is_a_404_not_pending_for_ever(operator_api, eager
 
 def test_a_queued_job_not_yet_started_is_pending(operator_api, monkeypatch):
     # given: a broker that takes the job, and no worker to run it
-    class Queued:
-        id = "4e1c6a9e-queued-not-started"
-
-    monkeypatch.setattr(gate_views.retrain_gate, "delay", lambda **kwargs: Queued())
+    monkeypatch.setattr(
+        gate_views.retrain_gate, "apply_async", lambda kwargs, task_id: AsyncResult(task_id)
+    )
 
     # when
     task_id = operator_api.post(URL).json()["task_id"]

@@ -206,12 +206,13 @@ async def test_a_client_that_left_gets_nothing_more(staff_session, unique, open_
     await staying.disconnect()
 
 
-async def test_ping_gets_a_pong_and_garbage_is_ignored(feed):
+async def test_ping_gets_a_pong_even_after_garbage(feed):
     await feed[0].send_to(text_data="{not json")
     await feed[0].send_json_to({"type": "ping"})
 
     got = await collect(feed[0], lambda ms: any(m["type"] == "pong" for m in ms))
     assert got[-1]["type"] == "pong"
+    assert [m["error"]["code"] for m in got if m["type"] == "error"] == ["invalid_json"]
 
 
 async def test_without_listeners_in_memory_publishing_buffers_nothing(settings, unique):

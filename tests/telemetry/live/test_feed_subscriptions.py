@@ -145,6 +145,7 @@ async def test_a_bad_url_option_closes_with_4400(staff, feed_at):
     assert (await socket.receive_output(1)) == {
         "type": "websocket.close",
         "code": CLOSE_BAD_REQUEST,
+        "reason": '"mode" must be "batch" or "each".',
     }
 
 
