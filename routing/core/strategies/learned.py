@@ -44,9 +44,10 @@ class _GatedStrategy(Strategy):
 
     Each candidate's score is its estimated reward for this request type and complexity
     (:mod:`routing.core.learning`) minus a small load term; a candidate above its Switch
-    capacity-factor share loses ``spill_margin``, so it spills to a candidate about as good,
-    never to a clearly worse one. The first service is chosen epsilon-greedily and its
-    probability is the decision's propensity; top-k adds the next best by score.
+    capacity-factor share, and loaded (``EngineConfig.spill_floor`` of its capacity), loses
+    ``spill_margin``, so it spills to a candidate about as good, never to a clearly worse
+    one. The first service is chosen epsilon-greedily and its probability is the decision's
+    propensity; top-k adds the next best by score.
     """
 
     def k_for(self, top_k: int) -> int:
@@ -74,10 +75,9 @@ class _GatedStrategy(Strategy):
         mean, evidence, optimistic = mean[idx], evidence[idx], optimistic[idx]
         load = view.in_flight[idx]
         k = min(self.k_for(ctx.top_k), len(idx))
-        bound = capacity_factor_bound(
-            load.sum() + k, fleet.capacity[idx], self.config.capacity_factor
-        )
-        over = load >= bound
+        cap = fleet.capacity[idx]
+        bound = capacity_factor_bound(load.sum() + k, cap, self.config.capacity_factor)
+        over = (load >= bound) & (load >= self.config.spill_floor * cap)
         base = optimistic - lcfg.load_penalty * (load / fleet.capacity_safe[idx])
         score = base
         if over.any():

@@ -49,12 +49,14 @@ def test_outcomes_beat_the_gates_prior(engine):
 
 
 def test_switch_spills_past_the_capacity_factor_only_to_an_equally_good_service(engine):
-    snapshot = uniform_fleet(4)
-    teach(engine, "svc-000", 0.90)
-    teach(engine, "svc-001", 0.89)
+    snapshot = uniform_fleet(4, capacity=8)
+    teach(engine, "svc-000", 0.93)
+    teach(engine, "svc-001", 0.90)
     teach(engine, "svc-002", 0.50)
     teach(engine, "svc-003", 0.50)
-    # 10 in flight, fair share of 11 is 2.75, bound ceil(1.25 * 2.75) = 4: svc-000 is full.
+    # 10 in flight, fair share of 11 is 2.75, bound ceil(1.25 * 2.75) = 4: svc-000 is full,
+    # and loaded (4 of its 8 slots: spill_floor 0.5). Its load term alone (0.025) leaves it
+    # ahead; the spill margin (0.03) does not.
     live = view(4, in_flight=[4, 2, 2, 2])
     decision = engine.route(RouteRequest(), snapshot, live, "switch_transformer")
     assert decision.selected == ("svc-001",)
@@ -63,6 +65,18 @@ def test_switch_spills_past_the_capacity_factor_only_to_an_equally_good_service(
     teach(engine, "svc-001", 0.2)  # now clearly worse: no spill
     decision = engine.route(RouteRequest(), snapshot, live, "switch_transformer")
     assert decision.selected == ("svc-000",)
+
+
+def test_a_service_far_below_its_capacity_does_not_spill(engine):
+    # The same shares of the load, but 4 of 100 slots: not loaded, so the best one keeps the
+    # request (16 concurrent clients made 1,000-slot services spill at 2 in flight).
+    snapshot = uniform_fleet(4, capacity=100)
+    teach(engine, "svc-000", 0.92)
+    teach(engine, "svc-001", 0.90)
+    live = view(4, in_flight=[4, 2, 2, 2])
+    decision = engine.route(RouteRequest(), snapshot, live, "switch_transformer")
+    assert decision.selected == ("svc-000",)
+    assert "spilled" not in decision.reason
 
 
 def test_a_batch_never_overfills_and_prefers_the_best_service(engine):
