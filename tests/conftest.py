@@ -98,6 +98,25 @@ def anon_api() -> APIClient:
 
 
 @pytest.fixture
+def eager_celery(settings, monkeypatch):
+    """Jobs run in-process when queued, and their results are kept for the status endpoints
+    (tests/integration runs them in a real worker)."""
+    from moe_project.celery import app
+    from routing.api import gate_views
+    from telemetry import api_views
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    app.conf.task_store_eager_result = True
+    # A task bound before this fixture ran (another module's test) keeps what it was bound with.
+    for task in (gate_views.retrain_gate, api_views.rebalance):
+        monkeypatch.setattr(task, "store_eager_result", True)
+    yield app
+    app.conf.task_always_eager = False
+    app.conf.task_store_eager_result = False
+
+
+@pytest.fixture
 def api_for():
     """Build an API client for any user (or None for anonymous)."""
     return _api_client_for

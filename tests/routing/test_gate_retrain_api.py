@@ -5,7 +5,7 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
 from routing.api import gate_views
-from telemetry import api_views, heartbeat
+from telemetry import heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -16,23 +16,6 @@ URL = "/api/v1/gate/retrain"
 def own_var_dir(settings, tmp_path):
     """Job heartbeats go to this test's directory."""
     settings.VAR_DIR = tmp_path
-
-
-@pytest.fixture
-def eager_celery(settings, monkeypatch):
-    # Eager mode runs the task in-process here (as the rebalance API test does);
-    # tests/integration runs jobs in a real worker.
-    from moe_project.celery import app
-
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.task_always_eager = True
-    app.conf.task_store_eager_result = True
-    # A task bound before this fixture ran (another module's test) keeps what it was bound with.
-    for task in (gate_views.retrain_gate, api_views.rebalance):
-        monkeypatch.setattr(task, "store_eager_result", True)
-    yield app
-    app.conf.task_always_eager = False
-    app.conf.task_store_eager_result = False
 
 
 def test_an_operator_queues_a_retrain_and_the_job_runs(operator_api, eager_celery):

@@ -79,25 +79,15 @@ def test_rebalance_api_refuses_a_body_it_would_ignore(
     assert list(error["fields"]) == [field]
 
 
-def test_rebalance_api_queues_the_job_and_reports_it(operator_api, settings, db):
-    # Eager mode runs the task in-process here; tests/integration runs it in a real worker.
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    from moe_project.celery import app
-
-    app.conf.task_always_eager = True
-    app.conf.task_store_eager_result = True
-    try:
-        _register("a", 50)
-        assert operator_api.post("/api/v1/load/rebalance", {}, format="json").status_code == 202
-        response = operator_api.post("/api/v1/load/rebalance")
-        assert response.status_code == 202
-        task_id = response.json()["task_id"]
-        status = operator_api.get(f"/api/v1/load/rebalance/{task_id}").json()
-        assert status["state"] == "SUCCESS"
-        assert status["result"]["services"] == 1
-    finally:
-        app.conf.task_always_eager = False
-        app.conf.task_store_eager_result = False
+def test_rebalance_api_queues_the_job_and_reports_it(operator_api, eager_celery, db):
+    _register("a", 50)
+    assert operator_api.post("/api/v1/load/rebalance", {}, format="json").status_code == 202
+    response = operator_api.post("/api/v1/load/rebalance")
+    assert response.status_code == 202
+    task_id = response.json()["task_id"]
+    status = operator_api.get(f"/api/v1/load/rebalance/{task_id}").json()
+    assert status["state"] == "SUCCESS"
+    assert status["result"]["services"] == 1
 
 
 def test_rebalance_scores_a_latency_outlier_as_anomalous(db):
