@@ -171,6 +171,21 @@ class RoutingMetrics:
     def count_prometheus(self, routed: Sequence, fields: Counter[str]) -> None:
         self._prometheus(routed, fields)
 
+    def queue_correction(
+        self, pipe, before: Sequence, after: Sequence, fields: Counter[str]
+    ) -> Counter[str]:
+        """Decisions changed after their counts were queued (``before`` became ``after``: a
+        breaker refused a service at dispatch): the difference, queued on ``pipe``; returns
+        ``fields`` with it (for :meth:`count_prometheus`)."""
+        old, new = self._fields(before), self._fields(after)
+        out = Counter(fields)
+        for key in old.keys() | new.keys():
+            delta = new.get(key, 0) - old.get(key, 0)
+            if delta:
+                pipe.hincrby(REDIS_KEY, key, delta)
+                out[key] += delta
+        return out
+
     def record_local(self, routed: Sequence) -> None:
         fields = self._fields(routed)
         with self._lock:

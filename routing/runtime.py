@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from itertools import repeat
@@ -600,7 +600,9 @@ class Router:
                     value = pending_value(r.decision.selected, req.request_type, req.complexity)
                     writes.set(PENDING_KEY + r.request_id, value, ex=ttl)
         self.history.queue(writes, records)
-        fields = self.metrics.queue(writes, routed, prometheus=guard is None)
+        # Prometheus counts once the commit is known (not at all when it falls back to the
+        # local path, which counts it itself; without the refused services when any).
+        fields = self.metrics.queue(writes, routed, prometheus=False)
         if guard is not None:
             self.store.queue_guarded(pipe, limit, writes.commands)
         results = yield pipe
@@ -615,26 +617,33 @@ class Router:
             guard.count = count if isinstance(count, int) else None
             if guard.over:
                 return routed
-            self.metrics.count_prometheus(routed, fields)
         from telemetry.state.redis_store import Refused
 
         refused = [pair for reply in results if isinstance(reply, Refused) for pair in reply]
-        return self._drop_refused(routed, requests, refused, ttl) if refused else routed
+        if refused:
+            routed, fields = self._drop_refused(routed, requests, refused, ttl, fields)
+        self.metrics.count_prometheus(routed, fields)
+        return routed
 
-    def _drop_refused(self, routed: list[Routed], requests, refused, ttl: int) -> list[Routed]:
+    def _drop_refused(
+        self, routed: list[Routed], requests, refused, ttl: int, fields
+    ) -> tuple[list[Routed], Counter]:
         """Another worker's breaker changed between our view and dispatch: the refused
-        services are taken out of the answer, and history is amended to match."""
+        services are taken out of the answer, history is amended to match, and the metrics
+        counted for the decisions as they were are corrected: ``(routed, fields)``."""
         import redis
 
         gone: dict[str, set[str]] = {}
         for request_id, service_id in refused:
             gone.setdefault(request_id, set()).add(service_id)
         amendments = []
+        before, after = [], []
         pipe = self.redis_client.pipeline(transaction=False)
         for i, (r, req) in enumerate(zip(routed, requests, strict=True)):
             drop = gone.get(r.request_id)
             if not drop:
                 continue
+            before.append(r)
             keep = tuple(sid for sid in r.decision.selected if sid not in drop)
             reason = f"{r.decision.reason}; breaker refused {', '.join(sorted(drop))} at dispatch"
             decision = r.decision._replace(
@@ -644,6 +653,7 @@ class Router:
                 reason=reason,
             )
             routed[i] = r._replace(decision=decision)
+            after.append(routed[i])
             amendments.append(amend_record(r.request_id, keep, reason))
             if keep or batch_base(r.request_id) is not None:
                 # A batch item's own entry overrides its batch's (an empty selection too).
@@ -652,11 +662,12 @@ class Router:
             else:
                 pipe.delete(PENDING_KEY + r.request_id)
         self.history.queue(pipe, amendments)
+        fields = self.metrics.queue_correction(pipe, before, after, fields)
         try:
             pipe.execute()
         except redis.RedisError:
             self.history.append(amendments, local=True)
-        return routed
+        return routed, fields
 
     def _commit_local(self, live, records, routed, requests, state_recorded=False) -> None:
         if not state_recorded and live:

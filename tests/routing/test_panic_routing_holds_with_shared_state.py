@@ -86,3 +86,35 @@ def test_panic_off_answers_no_eligible_service(workers, settings):
         router.close()
 
     assert decision.no_eligible_service and not decision.selected and not decision.panic
+
+
+def _prometheus(name: str, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_a_refused_dispatch_as_answered_not_as_sent(workers):
+    a, b = workers
+    both = RouteRequest(request_type="inference", complexity=0.5)  # inf-a or inf-b
+    b.route(both, "consistent_hash", None)  # B's view is now fresh: every breaker closed
+    a.store.force_breaker("inf-a", BreakerState.OPEN)
+    a.store.force_breaker("inf-b", BreakerState.OPEN)
+    counts_before = b.metrics.counts()
+    sent_before = {s: _prometheus("moe_expert_usage_total", service=s) for s in ("inf-a", "inf-b")}
+    none_before = _prometheus(
+        "moe_routing_total", strategy="consistent_hash", outcome="no_eligible"
+    )
+
+    # B dispatches on its stale view; Redis refuses both services: answered as no service.
+    routed = b.route_batch([both] * 10, "consistent_hash", None)
+
+    assert all(r.decision.no_eligible_service for r in routed)
+    counts = b.metrics.counts()
+    for sid in ("inf-a", "inf-b"):
+        assert counts[f"service:{sid}"] == counts_before[f"service:{sid}"], sid
+        assert _prometheus("moe_expert_usage_total", service=sid) == sent_before[sid], sid
+    assert counts["total:no_eligible"] - counts_before["total:no_eligible"] == 10
+    assert counts["total:routed"] - counts_before["total:routed"] == 10
+    after = _prometheus("moe_routing_total", strategy="consistent_hash", outcome="no_eligible")
+    assert after - none_before == 10
