@@ -45,6 +45,7 @@ from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownR
 from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override
+from routing.request_ids import WORKER_PREFIX_DIGITS
 from routing.shared_learning import LearningFollower, queue_shared_outcome
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def pending_value(selected, request_type: str, complexity: float) -> str:
     return f"\n{','.join(selected)}\n{complexity!r}\n{request_type}"
 
 
-# A batch's items are "<base>-<index in hex>"; a single route's id has no "-" (see _new_ids).
+# A batch's items are "<base>-<index in hex>"; a single route's id has no "-" (see _new_id).
 def batch_base(request_id: str) -> str | None:
     base, dash, _ = request_id.rpartition("-")
     return base if dash else None
@@ -215,7 +216,7 @@ class Router:
         self._ramps: dict[str, float] = {}
         self._ramp_allowed: dict[str, bool] | None = None
         self._ramp_seen: tuple[FleetSnapshot | None, np.ndarray | None] = (None, None)
-        self._prefix = secrets.token_hex(6)
+        self._prefix = secrets.token_hex(WORKER_PREFIX_DIGITS // 2)
         self._counter = itertools.count(1)
         # Shared learning (routing/shared_learning.py): outcomes go to every worker's learner.
         self._follower = None

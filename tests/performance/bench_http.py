@@ -48,6 +48,7 @@ from pathlib import Path
 
 import httpx
 
+from routing.request_ids import worker_prefix
 from tests.performance.bench_load import (
     ROOT,
     BenchEnvironment,
@@ -524,7 +525,7 @@ def _warm_workers(
             return None  # a worker answering before its fleet snapshot is loaded
         if response.status_code != 200:
             raise BenchError(f"route answered {response.status_code}: {response.text}")
-        return response.json()["request_id"][:-10]
+        return worker_prefix(response.json()["request_id"])
 
     deadline = time.monotonic() + 60
     with concurrent.futures.ThreadPoolExecutor(max_workers=2 * workers) as pool:

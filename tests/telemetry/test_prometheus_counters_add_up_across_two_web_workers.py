@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from routing.request_ids import worker_prefix
 from tests.integration.stack import BIN, OPERATOR_PASSWORD, Proc, base_env, obtain_token
 from tests.support.net import free_port
 
@@ -68,7 +69,7 @@ def _route_on_a_new_connection(base: str, token: str) -> str:
         timeout=30,
     )
     assert response.status_code == 200, response.text
-    return response.json()["request_id"][:-10]  # the answering worker's prefix
+    return worker_prefix(response.json()["request_id"])  # the answering worker
 
 
 def test_every_scrape_counts_the_routes_of_both_workers(two_workers):
