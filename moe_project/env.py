@@ -6,11 +6,12 @@ mounted as files.
 """
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -19,7 +20,7 @@ def env_str(name: str, default: str = "") -> str:
 
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":  # as unset, like the numeric readers
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -42,7 +43,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -52,6 +55,8 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
     if value != value or (minimum is not None and value < minimum):
         raise ImproperlyConfigured(f"{name} must be a number >= {minimum}, got {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be a number <= {maximum}, got {raw!r}")
     return value
 
 
@@ -73,10 +78,24 @@ def env_secret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name, default)
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if upper:
+        value = value.upper()
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate as DRF's throttles read it: ``<requests>/<period>``, the period starting with s,
+    m, h or d (``100/min``, ``5000/hour``)."""
+    value = os.environ.get(name, "").strip() or default
+    if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", value):
+        raise ImproperlyConfigured(
+            f"{name} must look like '<requests>/<period>' with a period of s, min, hour or day "
+            f"(e.g. '100/min'), got {value!r}"
+        )
     return value
 
 

@@ -5,11 +5,14 @@ process, uses an in-memory channel layer and a filesystem Celery broker. ``DATAB
 ``REDIS_URL`` switch to the scale-out setup; nothing else changes.
 """
 
+import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from moe_project.env import (
     env_bool,
@@ -18,6 +21,7 @@ from moe_project.env import (
     env_int,
     env_list,
     env_mapping,
+    env_rate,
     env_secret,
     env_str,
 )
@@ -32,6 +36,10 @@ def _secret_key() -> str:
     key = env_secret("DJANGO_SECRET_KEY")
     if key:
         return key
+    if "DJANGO_SECRET_KEY" in os.environ or os.environ.get("DJANGO_SECRET_KEY_FILE"):
+        # Given but empty: a generated key per host would make each host refuse the others'
+        # tokens and sessions behind a load balancer.
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or its _FILE) is set but empty")
     path = VAR_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
@@ -47,6 +55,8 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # Production hardening (`manage.py check --deploy` is clean with DJANGO_SECURE=true).
 SECURE = env_bool("DJANGO_SECURE", False)
 SECURE_SSL_REDIRECT = SECURE
+# Health probes reach the process directly over http (container and load-balancer checks).
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/ping$", r"^api/v1/health$"]
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if SECURE else 0, minimum=0)
@@ -215,7 +225,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "moe_project.api_errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["moe_project.throttling.ClientRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env_str("MOE_RATE_LIMIT", "100000/min")},
+    "DEFAULT_THROTTLE_RATES": {"user": env_rate("MOE_RATE_LIMIT", "100000/min")},
+    # Proxies in front whose X-Forwarded-For the rate limit of anonymous requests (the token
+    # endpoint) may trust; 0: the connecting address, which a client cannot forge.
+    "NUM_PROXIES": env_int("MOE_NUM_PROXIES", 0, minimum=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {
@@ -240,12 +253,28 @@ MOE_BATCH_MAX_ITEMS = env_int("MOE_BATCH_MAX_ITEMS", 10000, minimum=1)
 # --- Routing --------------------------------------------------------------------------------
 MOE_OPERATOR_GROUP = env_str("MOE_OPERATOR_GROUP", "operators")
 MOE_ALLOWED_ENDPOINT_HOSTS = env_list("MOE_ALLOWED_ENDPOINT_HOSTS", ["localhost", "127.0.0.1"])
-MOE_DEFAULT_STRATEGY = env_str("MOE_DEFAULT_STRATEGY", "adaptive")
+# The strategies routing.core.strategies registers (without importing it here: it loads torch;
+# tests/routing/test_routing_settings_reach_the_engine.py checks the two agree).
+ROUTING_STRATEGY_NAMES = (
+    "switch_transformer",
+    "top_k",
+    "semantic",
+    "tda_aware",
+    "consistent_hash",
+    "power_of_two",
+    "adaptive",
+)
+MOE_DEFAULT_STRATEGY = env_choice("MOE_DEFAULT_STRATEGY", "adaptive", ROUTING_STRATEGY_NAMES)
 MOE_DEFAULT_TOP_K = env_int("MOE_DEFAULT_TOP_K", 2, minimum=1)
-MOE_DEVICE = env_str("MOE_DEVICE", "cpu")
+# The torch device the gate runs on (cpu, cuda, cuda:N, mps).
+MOE_DEVICE = env_str("MOE_DEVICE", "").strip() or "cpu"
+if not re.fullmatch(r"cpu|cuda(:[0-9]+)?|mps", MOE_DEVICE):
+    raise ImproperlyConfigured(f"MOE_DEVICE must be cpu, cuda, cuda:N or mps, got {MOE_DEVICE!r}")
 MOE_STATE_BACKEND = env_choice(
     "MOE_STATE_BACKEND", "redis" if REDIS_URL else "local", ("local", "redis")
 )
+if MOE_STATE_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("MOE_STATE_BACKEND=redis needs REDIS_URL")
 # With Redis: how old a worker's cached view of the shared state may get (other workers'
 # breaker changes reach it within this plus one round trip).
 MOE_STATE_VIEW_MAX_AGE_MS = env_float("MOE_STATE_VIEW_MAX_AGE_MS", 20.0, minimum=1.0)
@@ -271,12 +300,17 @@ MOE_LATENCY_SLO_MS = env_float("MOE_LATENCY_SLO_MS", 1000.0, minimum=1.0)
 # MOE_EXPLORATION_UNIFORM goes to any candidate (every candidate keeps a known probability,
 # which off-policy evaluation needs); the rest to a candidate that may be better than the
 # greedy pick (its optimistic estimate reaches the greedy pick's estimate).
-MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.05, minimum=0.0)
-MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0)
-MOE_EXPLORATION_UNIFORM = env_float("MOE_EXPLORATION_UNIFORM", 0.002, minimum=0.0)
+MOE_EXPLORATION_RATE = env_float("MOE_EXPLORATION_RATE", 0.05, minimum=0.0, maximum=1.0)
+MOE_EXPLORATION_MIN = env_float("MOE_EXPLORATION_MIN", 0.01, minimum=0.0, maximum=1.0)
+if MOE_EXPLORATION_MIN > MOE_EXPLORATION_RATE:
+    raise ImproperlyConfigured(
+        f"MOE_EXPLORATION_MIN ({MOE_EXPLORATION_MIN}) must not exceed MOE_EXPLORATION_RATE "
+        f"({MOE_EXPLORATION_RATE})"
+    )
+MOE_EXPLORATION_UNIFORM = env_float("MOE_EXPLORATION_UNIFORM", 0.002, minimum=0.0, maximum=1.0)
 # Forced sampling: in this share of the greedy picks (at most 1; 0 turns it off) a candidate
 # with fewer than log(1 + evidence) outcomes near the request's complexity is tried instead.
-MOE_FORCED_SAMPLING_SHARE = env_float("MOE_FORCED_SAMPLING_SHARE", 0.3, minimum=0.0)
+MOE_FORCED_SAMPLING_SHARE = env_float("MOE_FORCED_SAMPLING_SHARE", 0.3, minimum=0.0, maximum=1.0)
 # ... but not a candidate the data rule out: its estimate plus this many standard deviations
 # stays below the greedy pick's estimate ("inf": every under-sampled candidate) ...
 MOE_FORCED_SAMPLING_WIDTH = env_float("MOE_FORCED_SAMPLING_WIDTH", 2.5, minimum=0.0)
@@ -295,7 +329,7 @@ MOE_ROUTING_SEED = env_int("MOE_ROUTING_SEED", -1, minimum=-1)
 # Online learning forgets old outcomes slowly: each outcome weighs the older ones of its
 # complexity segment down by this factor (0.998 ~ the last 500); a detected change (a service
 # starting to fail or slow down) forgets faster (routing/core/learning.py).
-MOE_LEARNING_DISCOUNT = env_float("MOE_LEARNING_DISCOUNT", 0.998, minimum=0.5)
+MOE_LEARNING_DISCOUNT = env_float("MOE_LEARNING_DISCOUNT", 0.998, minimum=0.5, maximum=1.0)
 # A new learned version goes live only if its off-policy estimate beats the active one's with
 # this one-sided confidence and at least this effective sample size.
 MOE_OPE_CONFIDENCE = env_float("MOE_OPE_CONFIDENCE", 0.95, minimum=0.5)
@@ -356,7 +390,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("MOE_LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice(
+            "MOE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True
+        ),
+    },
     "loggers": {
         "django.request": {"level": "ERROR"},
         # channels-redis logs every send to a lingering group member at INFO.

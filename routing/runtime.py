@@ -161,6 +161,7 @@ def engine_config() -> EngineConfig:
     """The engine's configuration from settings (type rule, objective, learning)."""
     return EngineConfig(
         default_top_k=settings.MOE_DEFAULT_TOP_K,
+        device=settings.MOE_DEVICE,
         p2c_seed=None if settings.MOE_ROUTING_SEED < 0 else settings.MOE_ROUTING_SEED,
         panic_when_all_breakers_open=settings.MOE_BREAKER_PANIC,
         type_rule=TypeRule.from_mapping(settings.MOE_TYPE_ACCEPTS, settings.MOE_UNKNOWN_TYPE),

@@ -17,3 +17,27 @@ def test_a_client_over_its_limit_gets_429_and_others_do_not(
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited["Retry-After"]) >= 0
     assert operator_api.post("/api/v1/route", {"data": {}}, format="json").status_code == 200
+
+
+def test_a_forged_forwarded_for_header_does_not_buy_more_logins(three_per_minute, anon_api):
+    # Without trusted proxies (MOE_NUM_PROXIES 0) the anonymous rate limit (the token endpoint,
+    # i.e. password guesses) counts the connecting address, whatever X-Forwarded-For says.
+    statuses = [
+        anon_api.post(
+            "/api/v1/auth/token/",
+            {"username": "nobody", "password": "guess"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
+        ).status_code
+        for i in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_health_probes_answer_over_http_when_everything_else_redirects(settings, client, db):
+    # DJANGO_SECURE=true redirects http to https; a container or load-balancer probe talks
+    # plain http to the process and must still get its answer.
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/api/v1/ping").status_code == 200
+    assert client.get("/api/v1/health").status_code in (200, 503)
+    assert client.get("/api/v1/metrics").status_code == 301
