@@ -20,21 +20,14 @@ Nothing is granted to a user who is not an operator, and nothing is written to t
 
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.backends import BaseBackend, ModelBackend
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from registry.constants import OPERATE_ROUTER_PERMISSION, OPERATOR_PERMISSIONS
+from registry.constants import OPERATOR_PERMISSIONS
+from registry.permissions import is_operator
 
 _OPERATOR_APPS = frozenset(name.split(".", 1)[0] for name in OPERATOR_PERMISSIONS)
-
-
-def _operator(user) -> bool:
-    """:func:`registry.permissions.is_operator` without ``user.has_perm`` (which would ask
-    this backend again): staff, or the permission from the database."""
-    if not (user and user.is_active):
-        return False
-    return user.is_staff or ModelBackend().has_perm(user, OPERATE_ROUTER_PERMISSION)
 
 
 class OperatorPermissionBackend(BaseBackend):
@@ -44,15 +37,15 @@ class OperatorPermissionBackend(BaseBackend):
         return None
 
     def get_all_permissions(self, user_obj, obj=None) -> set[str]:
-        if obj is not None or not _operator(user_obj):
+        if obj is not None or not is_operator(user_obj):
             return set()
         return set(OPERATOR_PERMISSIONS)
 
     def has_perm(self, user_obj, perm, obj=None) -> bool:
-        return obj is None and perm in OPERATOR_PERMISSIONS and _operator(user_obj)
+        return obj is None and perm in OPERATOR_PERMISSIONS and is_operator(user_obj)
 
     def has_module_perms(self, user_obj, app_label) -> bool:
-        return app_label in _OPERATOR_APPS and _operator(user_obj)
+        return app_label in _OPERATOR_APPS and is_operator(user_obj)
 
 
 class OperatorLoginForm(AdminAuthenticationForm):
@@ -69,7 +62,7 @@ class OperatorLoginForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user) -> None:
         # AuthenticationForm's check (active users only), not the admin's (staff only).
         AuthenticationForm.confirm_login_allowed(self, user)
-        if not _operator(user):
+        if not is_operator(user):
             raise ValidationError(
                 self.error_messages["invalid_login"],
                 code="invalid_login",
@@ -78,7 +71,7 @@ class OperatorLoginForm(AdminAuthenticationForm):
 
 
 def _operators_only(request) -> bool:
-    return request.user.is_authenticated and _operator(request.user)
+    return is_operator(request.user)
 
 
 def admit_operators(site: AdminSite) -> None:

@@ -10,6 +10,7 @@ schedules (``registry.constants.OPERATOR_PERMISSIONS``).
 ask it.
 """
 
+from django.contrib.auth.backends import ModelBackend
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from registry.constants import OPERATE_ROUTER_PERMISSION, OPERATOR_PERMISSIONS
@@ -18,7 +19,10 @@ from registry.constants import OPERATE_ROUTER_PERMISSION, OPERATOR_PERMISSIONS
 def is_operator(user) -> bool:
     if not (user and user.is_authenticated and user.is_active):
         return False
-    return user.is_staff or user.has_perm(OPERATE_ROUTER_PERMISSION)
+    # The permission as the database grants it (groups, superuser): not ``user.has_perm``,
+    # which asks every backend, including the one that grants operators their permissions
+    # because of this very rule (registry/admin_access.py).
+    return user.is_staff or ModelBackend().has_perm(user, OPERATE_ROUTER_PERMISSION)
 
 
 class IsOperator(BasePermission):

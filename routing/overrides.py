@@ -7,7 +7,7 @@ The router loads the active :class:`~routing.models.StrategyOverride` rows into
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from routing.core.strategies import STRATEGIES
@@ -24,26 +24,32 @@ class ActiveOverride:
     top_k: int | None
     expires_at: float | None  # epoch seconds
 
-    def __post_init__(self) -> None:
-        # Forms and the API refuse an unknown strategy, but a row written by SQL or by another
-        # version may name one: it is skipped (resolve_override), said here once per load.
-        if self.strategy not in STRATEGIES:
+
+def usable(overrides: Iterable[ActiveOverride]) -> tuple[ActiveOverride, ...]:
+    """``overrides`` without those naming a strategy this version does not know, with a
+    warning each: forms and the API refuse such a strategy, but a row written by SQL or by
+    another version may name one, and it would fail every request it covered."""
+    out = []
+    for o in overrides:
+        if o.strategy in STRATEGIES:
+            out.append(o)
+        else:
             logger.warning(
                 "override %s names unknown strategy %r: ignored; end it or fix it in admin",
-                self.id,
-                self.strategy,
+                o.id,
+                o.strategy,
             )
+    return tuple(out)
 
 
 def resolve_override(
     overrides: Sequence[ActiveOverride], request_type: str, now: float
 ) -> ActiveOverride | None:
     """An unexpired override for this request type if any, else the first unexpired global
-    one (the loaded order: newest first), else None. One naming an unknown strategy never
-    applies: it would fail every request it covered."""
+    one (the loaded order: newest first), else None."""
     chosen = None
     for o in overrides:
-        if (o.expires_at is not None and o.expires_at <= now) or o.strategy not in STRATEGIES:
+        if o.expires_at is not None and o.expires_at <= now:
             continue
         if o.scope == "request_type" and o.request_type == request_type:
             return o

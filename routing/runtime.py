@@ -44,7 +44,7 @@ from routing.core.types import (
 from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
 from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
 from routing.metrics import RoutingMetrics
-from routing.overrides import ActiveOverride, resolve_override
+from routing.overrides import ActiveOverride, resolve_override, usable
 from routing.request_ids import WORKER_PREFIX_DIGITS
 from routing.shared_learning import LearningFollower, queue_shared_outcome
 
@@ -289,7 +289,7 @@ class Router:
         from telemetry.services import apply_recorded_anomalies
 
         apply_recorded_anomalies(self.store)
-        overrides = tuple(
+        overrides = usable(
             ActiveOverride(
                 id=o.id,
                 strategy=o.strategy,

@@ -85,6 +85,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
+from moe_project.api_errors import error_body
 from telemetry import events
 
 logger = logging.getLogger(__name__)
@@ -480,8 +481,7 @@ class RoutingFeedConsumer(AsyncWebsocketConsumer):
 
     async def _send_error(self, code: str, field: str, message: str) -> None:
         """The error frame every bad client message gets (the socket stays open)."""
-        error = {"code": code, "message": message, "fields": {field: [message]}}
-        await self._send_json({"type": "error", "error": error})
+        await self._send_json({"type": "error", **error_body(code, message, {field: [message]})})
 
     async def _send_json(self, payload: dict) -> None:
         await self.send(text_data=orjson.dumps(payload).decode())

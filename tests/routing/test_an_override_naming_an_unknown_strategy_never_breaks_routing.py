@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from routing.models import StrategyOverride
-from routing.overrides import ActiveOverride, resolve_override
+from routing.overrides import ActiveOverride, resolve_override, usable
 from routing.runtime import get_router
 
 pytestmark = pytest.mark.django_db
@@ -53,4 +53,4 @@ def test_a_valid_global_override_still_applies_beneath_an_unknown_typed_one():
         ActiveOverride(1, "semantic", "global", "", None, None),
     ]
 
-    assert resolve_override(rows, "etl", now=0.0).id == 1
+    assert resolve_override(usable(rows), "etl", now=0.0).id == 1
