@@ -32,6 +32,22 @@ def fleet(db):
 
 
 @pytest.fixture
+def two_workers(fleet, settings):
+    """Two routers on the shared (Redis) state, as two web workers; the PostgreSQL + Redis pass
+    only (the local store has no other workers)."""
+    from routing.runtime import Router
+
+    if not settings.REDIS_URL:
+        pytest.skip("runs in the PostgreSQL + Redis pass")
+    # Views that stay fresh for a minute: B cannot learn of a breaker by a timely refresh.
+    settings.MOE_STATE_VIEW_MAX_AGE_MS = 60_000
+    a, b = Router(), Router()
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
 def three_per_minute(settings):
     """A 3-per-minute client rate limit; a cache key prefix of its own gives the test fresh
     counters without flushing a shared cache."""

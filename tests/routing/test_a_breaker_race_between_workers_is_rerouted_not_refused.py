@@ -6,21 +6,8 @@ serve it. Redis state only (the local store has no other workers)."""
 import pytest
 
 from routing.core.types import BreakerState, RouteRequest
-from routing.runtime import Router
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def two_workers(fleet, settings):
-    if not settings.REDIS_URL:
-        pytest.skip("runs in the PostgreSQL + Redis pass")
-    # Views that stay fresh for a minute: B cannot learn of the breaker by a timely refresh.
-    settings.MOE_STATE_VIEW_MAX_AGE_MS = 60_000
-    a, b = Router(), Router()
-    yield a, b
-    a.close()
-    b.close()
 
 
 def test_a_refused_dispatch_is_routed_again_on_a_fresh_view(two_workers):

@@ -13,25 +13,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STORAGE = RouteRequest(request_type="storage", complexity=0.5)  # store-a alone serves it
 
 
-@pytest.fixture
-def workers(fleet, settings):
-    if not settings.REDIS_URL:
-        pytest.skip("runs in the PostgreSQL + Redis pass")
-    # Views that stay fresh for a minute: B cannot learn of the breaker by a timely refresh.
-    settings.MOE_STATE_VIEW_MAX_AGE_MS = 60_000
-    a, b = Router(), Router()
-    yield a, b
-    a.close()
-    b.close()
-
-
 def _state(router: Router, service_id: str) -> dict:
     return router.live_states([service_id])[service_id]
 
 
 @pytest.mark.parametrize("strategy", ["switch_transformer", "power_of_two", "consistent_hash"])
-def test_a_request_whose_every_able_service_is_open_is_routed_to_one(workers, strategy):
-    a, _ = workers
+def test_a_request_whose_every_able_service_is_open_is_routed_to_one(two_workers, strategy):
+    a, _ = two_workers
     a.store.force_breaker("store-a", BreakerState.OPEN)
 
     routed = a.route(STORAGE, strategy, None)
@@ -48,8 +36,8 @@ def test_a_request_whose_every_able_service_is_open_is_routed_to_one(workers, st
 
 # 3 dispatches go to Redis as plain arguments, 20 in the joined encoding (see _dispatch_args).
 @pytest.mark.parametrize("n", [3, 20])
-def test_a_batch_in_panic_is_routed_too(workers, n):
-    a, _ = workers
+def test_a_batch_in_panic_is_routed_too(two_workers, n):
+    a, _ = two_workers
     a.store.force_breaker("store-a", BreakerState.OPEN)
     inference = RouteRequest(request_type="inference", complexity=0.5)
 
@@ -63,8 +51,8 @@ def test_a_batch_in_panic_is_routed_too(workers, n):
     assert _state(a, "store-a")["in_flight"] == n // 2
 
 
-def test_a_breaker_opened_by_another_worker_leads_to_panic_not_503(workers):
-    a, b = workers
+def test_a_breaker_opened_by_another_worker_leads_to_panic_not_503(two_workers):
+    a, b = two_workers
     assert b.route(STORAGE, "switch_transformer", None).decision.selected == ("store-a",)
     # B's view is fresh and says store-a is closed; A opens its breaker now. B's dispatch is
     # refused, B routes again on a fresh view, where every able service is open: panic.
@@ -76,7 +64,7 @@ def test_a_breaker_opened_by_another_worker_leads_to_panic_not_503(workers):
     assert routed.decision.panic
 
 
-def test_panic_off_answers_no_eligible_service(workers, settings):
+def test_panic_off_answers_no_eligible_service(two_workers, settings):
     settings.MOE_BREAKER_PANIC = False
     router = Router()
     try:
@@ -94,8 +82,8 @@ def _prometheus(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_metrics_count_a_refused_dispatch_as_answered_not_as_sent(workers):
-    a, b = workers
+def test_metrics_count_a_refused_dispatch_as_answered_not_as_sent(two_workers):
+    a, b = two_workers
     both = RouteRequest(request_type="inference", complexity=0.5)  # inf-a or inf-b
     b.route(both, "consistent_hash", None)  # B's view is now fresh: every breaker closed
     a.store.force_breaker("inf-a", BreakerState.OPEN)
