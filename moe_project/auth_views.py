@@ -19,7 +19,12 @@ from moe_project.strict_serializers import StrictCharField, StrictSerializer
 
 
 class StrictPasswordField(PasswordField, StrictCharField):
-    pass
+    """A password as typed: spaces around it are part of it, as at the admin login (Django's
+    AuthenticationForm does not strip), not trimmed as DRF's CharField would."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(*args, **kwargs)
 
 
 class _StrictTokenSerializer(StrictSerializer):

@@ -99,6 +99,9 @@ class RoutingDecision(models.Model):
     # Probability with which the primary service was chosen (None: not known, e.g. an
     # override of a randomised strategy in a batch); off-policy evaluation needs it.
     propensity = models.FloatField(null=True, blank=True)
+    # The id of the user who routed it: only that client (or an operator, or a holder of
+    # report_any_outcome) may report its outcome. Empty: routed in-process (no client).
+    client = models.CharField(max_length=64, blank=True, default="")
     # The reward of the outcome under the objective in force when it was reported.
     reward = models.FloatField(null=True, blank=True)
     decided_at = models.DateTimeField(db_index=True)
@@ -124,6 +127,7 @@ class RoutingDecision(models.Model):
         ]
         permissions = [
             ("view_all_decisions", "Can watch every client's decisions on the live feed"),
+            ("report_any_outcome", "Can report the outcome of any client's request"),
         ]
 
     def __str__(self) -> str:

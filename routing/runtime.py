@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "moe:pending:"
+REPORT_ANY_OUTCOME_PERMISSION = "routing.report_any_outcome"
 # Pending entries let an outcome find its decision before the history flush wrote it; after
 # MOE_PENDING_TTL_SECONDS (or past this many) the outcome finds it in the database instead.
 PENDING_MAX_LOCAL = 200_000
@@ -70,17 +71,20 @@ class Routed(NamedTuple):
     top_k: int | None
 
 
-# A pending entry is "<reported services>\n<selected services>\n<complexity>\n<type>" (ids
-# comma-separated). Claiming an outcome for ARGV[1] answers the entry without its first line;
-# "!" when that service already reported; "?" + the entry when it was not selected.
-# A batch item without its own key (KEYS[1]) reads entry ARGV[2] of its batch's value
+# A pending entry is "<reported>\n<selected>\n<owner>\n<complexity>\n<type>" (services' ids
+# comma-separated; the owner is the routing client's id, empty when it was routed in this
+# process, e.g. by the proxy, which reports its own outcomes). Claiming service ARGV[1]'s
+# outcome for caller ARGV[2] ("*": any caller) answers the entry without its first line; "#"
+# when the caller is not its owner (nothing else is said: not even whether the service was
+# selected); "!" when that service already reported; "?" + the entry when it was not selected.
+# A batch item without its own key (KEYS[1]) reads entry ARGV[3] of its batch's value
 # (KEYS[2], see pending_blob); the claim then writes the item's own key, with the batch's
 # remaining time to live.
 _MARK_REPORTED = """
 local v = redis.call('GET', KEYS[1])
 local ttl = nil
 if not v and KEYS[2] then
-  local i = tonumber(ARGV[2])
+  local i = tonumber(ARGV[3])
   local n = tonumber(redis.call('GETRANGE', KEYS[2], 0, 7), 16)
   if not n or i >= n then return false end
   local t = redis.call('GETRANGE', KEYS[2], 8 + i * 8, 23 + i * 8)
@@ -93,7 +97,8 @@ if not v then return false end
 local nl = string.find(v, '\\n', 1, true)
 local reported = string.sub(v, 1, nl - 1)
 local rest = string.sub(v, nl + 1)
-local selected = string.match(rest, '^[^\\n]*')
+local selected, owner = string.match(rest, '^([^\\n]*)\\n([^\\n]*)')
+if ARGV[2] ~= '*' and owner ~= ARGV[2] then return '#' end
 local sid = ',' .. ARGV[1] .. ','
 if not string.find(',' .. selected .. ',', sid, 1, true) then return '?' .. rest end
 if string.find(',' .. reported .. ',', sid, 1, true) then return '!' end
@@ -109,8 +114,36 @@ return rest
 """
 
 
-def pending_value(selected, request_type: str, complexity: float) -> str:
-    return f"\n{','.join(selected)}\n{complexity!r}\n{request_type}"
+def pending_value(selected, request_type: str, complexity: float, owner: str = "") -> str:
+    return f"\n{','.join(selected)}\n{owner}\n{complexity!r}\n{request_type}"
+
+
+def owner_key(client: int | str | None) -> str:
+    """The owner written in a pending entry: the routing client's id ("" for none: routed in
+    this process, which reports for itself). An id with a newline (the entry's separator) or
+    "*" (any caller), which no user model here makes, is written as "" too."""
+    if client is None:
+        return ""
+    key = str(client)
+    return "" if "\n" in key or key == "*" else key
+
+
+def may_report_any_outcome(user) -> bool:
+    """Operators and holders of ``routing.report_any_outcome`` (a collector that reports for
+    the clients, say) may report any request's outcome; other clients only their own."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.backends import ModelBackend
+
+    from registry.permissions import is_operator
+
+    if user is None:
+        return True
+    model = get_user_model()
+    if not isinstance(user, model):
+        # The hot path's stateless token user carries no permissions: ask the database (only
+        # for a report on someone else's request, so never on the common path).
+        user = model.objects.filter(pk=user.pk).first()
+    return is_operator(user) or ModelBackend().has_perm(user, REPORT_ANY_OUTCOME_PERMISSION)
 
 
 # A batch's items are "<base>-<index in hex>"; a single route's id has no "-" (see _new_id).
@@ -132,7 +165,9 @@ def batch_index(request_id: str) -> int | None:
     return i if index == f"{i:x}" else None
 
 
-def pending_blob(routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> bytes:
+def pending_blob(
+    routed: Sequence[Routed], requests: Sequence[RouteRequest], owner: str = ""
+) -> bytes:
     """A batch's pending entries as one Redis value: one SET instead of a thousand (the
     thousand SETs cost Redis ~4.5 ms per batch, a third of its work; this costs ~0.05).
 
@@ -141,7 +176,7 @@ def pending_blob(routed: Sequence[Routed], requests: Sequence[RouteRequest]) -> 
     bytes between offsets i and i + 1. ``_MARK_REPORTED`` reads one entry with GETRANGE and
     copies it to the item's own key on its first report."""
     values = [
-        pending_value(r.decision.selected, q.request_type, q.complexity)
+        pending_value(r.decision.selected, q.request_type, q.complexity, owner)
         if r.decision.selected
         else ""
         for r, q in zip(routed, requests, strict=True)
@@ -211,7 +246,7 @@ class Router:
         self._wanted = 1
         self._seen = 0
         # request id -> [selected services, services reported, monotonic time routed,
-        #                request type, complexity]
+        #                request type, complexity, owner (see owner_key)]
         self._pending: OrderedDict[str, list] = OrderedDict()
         # Slow start: when each service last became routable, and what the last view allowed.
         self._ramps: dict[str, float] = {}
@@ -561,20 +596,23 @@ class Router:
 
     def _commit_steps(self, routed, requests, context, client=None, snapshot=None, guard=None):
         """:meth:`_commit` as a generator that yields its Redis pipeline (see :meth:`_run`)."""
-        records = decision_records(routed, requests, context)
+        owner = owner_key(client)
+        records = decision_records(routed, requests, context, owner)
         live = [(r.request_id, r.decision.selected) for r in routed if r.decision.selected]
         routed = list(routed)
         if self.commits_to_redis():
-            routed = yield from self._commit_redis(live, records, routed, requests, snapshot, guard)
+            routed = yield from self._commit_redis(
+                live, records, routed, requests, snapshot, guard, owner
+            )
             if guard is not None and guard.over:
                 return routed  # over the rate limit: nothing was recorded
         else:
-            self._commit_local(live, records, routed, requests)
+            self._commit_local(live, records, routed, requests, owner=owner)
         self._after_commit(routed, requests, client)
         return routed
 
     def _commit_redis(
-        self, live, records, routed: list[Routed], requests, snapshot=None, guard=None
+        self, live, records, routed: list[Routed], requests, snapshot=None, guard=None, owner=""
     ) -> list[Routed]:
         """One round trip: in-flight + breaker slots, pending entries, history, metrics, and
         (when due) the next live view; with ``guard`` also the rate-limit counter, in one
@@ -595,11 +633,12 @@ class Router:
         writes = pipe if guard is None else _Commands()
         base = batch_base(routed[0].request_id) if routed else None
         if base is not None:  # a batch: its pending entries as one value (see pending_blob)
-            pipe.set(PENDING_KEY + base, pending_blob(routed, requests), ex=ttl)
+            pipe.set(PENDING_KEY + base, pending_blob(routed, requests, owner), ex=ttl)
         else:
             for r, req in zip(routed, requests, strict=True):
                 if r.decision.selected:
-                    value = pending_value(r.decision.selected, req.request_type, req.complexity)
+                    selected = r.decision.selected
+                    value = pending_value(selected, req.request_type, req.complexity, owner)
                     writes.set(PENDING_KEY + r.request_id, value, ex=ttl)
         self.history.queue(writes, records)
         # Prometheus counts once the commit is known (not at all when it falls back to the
@@ -612,7 +651,7 @@ class Router:
             # Redis went away: the store counted the requests on its local fallback already
             # (and the rate limit fails open: guard.count stays None).
             logger.warning("router: Redis commit failed, history and pending kept locally")
-            self._commit_local(live, records, routed, requests, state_recorded=True)
+            self._commit_local(live, records, routed, requests, True, owner)
             return routed
         if guard is not None:
             count = results[0]
@@ -623,12 +662,12 @@ class Router:
 
         refused = [pair for reply in results if isinstance(reply, Refused) for pair in reply]
         if refused:
-            routed, fields = self._drop_refused(routed, requests, refused, ttl, fields)
+            routed, fields = self._drop_refused(routed, requests, refused, ttl, fields, owner)
         self.metrics.count_prometheus(routed, fields)
         return routed
 
     def _drop_refused(
-        self, routed: list[Routed], requests, refused, ttl: int, fields
+        self, routed: list[Routed], requests, refused, ttl: int, fields, owner: str = ""
     ) -> tuple[list[Routed], Counter]:
         """Another worker's breaker changed between our view and dispatch: the refused
         services are taken out of the answer, history is amended to match, and the metrics
@@ -659,7 +698,7 @@ class Router:
             amendments.append(amend_record(r.request_id, keep, reason))
             if keep or batch_base(r.request_id) is not None:
                 # A batch item's own entry overrides its batch's (an empty selection too).
-                value = pending_value(keep, req.request_type, req.complexity)
+                value = pending_value(keep, req.request_type, req.complexity, owner)
                 pipe.set(PENDING_KEY + r.request_id, value, ex=ttl)
             else:
                 pipe.delete(PENDING_KEY + r.request_id)
@@ -671,7 +710,9 @@ class Router:
             self.history.append(amendments, local=True)
         return routed, fields
 
-    def _commit_local(self, live, records, routed, requests, state_recorded=False) -> None:
+    def _commit_local(
+        self, live, records, routed, requests, state_recorded=False, owner=""
+    ) -> None:
         if not state_recorded and live:
             self.store.record_routed_many(live)
         with self._lock:
@@ -680,7 +721,14 @@ class Router:
             for r, req in zip(routed, requests, strict=True):
                 selected = r.decision.selected
                 if selected:
-                    pending[r.request_id] = [selected, (), now, req.request_type, req.complexity]
+                    pending[r.request_id] = [
+                        selected,
+                        (),
+                        now,
+                        req.request_type,
+                        req.complexity,
+                        owner,
+                    ]
             oldest = now - settings.MOE_PENDING_TTL_SECONDS
             while pending and (
                 len(pending) > PENDING_MAX_LOCAL or next(iter(pending.values()))[2] < oldest
@@ -724,14 +772,16 @@ class Router:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    def _claim_pending(self, request_id: str, service_id: str):
-        """Claim ``service_id``'s outcome of a not-yet-flushed decision: ``(selected, request
-        type, complexity)``; "dup" if that service already reported, ``("?", selected)`` if it
-        was not selected, None if the decision is not pending (any more)."""
+    def _claim_pending(self, request_id: str, service_id: str, caller: str = "*"):
+        """Claim ``service_id``'s outcome of a not-yet-flushed decision for ``caller`` (the
+        reporting client's :func:`owner_key`, "*" for any): ``(selected, request type,
+        complexity)``; "foreign" if the decision is another client's, "dup" if that service
+        already reported, ``("?", selected)`` if it was not selected, None if the decision is
+        not pending (any more)."""
         if self.redis_client is not None:
             import redis
 
-            keys, args = [PENDING_KEY + request_id], [service_id]
+            keys, args = [PENDING_KEY + request_id], [service_id, caller]
             index = batch_index(request_id)
             if index is not None:
                 keys.append(PENDING_KEY + batch_base(request_id))
@@ -742,9 +792,11 @@ class Router:
                 value = None
             if value is not None:
                 value = value.decode() if isinstance(value, bytes) else value
+                if value == "#":
+                    return "foreign"
                 if value == "!":
                     return "dup"
-                selected, complexity, request_type = value.lstrip("?").split("\n", 2)
+                selected, _, complexity, request_type = value.lstrip("?").split("\n", 3)
                 selected = tuple(selected.split(",")) if selected else ()
                 if value.startswith("?"):
                     return ("?", selected)
@@ -753,7 +805,9 @@ class Router:
             entry = self._pending.get(request_id)
             if entry is None:
                 return None
-            selected, reported, _, request_type, complexity = entry
+            selected, reported, _, request_type, complexity, owner = entry
+            if caller != "*" and owner != caller:
+                return "foreign"
             if service_id not in selected:
                 return ("?", selected)
             if service_id in reported:
@@ -768,19 +822,44 @@ class Router:
         success: bool,
         latency_ms: float | None,
         status_code: int | None,
+        reporter=None,
     ) -> dict:
+        """Record ``service_id``'s outcome of ``request_id``. ``reporter``: the user reporting
+        it (None: this process, e.g. the proxy when its call completes). Only the client that
+        routed the request may report its outcome, or one that may report any
+        (:func:`may_report_any_outcome`); to anyone else the request is unknown (404), so its
+        id tells them nothing. Otherwise a client holding another's request id could claim
+        that request's outcome: teach the learner what did not happen, and make the owner's
+        own report a 409."""
         from routing.models import RoutingDecision
 
-        claim = self._claim_pending(request_id, service_id)
+        # A client whose id cannot be written as an owner (see owner_key) owns nothing: "\n"
+        # matches no entry.
+        caller = "*" if reporter is None else (owner_key(reporter.pk) or "\n")
+        claim = self._claim_pending(request_id, service_id, caller)
+        if claim == "foreign" and may_report_any_outcome(reporter):
+            caller = "*"
+            claim = self._claim_pending(request_id, service_id, caller)
+        if claim == "foreign":
+            raise UnknownRequest(f"No routed request with id {request_id!r}.")
         flushed_row = None
         request_type, complexity = "", 0.5
         if claim is None:
             flushed_row = (
                 RoutingDecision.objects.filter(request_id=request_id)
-                .only("request_id", "selected_services", "reported_at", "request_type", "features")
+                .only(
+                    "request_id",
+                    "selected_services",
+                    "reported_at",
+                    "request_type",
+                    "features",
+                    "client",
+                )
                 .first()
             )
-            if flushed_row is None:
+            if flushed_row is None or not (
+                caller == "*" or flushed_row.client == caller or may_report_any_outcome(reporter)
+            ):
                 raise UnknownRequest(f"No routed request with id {request_id!r}.")
             selected = tuple(flushed_row.selected_services)
             if service_id not in selected:

@@ -205,6 +205,7 @@ class OutcomeView(APIView):
             data["success"],
             data.get("latency_ms"),
             data.get("status_code"),
+            reporter=request.user,
         )
         return Response(result)
 

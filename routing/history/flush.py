@@ -96,6 +96,7 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
                     no_eligible_service=rec["ne"],
                     decision_ms=rec["ms"],
                     propensity=rec.get("p"),
+                    client=rec.get("cl") or "",
                     decided_at=_ts(rec["at"]),
                 )
                 for rid, rec in decisions.items()

@@ -10,8 +10,9 @@ from routing.core.types import round6
 
 
 def decision_record(
-    request_id: str, decision, request, override_id: int | None, context=None
+    request_id: str, decision, request, override_id: int | None, context=None, client: str = ""
 ) -> dict:
+    """``client``: who routed it (the owner of its outcome report, see routing.runtime)."""
     return {
         "k": "d",
         "id": request_id,
@@ -37,22 +38,25 @@ def decision_record(
         "ne": decision.no_eligible_service,
         "ms": round(decision.latency_ms, 4),
         "p": decision.propensity,
+        "cl": client,
         "at": time.time(),
     }
 
 
-def decision_records(routed, requests, context=None) -> list[dict]:
+def decision_records(routed, requests, context=None, client: str = "") -> list[dict]:
     """The records of routed requests (``routed``: items with ``request_id``, ``decision``
     and ``override_id``, in ``requests`` order): one :func:`decision_record` for a single
     request, one :func:`batch_record` for several. :func:`expand_records` turns either back
     into one decision record per request."""
     if len(routed) == 1:
         r = routed[0]
-        return [decision_record(r.request_id, r.decision, requests[0], r.override_id, context)]
-    return [batch_record(routed, requests, context)] if routed else []
+        return [
+            decision_record(r.request_id, r.decision, requests[0], r.override_id, context, client)
+        ]
+    return [batch_record(routed, requests, context, client)] if routed else []
 
 
-def batch_record(routed, requests, context=None) -> dict:
+def batch_record(routed, requests, context=None, client: str = "") -> dict:
     """A batch's decisions as one columnar record (``"k": "b"``): a column per field, the
     values a batch shares (decision time, fleet context) once, and reasons and candidate
     sets (a few distinct ones per batch) as indexes into lists of the distinct values.
@@ -66,7 +70,7 @@ def batch_record(routed, requests, context=None) -> dict:
     candidate_sets = list(map(_candidates, decisions))
     distinct_reasons = list(dict.fromkeys(reasons))
     distinct_sets = list(dict.fromkeys(candidate_sets))
-    record = {"k": "b", "at": time.time(), "ctx": context}
+    record = {"k": "b", "at": time.time(), "ctx": context, "cl": client}
     for rows, columns in ((routed, _ROUTED_COLUMNS), (requests, _REQUEST_COLUMNS)):
         for key, get in columns:
             record[key] = list(map(get, rows))
@@ -120,7 +124,7 @@ def expand_records(records: Iterable[dict]) -> Iterator[dict]:
         if rec.get("k") != "b":
             yield rec
             continue
-        at, context = rec["at"], rec["ctx"]
+        at, context, client = rec["at"], rec["ctx"], rec.get("cl", "")
         cands = [list(c) for c in rec["cands"]]
         reasons = rec["rsn"]
         columns = zip(
@@ -153,6 +157,7 @@ def expand_records(records: Iterable[dict]) -> Iterator[dict]:
                 "ne": ne,
                 "ms": round(ms, 4),
                 "p": p,
+                "cl": client,
                 "at": at,
             }
 

@@ -133,3 +133,14 @@ def test_a_login_refresh_and_verify_still_work(anon_api, client_user):
 
     anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     assert anon_api.get("/api/v1/services").status_code == 200
+
+
+def test_a_password_with_spaces_around_it_logs_in_as_typed(anon_api, django_user_model):
+    # The admin login keeps such a password whole; the token endpoint must take it as typed.
+    django_user_model.objects.create_user("spaced", password="  pass phrase 1234 ")
+
+    typed = post(anon_api, OBTAIN, {"username": "spaced", "password": "  pass phrase 1234 "})
+    trimmed = post(anon_api, OBTAIN, {"username": "spaced", "password": "pass phrase 1234"})
+
+    assert typed.status_code == 200
+    assert_plain_401(trimmed, "No active account found with the given credentials")
