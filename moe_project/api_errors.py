@@ -82,6 +82,7 @@ def _domain_error(exc):
 
     mapping = (
         (errors.UnknownRequest, 404, "not_found"),
+        (errors.RegistryUnavailable, 503, "registry_unavailable"),
         (errors.OutcomeAlreadyReported, 409, "outcome_already_reported"),
         (errors.InvalidRoutingInput, 400, "validation_error"),
         (errors.RoutingError, 400, "invalid_request"),

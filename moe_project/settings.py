@@ -254,7 +254,7 @@ MOE_BATCH_MAX_ITEMS = env_int("MOE_BATCH_MAX_ITEMS", 10000, minimum=1)
 MOE_OPERATOR_GROUP = env_str("MOE_OPERATOR_GROUP", "operators")
 MOE_ALLOWED_ENDPOINT_HOSTS = env_list("MOE_ALLOWED_ENDPOINT_HOSTS", ["localhost", "127.0.0.1"])
 # The strategies routing.core.strategies registers (without importing it here: it loads torch;
-# tests/routing/test_routing_settings_reach_the_engine.py checks the two agree).
+# tests/test_bad_configuration_stops_start_up_naming_the_variable.py checks the two agree).
 ROUTING_STRATEGY_NAMES = (
     "switch_transformer",
     "top_k",
@@ -265,7 +265,9 @@ ROUTING_STRATEGY_NAMES = (
     "adaptive",
 )
 MOE_DEFAULT_STRATEGY = env_choice("MOE_DEFAULT_STRATEGY", "adaptive", ROUTING_STRATEGY_NAMES)
-MOE_DEFAULT_TOP_K = env_int("MOE_DEFAULT_TOP_K", 2, minimum=1)
+# The API's top_k limit (routing.core.config.EngineConfig.max_top_k; the same test checks it).
+ROUTING_MAX_TOP_K = 8
+MOE_DEFAULT_TOP_K = env_int("MOE_DEFAULT_TOP_K", 2, minimum=1, maximum=ROUTING_MAX_TOP_K)
 # The torch device the gate runs on (cpu, cuda, cuda:N, mps).
 MOE_DEVICE = env_str("MOE_DEVICE", "").strip() or "cpu"
 if not re.fullmatch(r"cpu|cuda(:[0-9]+)?|mps", MOE_DEVICE):

@@ -21,5 +21,10 @@ class UnknownRequest(RoutingError):
     """No routed request with that id."""
 
 
+class RegistryUnavailable(RoutingError):
+    """No fleet to route on: the registry (the database) could not be read, and this worker
+    has not loaded the fleet before (once it has, it keeps routing on the last one)."""
+
+
 class OutcomeAlreadyReported(RoutingError):
     """That service's outcome for that request was reported before."""

@@ -41,7 +41,12 @@ from routing.core.types import (
     RouteRequest,
     build_many,
 )
-from routing.errors import InvalidRoutingInput, OutcomeAlreadyReported, UnknownRequest
+from routing.errors import (
+    InvalidRoutingInput,
+    OutcomeAlreadyReported,
+    RegistryUnavailable,
+    UnknownRequest,
+)
 from routing.history import HistoryWriter, amend_record, decision_records, outcome_record
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override, usable
@@ -241,6 +246,8 @@ class Router:
         self._gate_version: int | None = None
         self._overrides: tuple[ActiveOverride, ...] = ()
         self._checked_at = 0.0
+        # The registry could not be read and no fleet was ever loaded (see _require_fleet).
+        self._never_loaded = False
         # mark_stale() bumps _wanted; a refresh that started at generation g satisfies g only,
         # so a change signalled while a reload is running triggers another one.
         self._wanted = 1
@@ -306,7 +313,9 @@ class Router:
             version = current_registry_version()
             if version != self._version:
                 self._reload(version)
+            self._never_loaded = False
         except DatabaseError as exc:
+            self._never_loaded = self._version < 0
             # Keep routing on the last good snapshot; the health endpoint reports the DB.
             logger.warning(
                 "router: registry refresh failed, keeping version %s: %s", self._version, exc
@@ -400,6 +409,15 @@ class Router:
             return override.strategy, k, override.id
         return strategy or settings.MOE_DEFAULT_STRATEGY, top_k, None
 
+    def _require_fleet(self) -> None:
+        """A worker that could not read the registry yet has no fleet: say so (503), rather
+        than route on an empty one and answer "fleet is empty" while the fleet is fine."""
+        if self._never_loaded:
+            raise RegistryUnavailable(
+                "The service registry cannot be read (database unavailable) and this worker "
+                "has not loaded the fleet yet; retry shortly."
+            )
+
     @staticmethod
     def _check_top_k(top_k: int | None, snapshot: FleetSnapshot) -> None:
         if top_k is not None and top_k > max(len(snapshot), 1):
@@ -423,6 +441,7 @@ class Router:
         round trip; if it comes back over the limit, nothing was recorded (see _commit_redis)
         and the caller answers 429."""
         snapshot = self.snapshot() if snapshot is None else snapshot
+        self._require_fleet()
         self._check_top_k(top_k, snapshot)
         strategy, top_k, override_id = self._resolve(
             request.request_type, strategy, top_k, len(snapshot)
@@ -497,6 +516,7 @@ class Router:
 
     def _route_batch_steps(self, requests, strategy, top_k, client, snapshot, guard):
         snapshot = self.snapshot() if snapshot is None else snapshot
+        self._require_fleet()
         self._check_top_k(top_k, snapshot)
         # Requests with the same effective strategy go through the engine together.
         groups: dict[tuple[str, int | None, int | None], list[int]] = {}

@@ -48,6 +48,8 @@ def _start(tmp_path, **env) -> subprocess.CompletedProcess:
         ("MOE_STATE_BACKEND", "redis"),  # without REDIS_URL
         ("MOE_LOG_LEVEL", "loud"),
         ("MOE_DEVICE", "gpu"),
+        ("MOE_DEFAULT_TOP_K", "9"),  # above the API's top_k limit: every route would 500
+        ("MOE_DEFAULT_TOP_K", "0"),
         ("MOE_NUM_PROXIES", "-1"),
         ("DJANGO_SECRET_KEY", ""),
     ],
@@ -79,3 +81,11 @@ def test_the_strategy_names_settings_know_are_the_engines():
     from routing.core.strategies import STRATEGY_NAMES
 
     assert set(settings.ROUTING_STRATEGY_NAMES) == set(STRATEGY_NAMES)
+
+
+def test_the_top_k_limit_settings_know_is_the_engines():
+    from django.conf import settings
+
+    from routing.core.config import EngineConfig
+
+    assert EngineConfig().max_top_k == settings.ROUTING_MAX_TOP_K

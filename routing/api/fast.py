@@ -328,10 +328,13 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
     raw, too_large = body
     if b'"forward"' in raw:
         raise _Delegate(raw)  # forwarding is the DRF view's (httpx, sync)
-    router = get_router()
-    if router.snapshot_due():
-        await sync_to_async(_refresh_snapshot)(router)
-    _keep_views_fresh(router)
+    try:
+        router = get_router()
+        if router.snapshot_due():
+            await sync_to_async(_refresh_snapshot)(router)
+        _keep_views_fresh(router)
+    except Exception as exc:  # a JSON answer, as every other failure here (never uvicorn's)
+        return _error_answer(exc)
     rate = ClientRate(user.pk)
     batch = scope["path"] == BATCH_PATH
     # A batch counts its one request on its own: a round trip per thousand decisions is

@@ -199,9 +199,25 @@ def batch_response_schema() -> dict:
 
 
 def no_eligible_service_schema() -> dict:
-    """The 503: a route response whose ``error`` says ``no_eligible_service``."""
+    """The 503: a route response whose ``error`` says ``no_eligible_service``, or the API's
+    error body when the worker cannot read the registry yet (``registry_unavailable``)."""
     schema = route_response_schema()
-    return {**schema, "required": [*schema["required"], "error"]}
+    unavailable = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "fields"],
+                "properties": {
+                    "code": {"type": "string", "enum": ["registry_unavailable"]},
+                    "message": {"type": "string"},
+                    "fields": {"type": "object"},
+                },
+            }
+        },
+    }
+    return {"anyOf": [{**schema, "required": [*schema["required"], "error"]}, unavailable]}
 
 
 _COUNT_MAP = {"type": "object", "additionalProperties": {"type": "integer"}}

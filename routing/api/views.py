@@ -84,7 +84,10 @@ class RouteView(APIView):
             **error_responses(*JSON_BODY, *CLIENT, 502),
             503: OpenApiResponse(
                 schemas.NoEligibleServiceSerializer,
-                description="No service can take the request (`error.code`: no_eligible_service).",
+                description=(
+                    "No service can take the request (`error.code`: no_eligible_service), or "
+                    "this worker cannot read the registry yet (`registry_unavailable`)."
+                ),
             ),
         },
         tags=["route"],
@@ -140,7 +143,14 @@ class RouteBatchView(APIView):
                 description="One route response per request, in order (a request no service "
                 "can take has `error.code` no_eligible_service).",
             ),
-            **error_responses(*JSON_BODY, *CLIENT),
+            **error_responses(
+                *JSON_BODY,
+                *CLIENT,
+                503,
+                descriptions={
+                    503: "This worker cannot read the registry yet (`registry_unavailable`)."
+                },
+            ),
         },
         tags=["route"],
     )

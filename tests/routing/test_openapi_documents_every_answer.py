@@ -9,7 +9,7 @@ ANSWERS = {
     ("/api/v1/auth/token/refresh/", "post"): {200, 400, 401, 413, 415, 429},
     ("/api/v1/auth/token/verify/", "post"): {200, 400, 401, 413, 415, 429},
     ("/api/v1/route", "post"): {200, 400, 401, 413, 415, 429, 502, 503},
-    ("/api/v1/route/batch", "post"): {200, 400, 401, 413, 415, 429},
+    ("/api/v1/route/batch", "post"): {200, 400, 401, 413, 415, 429, 503},
     ("/api/v1/route/{request_id}/outcome", "post"): {200, 400, 401, 404, 409, 413, 415, 429},
     ("/api/v1/strategy/override", "get"): {200, 401, 429},
     ("/api/v1/strategy/override", "post"): {201, 400, 401, 403, 413, 415, 429},
