@@ -88,7 +88,8 @@ case "$role" in
       export PROMETHEUS_MULTIPROC_DIR
     fi
     exec "$UVICORN" moe_project.asgi:application --host "${MOE_BIND:-0.0.0.0}" \
-      --port "${MOE_PORT:-8005}" --workers "$workers" --no-access-log --lifespan off "$@"
+      --port "${MOE_PORT:-8005}" --workers "$workers" --no-access-log --lifespan off \
+      --no-proxy-headers "$@"  # X-Forwarded-For: the app's, as far as MOE_NUM_PROXIES says
     ;;
   worker)
     wait_for_services

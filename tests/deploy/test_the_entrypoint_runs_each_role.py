@@ -65,7 +65,7 @@ def test_web_migrates_when_asked_then_serves_with_a_metrics_dir_for_several_work
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
     assert lines["ARGS"] == (
         "moe_project.asgi:application --host 0.0.0.0 --port 9 --workers 2 --no-access-log "
-        "--lifespan off --log-level warning"
+        "--lifespan off --no-proxy-headers --log-level warning"
     )
     multiproc = Path(lines["MULTIPROC"])
     assert multiproc.is_dir() and multiproc.parent == tmp_path

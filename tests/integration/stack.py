@@ -184,6 +184,7 @@ class WebServer(Proc):
             "--no-access-log",
             "--lifespan",
             "off",
+            "--no-proxy-headers",
         ]
         super().__init__(name, args, env, log_dir, cwd=log_dir)
 
