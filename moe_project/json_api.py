@@ -64,14 +64,21 @@ def payload_too_large() -> APIError:
     )
 
 
-def load_json_body(raw: bytes):
+# Levels of a body around its payload: ``{"data": {"data": <payload>}}`` (a route), and one
+# more for a batch, ``{"requests": [{"data": <payload>}]}``: a payload may nest
+# MOE_MAX_JSON_DEPTH levels in either (the schema says so of ``data``).
+ENVELOPE_LEVELS = 2
+BATCH_ENVELOPE_LEVELS = 3
+
+
+def load_json_body(raw: bytes, envelope: int = ENVELOPE_LEVELS):
     """A non-empty request body decoded by the API's rules: 400 (``ParseError``) when it is
-    not valid JSON or nests deeper than ``MOE_MAX_JSON_DEPTH`` (the body adds one level)."""
+    not valid JSON or nests deeper than ``MOE_MAX_JSON_DEPTH`` plus ``envelope`` levels."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ParseError(f"Body is not valid JSON: {exc}") from None
-    if nests_deeper(raw, data, settings.MOE_MAX_JSON_DEPTH + 2):
+    if nests_deeper(raw, data, settings.MOE_MAX_JSON_DEPTH + envelope):
         raise ParseError(f"JSON nests deeper than {settings.MOE_MAX_JSON_DEPTH} levels.")
     return data
 
@@ -87,7 +94,8 @@ class OrjsonParser(BaseParser):
             raise payload_too_large()
         if not raw:
             raise ParseError("Request body is empty; expected a JSON object.")
-        return load_json_body(raw)
+        view = (parser_context or {}).get("view")
+        return load_json_body(raw, getattr(view, "json_envelope_levels", ENVELOPE_LEVELS))
 
 
 def _default(value):

@@ -49,7 +49,12 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from moe_project.api_errors import error_body, exception_handler
 from moe_project.authentication import CachedStatelessJWTAuthentication
-from moe_project.json_api import load_json_body, payload_too_large
+from moe_project.json_api import (
+    BATCH_ENVELOPE_LEVELS,
+    ENVELOPE_LEVELS,
+    load_json_body,
+    payload_too_large,
+)
 from moe_project.throttling import ClientRate
 from routing.api.views import _requested, route_response
 from routing.core.types import round6
@@ -163,13 +168,13 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool] | None:
     return b"".join(chunks), size > limit
 
 
-def _parse_json(raw: bytes, too_large: bool):
+def _parse_json(raw: bytes, too_large: bool, envelope: int = ENVELOPE_LEVELS):
     """The body as DRF's request parses it with OrjsonParser (same errors)."""
     if too_large:
         raise payload_too_large()
     if not raw:
         return {}  # DRF does not run the parser on an empty body: the data is empty
-    return load_json_body(raw)
+    return load_json_body(raw, envelope)
 
 
 def _dumps(data) -> bytes:
@@ -384,7 +389,7 @@ async def _route_batch_answer(raw: bytes, too_large: bool, router, user) -> Answ
     """``_route_answer`` for a batch with Redis state, its commit awaited (see
     ``Router.route_batch_async``); the parsed body and the answer's objects are freed on
     return, as there."""
-    inp = parse_batch_body(_parse_json(raw, too_large))
+    inp = parse_batch_body(_parse_json(raw, too_large, BATCH_ENVELOPE_LEVELS))
     await asyncio.sleep(0)  # pauses between the pieces of CPU work (see Router._run)
     routed = await router.route_batch_async(
         inp.requests, inp.strategy, inp.top_k, client=user.pk, snapshot=router.current_snapshot()
@@ -398,7 +403,8 @@ def _route_answer(path: str, raw: bytes, too_large: bool, router, user, guard) -
     """Parse, route and serialise (None: over the rate limit). The parsed body and the answer's
     objects are freed on return, while a batch still holds the collector off: re-enabled with
     them alive, its next run would walk every one of them."""
-    answer = _route(path, _parse_json(raw, too_large), router, user, guard)
+    envelope = BATCH_ENVELOPE_LEVELS if path == BATCH_PATH else ENVELOPE_LEVELS
+    answer = _route(path, _parse_json(raw, too_large, envelope), router, user, guard)
     if answer is None:
         return None
     status, payload = answer

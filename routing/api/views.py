@@ -15,6 +15,7 @@ from moe_project import schema_extensions  # noqa: F401  (registers the JWT sche
 from moe_project.api_docs import CLIENT, JSON_BODY, OPERATOR, error_responses
 from moe_project.api_errors import APIError
 from moe_project.authentication import CachedStatelessJWTAuthentication
+from moe_project.json_api import BATCH_ENVELOPE_LEVELS
 from registry.permissions import IsOperator
 from routing import services
 from routing.api import schemas
@@ -130,6 +131,7 @@ def _client_deadline_ms(request) -> float | None:
 class RouteBatchView(APIView):
     """Route many requests in one call (vectorised); the item limit is MOE_BATCH_MAX_ITEMS."""
 
+    json_envelope_levels = BATCH_ENVELOPE_LEVELS  # an item's payload nests as deep as /route's
     authentication_classes = HOT_PATH_AUTH
     permission_classes = [IsAuthenticated]
 
