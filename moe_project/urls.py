@@ -41,7 +41,23 @@ handler400 = "moe_project.api_errors.json_bad_request"
 handler404 = "moe_project.api_errors.json_not_found"
 handler500 = "moe_project.api_errors.json_server_error"
 
-api_v1 = [
+
+def _also_without_slash(patterns):
+    """Every other endpoint has no trailing slash, so clients leave it off here too: the token
+    endpoints answer at both addresses (Django would answer a POST without it with an HTML
+    redirect), the second left out of the schema."""
+    aliases = []
+    for pattern in patterns:
+        view = pattern.callback.view_class
+        unlisted = extend_schema_view(post=extend_schema(exclude=True))(
+            type(f"Unlisted{view.__name__}", (view,), {})
+        )
+        route = str(pattern.pattern).rstrip("/")
+        aliases.append(path(route, unlisted.as_view(), name=f"{pattern.name}-no-slash"))
+    return aliases
+
+
+_token_paths = [
     path(
         "auth/token/",
         _token_view(
@@ -79,6 +95,11 @@ api_v1 = [
         ).as_view(),
         name="token-verify",
     ),
+]
+
+api_v1 = [
+    *_token_paths,
+    *_also_without_slash(_token_paths),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("registry.api.urls")),
     path("", include("routing.api.urls")),

@@ -3,6 +3,7 @@
 import gc
 
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 
 from moe_project import schema_extensions  # noqa: F401  (registers the JWT scheme)
 from moe_project.api_docs import CLIENT, JSON_BODY, OPERATOR, error_responses
-from moe_project.api_errors import APIError
+from moe_project.api_errors import APIError, error_body
 from moe_project.authentication import CachedStatelessJWTAuthentication
 from moe_project.json_api import BATCH_ENVELOPE_LEVELS
 from registry.permissions import IsOperator
@@ -332,6 +333,10 @@ class DemoView(APIView):
         return Response(run_demo(get_router(), complexity))
 
 
+@csrf_exempt  # no state, no session: another method gets the API's JSON 405, not a CSRF page
 def ping(request):
     """A trivial JSON view: the HTTP benchmark's baseline on the same server."""
+    if request.method not in ("GET", "HEAD"):
+        body = error_body("method_not_allowed", f'Method "{request.method}" not allowed.')
+        return JsonResponse(body, status=405, headers={"Allow": "GET, HEAD"})
     return JsonResponse({"ok": True})
