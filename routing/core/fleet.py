@@ -186,20 +186,26 @@ class PreparedFleet:
             return note
         mask = self.candidates(request_type, capabilities)
         n_cand = 0 if mask is None else int(mask.sum())
+        # Each filter counts the services it removes of those the ones before it left, so the
+        # counts add up to the services that cannot serve it.
         parts = []
+        left = np.ones(self.n, dtype=bool)
         types = self.type_mask(request_type)
         if types is not None:
             accepted = self.type_rule.accepted(request_type, self._fleet_types) or frozenset()
-            wrong = int((~types).sum())
+            wrong = int((left & ~types).sum())
+            left &= types
             if wrong:
                 parts.append(f"{wrong} not of type {'/'.join(sorted(accepted)) or 'none'}")
         for cap in capabilities:
-            lacking = int(self.lacking(cap).sum())
+            lacks = self.lacking(cap)
+            lacking = int((left & lacks).sum())
+            left &= ~lacks
             if lacking:
-                parts.append(f"{lacking} lack {cap!r}")
-        down = int((~self.routable).sum())
+                parts.append(f"{lacking} {'more ' if parts else ''}lack {cap!r}")
+        down = int((left & ~self.routable).sum())
         if down:
-            parts.append(f"{down} not routable")
+            parts.append(f"{down} {'more ' if parts else ''}not routable")
         note = f"{n_cand} of {self.n} can serve it" + (f" ({', '.join(parts)})" if parts else "")
         if len(self._notes) < _MAX_CACHED:
             self._notes[key] = note

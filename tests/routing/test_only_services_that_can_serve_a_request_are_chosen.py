@@ -27,6 +27,14 @@ def test_an_inference_request_goes_to_an_inference_service(client_api, fleet, st
     assert chosen <= {"inf-a", "inf-b"}
 
 
+def test_the_reasons_counts_add_up_to_the_services_that_cannot_serve_it(client_api, fleet):
+    # store-a is both of another type and without 'analysis': it is counted once, by the type
+    # filter; inf-b is the one more that 'analysis' removes.
+    body = route(client_api, "adaptive", type="inference", capabilities=["analysis"]).json()
+
+    assert "1 of 4 can serve it (2 not of type inference, 1 more lack 'analysis')" in body["reason"]
+
+
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_required_capabilities_narrow_the_candidates(client_api, fleet, strategy):
     for _ in range(10):
