@@ -57,7 +57,8 @@ def run_demo(router, complexity: str) -> dict:
         unrouted = 0
         for d in decisions:
             if d.no_eligible_service:
-                unrouted += 1
+                unrouted += 1  # no strategy chose: counted here, not in concrete_strategies
+                continue
             for sid in d.selected[:1]:
                 counts[sid] = counts.get(sid, 0) + 1
             concrete[d.strategy] = concrete.get(d.strategy, 0) + 1

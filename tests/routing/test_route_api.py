@@ -128,6 +128,9 @@ def test_demo_compares_every_strategy(client_api, fleet):
     assert [row["strategy"] for row in body["comparison"]] == list(STRATEGY_NAMES)
     for row in body["comparison"]:
         assert sum(row["distribution"].values()) + row["unrouted"] == body["requests"]
+        # the concrete strategies count the routed requests only (not the unrouted ones)
+        assert sum(row["concrete_strategies"].values()) + row["unrouted"] == body["requests"]
+    assert any(row["unrouted"] for row in body["comparison"])  # the fleet cannot serve them all
 
 
 def test_demo_refuses_an_unknown_complexity(client_api, fleet):
