@@ -33,11 +33,20 @@ NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 
 _SERVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _CAPABILITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Host name labels: "_" too (Docker and Compose service names), no "-" at either end.
 _HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 # WHATWG URL rule: a host whose last label is a number is parsed as an IPv4 address, so
 # "2852039166" or "0xa9.0xfe.0xa9.0xfe" reach 169.254.169.254 in most HTTP clients.
 _NUMERIC_LABEL_RE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _UNSAFE_CHARS_RE = re.compile(r"[\x00-\x20\x7f\\]")
+# The authority once userinfo is refused: a host (an IPv6 address in brackets) and a port.
+_NETLOC_RE = re.compile(r"(\[[^\[\]]*\]|[^\[\]:]*)(?::([0-9]*))?")
+_PORT_RE = re.compile(r"[1-9][0-9]{0,4}")
+# RFC 3986 path characters: unreserved, sub-delims, ":", "@", "/", and %XX escapes. Anything
+# else is spelled differently by different clients (httpx escapes "{" but sends "|" and "%zz"
+# as they are), so the service would see one URL from the proxy and another from the probe.
+PATH_CHARS = "A-Za-z0-9._~!$&'()*+,;=:@/-"
+_PATH_RE = re.compile(rf"(?:[{PATH_CHARS}]|%[0-9A-Fa-f]{{2}})*")
 
 
 def validate_service_id(value: str) -> None:
@@ -70,14 +79,23 @@ def validate_capability_name(value: str) -> None:
         )
 
 
+# The smallest weight a service may have. Weights are relative, so this still gives one service
+# a millionth of another's share; below it a weight means "no traffic" without saying so (the
+# router's cost divides by the weight and floors it at 1e-9, and 5e-324 is a denormal), and
+# no traffic is what status "draining" or "disabled" says. Belongs in registry/constants.py
+# beside MAX_WEIGHT (not this change's file).
+MIN_WEIGHT = 1e-6
+
+
 def validate_weight(value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError("Enter a finite number.", code="invalid_weight")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError("Enter a finite number.", code="invalid_weight")
-    if not 0 < value <= constants.MAX_WEIGHT:
+    if not MIN_WEIGHT <= value <= constants.MAX_WEIGHT:
         raise ValidationError(
-            f"Weight must be greater than 0 and at most {constants.MAX_WEIGHT:g}.",
+            f"Weight must be between {MIN_WEIGHT:g} and {constants.MAX_WEIGHT:g} (to send a "
+            'service no traffic, set its status to "draining" or "disabled").',
             code="invalid_weight",
         )
 
@@ -131,7 +149,14 @@ def _depth(value, level: int = 1) -> int:
 
 
 def validate_endpoint(url: str) -> None:
-    """Refuse an endpoint the router must not forward to; see the module docstring."""
+    """Refuse an endpoint the router must not forward to; see the module docstring.
+
+    Valid is what an HTTP client can call as written, in one spelling where spellings would
+    compare differently: a lower-case scheme and host name, no trailing dot, a port without
+    leading zeros, a path of RFC 3986 characters and %XX escapes. An IPv6 address may be
+    written any way Python's ``ipaddress`` reads it (it is compared as an address), but with
+    no zone (``%25eth0``): HTTP clients cannot connect to one.
+    """
     if not isinstance(url, str) or not url:
         raise ValidationError("Enter a URL.", code="invalid_endpoint")
     if len(url) > constants.ENDPOINT_MAX_LENGTH:
@@ -152,7 +177,7 @@ def validate_endpoint(url: str) -> None:
         )
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError:
         raise ValidationError(
             "Enter a valid URL with a port between 1 and 65535.", code="invalid_endpoint"
@@ -163,13 +188,24 @@ def validate_endpoint(url: str) -> None:
         raise ValidationError(
             "Credentials (user:password@) are not allowed in the endpoint.", code="userinfo"
         )
-    if port == 0:
-        raise ValidationError("The port must be between 1 and 65535.", code="invalid_endpoint")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise ValidationError("The endpoint needs a host.", code="invalid_endpoint")
-    address = _parse_host(host)
+    authority = _NETLOC_RE.fullmatch(parts.netloc)
+    if authority is None:
+        raise ValidationError(
+            "Enter a host, then optionally ':' and a port.", code="invalid_endpoint"
+        )
+    port = authority[2]
+    if port is not None and not (_PORT_RE.fullmatch(port) and int(port) <= 65535):
+        raise ValidationError(
+            "The port must be between 1 and 65535, written without leading zeros.",
+            code="invalid_endpoint",
+        )
+    host, address = _host_of(parts, authority[1])
     _refuse_forbidden_host(host, address)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ValidationError(
+            "An IPv6 zone (%25...) is not allowed: HTTP clients cannot connect to one.",
+            code="invalid_endpoint",
+        )
     # "localhost." is "localhost" to DNS but not to the allow-list, the Host header or TLS
     # names; refused rather than normalised in every place that compares hosts.
     if parts.hostname != host:
@@ -182,27 +218,69 @@ def validate_endpoint(url: str) -> None:
         raise ValidationError(
             "Write the scheme and the host name in lower case.", code="invalid_endpoint"
         )
+    if not _PATH_RE.fullmatch(parts.path):
+        raise ValidationError(
+            "The path may hold letters, digits, -._~!$&'()*+,;=:@/ and %XX escapes only: "
+            "percent-encode anything else (é as %C3%A9, | as %7C, % as %25).",
+            code="invalid_endpoint",
+        )
     if not _host_allowed(host, address):
         raise ValidationError(
             f"Host {host!r} is not in MOE_ALLOWED_ENDPOINT_HOSTS.", code="host_not_allowed"
         )
 
 
-def _parse_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The host's IP address when it is an IP literal, None for a name; refuse ambiguity."""
+def _host_of(parts, written: str):
+    """``(host, IP address or None)`` from the host as ``written`` in the URL: an IPv6 address
+    in brackets, else an IPv4 address or a host name."""
+    if written.startswith("["):
+        try:
+            return parts.hostname, ipaddress.IPv6Address(written[1:-1])
+        except ValueError:
+            raise ValidationError(
+                "Write an IPv6 address in brackets (e.g. [2001:db8::1]).",
+                code="invalid_endpoint",
+            ) from None
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ValidationError("The endpoint needs a host.", code="invalid_endpoint")
+    return host, _parse_host(host)
+
+
+def _parse_host(host: str) -> ipaddress.IPv4Address | None:
+    """The host's IPv4 address when it is one (four decimal numbers), None for a name; refuse
+    ambiguity and what is neither."""
     try:
-        return ipaddress.ip_address(host)
+        return ipaddress.IPv4Address(host)
     except ValueError:
         pass
-    labels = host.split(".")
-    if _NUMERIC_LABEL_RE.match(labels[-1]):
+    if _NUMERIC_LABEL_RE.match(host.split(".")[-1]):
         raise ValidationError(
             "Write an IPv4 address as four decimal numbers (e.g. 10.0.0.5).",
             code="invalid_endpoint",
         )
-    if len(host) > 253 or not all(_HOST_LABEL_RE.match(label) for label in labels):
+    if not is_host_name(host):
         raise ValidationError(f"{host!r} is not a valid host name.", code="invalid_endpoint")
     return None
+
+
+def is_host_name(host: str) -> bool:
+    """A lower-case DNS name whose last label is not a number (it would read as IPv4)."""
+    labels = host.split(".")
+    return (
+        len(host) <= 253
+        and all(_HOST_LABEL_RE.match(label) for label in labels)
+        and not _NUMERIC_LABEL_RE.match(labels[-1])
+    )
+
+
+def is_forbidden_host(host: str, address) -> bool:
+    """Whether an endpoint on ``host`` (an IP ``address`` or None) is never allowed."""
+    try:
+        _refuse_forbidden_host(host, address)
+    except ValidationError:
+        return True
+    return False
 
 
 def _refuse_forbidden_host(host: str, address) -> None:
@@ -232,27 +310,48 @@ def refuse_forbidden_address(host: str, address_text: str) -> None:
     _refuse_forbidden_host(host, ipaddress.ip_address(address_text.split("%", 1)[0]))
 
 
+def as_ipv4(address):
+    """An IPv4-mapped IPv6 address (``::ffff:10.0.0.5``) as the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def allow_list(entries) -> list[tuple[str, object]]:
+    """MOE_ALLOWED_ENDPOINT_HOSTS as ``(kind, value)``: ``("any", None)``, ``("suffix",
+    ".example.com")``, ``("address", ip)`` or ``("name", "host")``. IP entries compare as
+    addresses (IPv4-mapped ones as their IPv4 address), so "::1" and "0:0::1" are one host."""
+    parsed = []
+    for raw in entries:
+        entry = raw.strip().lower().strip("[]").rstrip(".")
+        if entry == "*":
+            parsed.append(("any", None))
+        elif entry.startswith("*."):
+            parsed.append(("suffix", entry[1:]))
+        elif entry:
+            try:
+                address = ipaddress.ip_address(entry)
+            except ValueError:
+                parsed.append(("name", entry))
+                continue
+            if not getattr(address, "scope_id", None):  # no endpoint has a zone
+                parsed.append(("address", as_ipv4(address)))
+    return parsed
+
+
 def _host_allowed(host: str, address) -> bool:
     """Match against MOE_ALLOWED_ENDPOINT_HOSTS: "*", "*.example.com" or an exact host/IP.
 
-    "*.example.com" matches subdomains of example.com, not example.com itself. IP entries
-    compare as addresses, so "::1" and "0:0::1" are the same host.
+    "*.example.com" matches subdomains of example.com, not example.com itself.
     """
-    for raw in settings.MOE_ALLOWED_ENDPOINT_HOSTS:
-        entry = raw.strip().lower().strip("[]").rstrip(".")
-        if entry == "*":
+    address = as_ipv4(address)
+    for kind, value in allow_list(settings.MOE_ALLOWED_ENDPOINT_HOSTS):
+        if kind == "any":
             return True
-        if entry.startswith("*."):
-            if address is None and host.endswith(entry[1:]):
-                return True
-            continue
-        if address is not None:
-            try:
-                if ipaddress.ip_address(entry) == address:
-                    return True
-            except ValueError:
-                pass
-            continue
-        if host == entry:
+        if address is None and (
+            (kind == "suffix" and host.endswith(value)) or (kind == "name" and host == value)
+        ):
+            return True
+        if address is not None and kind == "address" and address == value:
             return True
     return False

@@ -109,11 +109,20 @@ def _forbidden_reason(endpoint: str) -> str | None:
 
 
 # Characters a path segment may hold unencoded (RFC 3986 pchar, and "/" between segments).
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# What a request line may carry as it is (visible ASCII, RFC 9112 section 3.2): escapes stay as
+# the client wrote them; a "#" (or a "?" in a path) would end the part early.
+_WIRE_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F))
+_WIRE_PATH_SAFE = _WIRE_VISIBLE.replace("#", "").replace("?", "")
+_WIRE_QUERY_SAFE = _WIRE_VISIBLE.replace("#", "")
 
 
 def target_for(endpoint: str, path: str = "", query: str = "") -> tuple[Target | None, str | None]:
-    """The pinned :class:`Target` for ``endpoint`` + ``path`` (+ ``?query``), or a refusal."""
+    """The pinned :class:`Target` for ``endpoint`` + ``path`` (+ ``?query``), or a refusal.
+
+    ``path`` and ``query`` are percent-encoded and go as they are; only what a request line
+    cannot carry (a space, a control or non-ASCII character, ``#``) is escaped.
+    """
     parts = urlsplit(endpoint)
     host = parts.hostname or ""
     address, reason = pin_host(host)
@@ -125,16 +134,14 @@ def target_for(endpoint: str, path: str = "", query: str = "") -> tuple[Target |
     port = parts.port
     netloc = f"{literal}:{port}" if port else literal
     # Without a path (``"forward": true``, the proxy's root) the endpoint's own path is the
-    # target, as registered; a path is appended to it. The path arrives percent-decoded, so it
-    # is encoded again: a decoded ``?``, ``#`` or space would otherwise end the path early or
-    # break the request line.
+    # target, as registered; a path is appended to it.
     if path:
-        full_path = parts.path.rstrip("/") + "/" + quote(path.lstrip("/"), safe=_PATH_SAFE)
+        full_path = parts.path.rstrip("/") + "/" + quote(path.lstrip("/"), safe=_WIRE_PATH_SAFE)
     else:
         full_path = parts.path or "/"
     url = f"{parts.scheme}://{netloc}{full_path}"
     if query:
-        url += f"?{query}"
+        url += "?" + quote(query, safe=_WIRE_QUERY_SAFE)
     host_header = parts.netloc.rsplit("@", 1)[-1]
     sni = host if parts.scheme == "https" and host != address else None
     return Target(url, host_header, sni), None

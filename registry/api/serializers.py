@@ -4,8 +4,6 @@ Input fields are strict about JSON types (DRF's defaults would turn ``123`` into
 ``"5"`` into ``5``): a client sending the wrong type gets a 400 naming the field.
 """
 
-import re
-
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
@@ -22,9 +20,11 @@ from moe_project.strict_serializers import (
     StrictSerializer,
 )
 from registry import constants
+from registry.api.endpoint_pattern import endpoint_pattern
 from registry.choices import ServiceHealth, ServiceStatus, ServiceType
 from registry.models import Service
 from registry.validators import (
+    MIN_WEIGHT,
     validate_capability_name,
     validate_endpoint,
     validate_health_path,
@@ -66,7 +66,8 @@ class ServiceRegisterSerializer(StrictSerializer):
     weight = StrictFloatField(
         required=False,
         validators=[validate_weight],
-        help_text="Relative share of traffic, > 0 (default 1.0; kept on update when omitted). "
+        help_text=f"Relative share of traffic, from {MIN_WEIGHT:g} to {constants.MAX_WEIGHT:g} "
+        "(default 1.0; kept on update when omitted). "
         "The rebalance job moves it toward what capacity and latency call for unless "
         "`weight_pinned` is true.",
     )
@@ -210,30 +211,10 @@ class ServiceFilterSerializer(SingleValueQuerySerializer):
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 # Starts with "/", not "//"; no space, control character, backslash or "#".
 HEALTH_PATH_PATTERN = r"^/([^/\x00-\x20\x7f\\#][^\x00-\x20\x7f\\#]*)?$"
-_PORT = (
-    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-)
-_NAME = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-
-
-def endpoint_pattern(allowed_hosts) -> str:
-    """A regex for endpoints on the allowed hosts (stricter than the validator: plain paths)."""
-    hosts = []
-    for raw in allowed_hosts:
-        entry = raw.strip().lower().strip("[]").rstrip(".")
-        if entry == "*":
-            hosts.append(rf"({_NAME}\.)*[a-z][a-z0-9]*")  # a name whose last label is not a number
-        elif entry.startswith("*."):
-            hosts.append(rf"({_NAME}\.)+{re.escape(entry[2:])}")
-        elif ":" in entry:
-            hosts.append(rf"\[{re.escape(entry)}\]")
-        elif entry:
-            hosts.append(re.escape(entry))
-    return rf"^https?://({'|'.join(hosts) or '(?!)'}){_PORT}(/[A-Za-z0-9._~-]*)*$"
 
 
 class ServiceRegisterSerializerScheme(OpenApiSerializerExtension):
-    """The register body: unknown fields refused, slugs, endpoint hosts, weight > 0."""
+    """The register body: unknown fields refused, slugs, endpoint hosts, weight range."""
 
     target_class = ServiceRegisterSerializer
     priority = 1  # before the generic strict-serializer extension
@@ -247,7 +228,7 @@ class ServiceRegisterSerializerScheme(OpenApiSerializerExtension):
         props["endpoint"]["pattern"] = endpoint_pattern(settings.MOE_ALLOWED_ENDPOINT_HOSTS)
         props["health_path"]["pattern"] = HEALTH_PATH_PATTERN
         weight = props["weight"]
-        weight.pop("minimum", None)
-        weight.update(exclusiveMinimum=True, minimum=0, maximum=constants.MAX_WEIGHT)
+        weight.pop("exclusiveMinimum", None)
+        weight.update(minimum=MIN_WEIGHT, maximum=constants.MAX_WEIGHT)
         props["metadata"]["description"] += f" Nested at most {constants.METADATA_MAX_DEPTH} deep."
         return schema

@@ -21,7 +21,7 @@ import tempfile
 import time
 import weakref
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, unquote_plus
 
 import httpcore
 import httpx
@@ -85,6 +85,8 @@ INPUTS = {
     "deadline_ms": (DEADLINE_HEADER, "moe_deadline_ms"),
 }
 QUERY_NAMES = frozenset(query for _, query in INPUTS.values())
+PREFIX = "/api/v1/proxy/"
+_PREFIX_SEGMENTS = PREFIX.split("/")[:4]  # "", "api", "v1", "proxy"
 _SEGMENT_EDGE = re.compile(r"[/\\]")
 
 
@@ -126,8 +128,9 @@ def _number(raw: str, source: str, low: float, high: float | None) -> float:
 def check_path(path: str) -> None:
     """Refuse a ``.`` or ``..`` segment: it would take the call out of the service's base path.
 
-    ``path`` arrives percent-decoded once; a service may decode it again (``%2e``, ``%2f``),
-    split it on ``\\`` or drop a ``;parameter`` from a segment, so all of those are undone first.
+    ``path`` is percent-encoded, as it goes to the service; a service may decode it (``%2e``,
+    ``%2f``), more than once, split it on ``\\`` or drop a ``;parameter`` from a segment, so
+    each of those is undone in turn.
     """
     if "." not in path and "%" not in path:
         return  # the common case, without a regular expression
@@ -140,6 +143,26 @@ def check_path(path: str) -> None:
         if decoded == text:
             return
         text = decoded
+
+
+def upstream_path(request, path: str) -> str:
+    """``path`` percent-encoded as the client spelled it, for the service.
+
+    The ASGI server's ``raw_path`` has the client's own escapes: decoding and encoding again
+    would turn ``%2F`` into a segment break, an escape that is not UTF-8 (``%FF``) into
+    ``%EF%BF%BD`` and ``%c3`` into ``%C3``. Without it (Django's test client), or when it is
+    not this request's path (a ``root_path`` in front), ``path`` is encoded again.
+    """
+    raw = getattr(request, "scope", {}).get("raw_path")
+    if raw:
+        segments = raw.decode("latin-1").split("/", 4)
+        if (
+            len(segments) == 5
+            and [unquote(segment) for segment in segments[:4]] == _PREFIX_SEGMENTS
+            and unquote(segments[4]) == path
+        ):
+            return segments[4]
+    return quote(path, safe=forwarding.PATH_SAFE)
 
 
 def parse_proxy_inputs(request) -> ProxyInput:
@@ -490,13 +513,17 @@ async def _attempt(request, attempts: Attempts, prepared, upstream: dict, remain
 
 
 def _upstream_query(request) -> str:
-    """The query string without the ``moe_*`` routing parameters."""
+    """The query string without the ``moe_*`` routing parameters, the rest as it was sent
+    (encoding it again would change the client's escapes: ``%20`` to ``+``, ``%e9`` to
+    ``%C3%A9``)."""
+    query = request.META.get("QUERY_STRING", "")
     if not any(name in request.GET for name in QUERY_NAMES):
-        return request.META.get("QUERY_STRING", "")
-    query = request.GET.copy()
-    for name in QUERY_NAMES:
-        query.pop(name, None)
-    return query.urlencode()
+        return query
+    # Split as QueryDict does: on "&" only, a name decoded with "+" as a space.
+    kept = (
+        pair for pair in query.split("&") if unquote_plus(pair.split("=", 1)[0]) not in QUERY_NAMES
+    )
+    return "&".join(kept)
 
 
 async def _read_head(response: Upstream):
@@ -534,20 +561,17 @@ def _error(code: str, message: str, fields=None, status: int = 400, **headers) -
 
 
 def _authenticate(request):
+    """None for a valid token, else the 401 the other endpoints give (message and challenge)."""
+    authenticator = CachedStatelessJWTAuthentication()
     try:
-        found = CachedStatelessJWTAuthentication().authenticate(request)
+        found = authenticator.authenticate(request)
+        message = None if found else "Authentication credentials were not provided."
     except exceptions.AuthenticationFailed as exc:
-        return _error(
-            "not_authenticated", plain_message(exc.detail), status=401, WWW_Authenticate="Bearer"
-        )
-    if found is None:
-        return _error(
-            "not_authenticated",
-            "Authentication credentials were not provided.",
-            status=401,
-            WWW_Authenticate="Bearer",
-        )
-    return None
+        message = plain_message(exc.detail)
+    if message is None:
+        return None
+    challenge = authenticator.authenticate_header(request)
+    return _error("not_authenticated", message, status=401, WWW_Authenticate=challenge)
 
 
 def _relay(answer: Answer, attempts: Attempts, request_id: str, method: str) -> HttpResponse:
@@ -607,6 +631,7 @@ async def proxy_view(request, path: str = ""):
         request.get_host()
     except DisallowedHost:
         return _error("invalid_request", "Host not allowed.", {"Host": ["Not allowed."]})
+    path = upstream_path(request, path)
     try:
         check_path(path)
         inp = parse_proxy_inputs(request)
@@ -680,8 +705,6 @@ async def _proxy(request, inp: ProxyInput, attempts: Attempts, prepared, upstrea
 
 
 # --- the ASGI fast path -----------------------------------------------------------------------
-
-PREFIX = "/api/v1/proxy/"
 
 
 async def asgi_proxy(handler, scope, receive, send) -> None:

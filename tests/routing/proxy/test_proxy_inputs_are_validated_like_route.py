@@ -49,11 +49,14 @@ async def test_without_a_token_it_is_a_401(afleet):
     assert backend.hits == 0
 
 
-async def test_a_forged_token_is_a_401(afleet):
-    await afleet(1)
+async def test_a_forged_token_is_a_401_saying_it_is_not_valid(afleet):
+    (backend,) = await afleet(1)
 
-    response = await AsyncClient(headers={"Authorization": "Bearer not.a.token"}).get(
-        "/api/v1/proxy/x"
+    # Per call: AsyncClient(headers=...) would send it as "http-authorization" (not a token).
+    response = await AsyncClient().get(
+        "/api/v1/proxy/x", headers={"Authorization": "Bearer not.a.token"}
     )
 
     assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Given token not valid for any token type"
+    assert backend.hits == 0
