@@ -238,6 +238,14 @@ class Cooldowns:
                 return False
             return True
 
+    def mask(self, service_ids) -> list[bool] | None:
+        """Which of ``service_ids`` (a snapshot's, in order) are cooling down; None when none
+        is (the common case: no lock, one check)."""
+        if not self._until:
+            return None
+        cooling = [self.cooling(sid) for sid in service_ids]
+        return cooling if any(cooling) else None
+
     def clear(self) -> None:
         with self._lock:
             self._until.clear()

@@ -259,6 +259,11 @@ class Router:
         self._ramps: dict[str, float] = {}
         self._ramp_allowed: dict[str, bool] | None = None
         self._ramp_seen: tuple[FleetSnapshot | None, np.ndarray | None] = (None, None)
+        # Services that answered a forwarded call with 429 + Retry-After (routing/forwarding.py):
+        # left out of routing until then.
+        from routing.forwarding import cooldowns
+
+        self._cooldowns = cooldowns
         self._prefix = secrets.token_hex(WORKER_PREFIX_DIGITS // 2)
         self._counter = itertools.count(1)
         # Shared learning (routing/shared_learning.py): outcomes go to every worker's learner.
@@ -552,6 +557,9 @@ class Router:
         fleet or became routable again (breaker closed or half-open, health back): their
         share grows linearly over MOE_SLOW_START_SECONDS, as Envoy's slow start does."""
         view = self.store.view(snapshot)
+        cooling = self._cooldowns.mask(snapshot.service_ids)
+        if cooling is not None:
+            view = replace(view, cooling=np.array(cooling, dtype=bool))
         window = settings.MOE_SLOW_START_SECONDS
         if window <= 0:
             return view

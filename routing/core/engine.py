@@ -167,7 +167,10 @@ class RoutingEngine:
             return self._none(
                 fleet, view, rtype, caps, strategy, (time.perf_counter() - start) * 1e3
             )
-        eligible, panic = self._eligible(static & (view.in_flight < fleet.capacity), view)
+        room = static & (view.in_flight < fleet.capacity)
+        if view.cooling is not None:
+            room &= ~view.cooling
+        eligible, panic = self._eligible(room, view)
         if view.ramp is not None:
             eligible = self._slow_start(eligible, view.ramp)
         idx = np.flatnonzero(eligible)
@@ -182,7 +185,9 @@ class RoutingEngine:
         if panic:
             note = f"{note}; {PANIC_NOTE}"
         if excluded:
-            note = f"{note}; {excluded} breaker open or full"
+            note = f"{note}; {excluded} breaker open or full" + (
+                "" if view.cooling is None else " or cooling down after a 429"
+            )
             ids = fleet.ids
             candidates = tuple([ids[i] for i in idx])
         else:
@@ -297,6 +302,8 @@ class RoutingEngine:
         k = self._top_k(top_k)
         bctx = BatchContext(fleet, view, requests)
         room = view.in_flight < fleet.capacity
+        if view.cooling is not None:
+            room &= ~view.cooling
         groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault((request.request_type, request.capabilities), []).append(i)
@@ -441,4 +448,7 @@ def explain_no_eligible(
     at_capacity = int((view.in_flight >= fleet.capacity).sum())
     if at_capacity:
         parts.append(f"{at_capacity} at capacity")
+    cooling = 0 if view.cooling is None else int(view.cooling.sum())
+    if cooling:
+        parts.append(f"{cooling} cooling down after a 429 (Retry-After)")
     return f"no eligible service among {n}: " + ", ".join(parts or ["unknown cause"])

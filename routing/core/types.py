@@ -111,7 +111,9 @@ class LiveView:
     slot left); the engine treats it as ineligible. ``ramp`` (slow start) is None, or the
     share in (0, 1] each service may have while it ramps up after joining or recovering: the
     engine leaves a ramping service out of a request's candidates with probability
-    ``1 - ramp``, never when it is the request's only candidate.
+    ``1 - ramp``, never when it is the request's only candidate. ``cooling`` is None, or True
+    for a service that answered 429 with ``Retry-After`` and asked for nothing until then: the
+    engine leaves it out, panic routing included (as LiteLLM's router cools a deployment down).
     """
 
     in_flight: np.ndarray  # float64, requests currently routed and not yet finished
@@ -120,6 +122,7 @@ class LiveView:
     anomaly: np.ndarray  # float64 in [0, 1]
     breaker_allows: np.ndarray  # bool
     ramp: np.ndarray | None = None  # float64 in (0, 1], or None: nobody ramping
+    cooling: np.ndarray | None = None  # bool, or None: nobody cooling down
 
     @classmethod
     def idle(cls, n: int) -> LiveView:
