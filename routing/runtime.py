@@ -963,12 +963,14 @@ class Router:
             "ewma_latency_ms": 0.0,
             "error_rate": 0.0,
             "breaker_state": BreakerState.CLOSED.value,
+            "breaker_allows": True,
             "anomaly": 0.0,
         }
         out = {}
         for sid in service_ids:
             state = dict(default)
             state.update(states.get(sid, {}))
+            state["cooling_down"] = self._cooldowns.cooling(sid)
             if isinstance(state.get("breaker_state"), BreakerState):
                 state["breaker_state"] = state["breaker_state"].value
             out[sid] = state

@@ -105,6 +105,14 @@ class LiveStateSerializer(serializers.Serializer):
     ewma_latency_ms = serializers.FloatField()
     error_rate = serializers.FloatField()
     breaker_state = serializers.CharField()
+    breaker_allows = serializers.BooleanField(
+        help_text="whether the breaker lets a request in now (closed, or half-open with a "
+        "probe slot free)"
+    )
+    cooling_down = serializers.BooleanField(
+        help_text="answered a forwarded call with 429 and Retry-After: left out of routing "
+        "(by this worker) until then"
+    )
     anomaly = serializers.FloatField()
 
 
@@ -113,6 +121,8 @@ IDLE_LIVE_STATE = {
     "ewma_latency_ms": 0.0,
     "error_rate": 0.0,
     "breaker_state": "closed",
+    "breaker_allows": True,
+    "cooling_down": False,
     "anomaly": 0.0,
 }
 

@@ -105,6 +105,8 @@ def test_each_service_carries_its_live_state_and_load(client_api, fleet, live_ca
         "ewma_latency_ms": 12.5,
         "error_rate": 0.1,
         "breaker_state": "half_open",
+        "breaker_allows": True,
+        "cooling_down": False,
         "anomaly": 0.3,
     }
 

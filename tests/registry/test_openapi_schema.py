@@ -46,6 +46,8 @@ def test_a_service_documents_its_live_state(schema):
         "ewma_latency_ms",
         "error_rate",
         "breaker_state",
+        "breaker_allows",
+        "cooling_down",
         "anomaly",
     }
 

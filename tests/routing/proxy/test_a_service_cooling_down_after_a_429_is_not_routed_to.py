@@ -65,3 +65,18 @@ def test_it_is_chosen_again_once_its_retry_after_is_over(client_api, fleet, capa
     again = _route(client_api, capability)
     assert again.status_code == 200
     assert again.json()["selected_services"] == [limited.name]
+
+
+def test_the_service_list_shows_who_is_cooling_down(client_api, fleet, capability):
+    limited, other = fleet(2)
+    _cool_down(client_api, capability, limited)
+
+    live = {
+        s["service_id"]: s["live"] for s in client_api.get("/api/v1/services").json()["results"]
+    }
+
+    assert live[limited.name]["cooling_down"] is True
+    assert live[other.name]["cooling_down"] is False
+    # every service shows the same keys, with live state or without any yet
+    assert {tuple(sorted(state)) for state in live.values()} == {tuple(sorted(live[limited.name]))}
+    assert live[other.name]["breaker_allows"] is True
