@@ -69,7 +69,15 @@ def plain_message(detail) -> str:
     ``messages`` for each token type tried), whose ``str()`` is Python's repr of it.
     """
     if isinstance(detail, dict) and "detail" in detail:
-        return str(detail["detail"])
+        # "Given token not valid for any token type" says less than why, when every token type
+        # tried says the same: "Token is expired", "Token is invalid" (as the token endpoints
+        # say it).
+        why = {
+            str(m.get("message", ""))
+            for m in detail.get("messages") or ()
+            if isinstance(m, dict) and m.get("message")
+        }
+        return why.pop() if len(why) == 1 else str(detail["detail"])
     if isinstance(detail, dict | list):
         messages = [message for found in _flatten(detail).values() for message in found]
         return messages[0] if messages else "Error."

@@ -20,7 +20,7 @@ from moe_project.asgi import application
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
-NOT_VALID = "Given token not valid for any token type"
+INVALID = "Token is invalid"
 TWO_VALUES = "Authorization header must contain two space-delimited values"
 
 
@@ -35,11 +35,14 @@ def bad_headers(client_user) -> dict[str, tuple[str, str]]:
     claims = dict(refresh.access_token.payload)
     no_user = {k: v for k, v in claims.items() if k != "user_id"}
     return {
-        "garbage": ("Bearer not.a.token", NOT_VALID),
-        "forged signature": (f"Bearer {_signed(claims, 'k' * 48)}", NOT_VALID),
-        "unsigned": (f"Bearer {jwt.encode(claims, None, algorithm='none')}", NOT_VALID),
-        "expired": (f"Bearer {_signed({**claims, 'exp': int(time.time()) - 60})}", NOT_VALID),
-        "refresh token": (f"Bearer {refresh}", NOT_VALID),
+        "garbage": ("Bearer not.a.token", INVALID),
+        "forged signature": (f"Bearer {_signed(claims, 'k' * 48)}", INVALID),
+        "unsigned": (f"Bearer {jwt.encode(claims, None, algorithm='none')}", INVALID),
+        "expired": (
+            f"Bearer {_signed({**claims, 'exp': int(time.time()) - 60})}",
+            "Token is expired",
+        ),
+        "refresh token": (f"Bearer {refresh}", "Token has wrong type"),
         "no user id": (
             f"Bearer {_signed(no_user)}",
             "Token contained no recognizable user identification",

@@ -58,5 +58,5 @@ async def test_a_forged_token_is_a_401_saying_it_is_not_valid(afleet):
     )
 
     assert response.status_code == 401
-    assert response.json()["error"]["message"] == "Given token not valid for any token type"
+    assert response.json()["error"]["message"] == "Token is invalid"
     assert backend.hits == 0
