@@ -824,7 +824,10 @@ class Router:
                     return "foreign"
                 if value == "!":
                     return "dup"
-                selected, _, complexity, request_type = value.lstrip("?").split("\n", 3)
+                parts = value.lstrip("?").split("\n", 3)
+                if len(parts) == 3:  # written by a worker from before owners (an upgrade)
+                    parts.insert(1, "")
+                selected, _, complexity, request_type = parts
                 selected = tuple(selected.split(",")) if selected else ()
                 if value.startswith("?"):
                     return ("?", selected)

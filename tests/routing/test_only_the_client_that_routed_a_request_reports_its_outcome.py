@@ -142,3 +142,16 @@ def test_a_request_routed_in_process_is_reported_only_in_process(fleet, client_a
     assert _report(client_api, body).status_code == 404
     result = router.report_outcome(routed.request_id, routed.decision.selected[0], True, 5.0, 200)
     assert result["recorded"] is True
+
+
+def test_an_entry_written_before_owners_is_reported_in_process_not_a_500(fleet):
+    # During a rolling upgrade, a decision an older worker routed has an entry without the
+    # owner line: this process (e.g. the proxy) can still report it; clients get a 404.
+    router = get_router()
+    if router.redis_client is None:
+        pytest.skip("pending entries in Redis: the PostgreSQL + Redis pass")
+    router.redis_client.set(PENDING_KEY + "old-1", "\ninf-a\n0.5\ninference", ex=60)
+
+    result = router.report_outcome("old-1", "inf-a", True, 5.0, 200)
+
+    assert result["recorded"] is True
