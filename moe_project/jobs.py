@@ -10,7 +10,7 @@ import uuid
 from celery import states
 from celery.result import AsyncResult
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -51,7 +51,7 @@ def queue_job(task, status_prefix: str, **kwargs) -> Response:
         raise APIError(
             "broker_unavailable", f"Could not queue the job: {type(exc).__name__}", None, 503
         ) from None
-    cache.set(
+    caches["jobs"].set(
         _issued_key(task, result.id),
         time.time(),
         timeout=settings.CELERY_RESULT_EXPIRES.total_seconds(),
@@ -82,7 +82,7 @@ def job_status(task, task_id: str) -> Response:
             "Invalid input: task_id: not a task id.",
             {"task_id": ["Not a task id."]},
         )
-    queued_at = cache.get(_issued_key(task, task_id))
+    queued_at = caches["jobs"].get(_issued_key(task, task_id))
     # An id of another kind of job (or of one queued by beat) is unknown here in every state;
     # ids issued before they carried their kind are known by the cache alone.
     if queued_at is None and not task_id.startswith(_id_prefix(task)):

@@ -150,6 +150,7 @@ if REDIS_URL:
             "KEY_PREFIX": "moe",
         }
     }
+    CACHES["jobs"] = CACHES["default"]
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -157,7 +158,15 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # The ids of queued jobs (moe_project/jobs.py) outlive a restart, as the jobs do in
+        # the filesystem broker: a job queued before it is still answered after it.
+        "jobs": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / "jobs"),
+        },
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery ---------------------------------------------------------------------------------

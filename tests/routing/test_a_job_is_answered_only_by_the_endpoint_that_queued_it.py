@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from celery.result import AsyncResult
-from django.core.cache import cache
+from django.core.cache import caches
 
 from moe_project.jobs import ISSUED_KEY
 from routing.api import gate_views
@@ -86,7 +86,7 @@ def test_a_finished_job_is_still_answered_once_the_cache_forgot_it(operator_api,
     # given: a finished job whose issued-id record is gone (a restarted embedded web process,
     # an evicted cache entry)
     task_id = operator_api.post(RETRAIN).json()["task_id"]
-    cache.delete(ISSUED_KEY.format(name="routing.retrain_gate", task_id=task_id))
+    caches["jobs"].delete(ISSUED_KEY.format(name="routing.retrain_gate", task_id=task_id))
 
     # then: its own endpoint still answers; the other still does not
     assert operator_api.get(f"{RETRAIN}/{task_id}").json()["state"] == "SUCCESS"

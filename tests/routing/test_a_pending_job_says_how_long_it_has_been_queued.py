@@ -89,3 +89,19 @@ def test_no_hint_once_a_worker_has_taken_a_job_since(operator_api, monkeypatch):
     assert "detail" not in running_body
     assert behind_body["queued_for_s"] == PICKUP_SECONDS + 1
     assert "celery -A moe_project worker" in behind_body["detail"]
+
+
+def test_a_job_queued_before_a_restart_is_still_answered_after_it(operator_api, settings):
+    # The embedded default keeps its cache in the process's memory; a restart loses it, while
+    # the job waits on in the filesystem broker. Its id must still be known afterwards.
+    from django.core.cache import caches
+
+    task_id = operator_api.post(URL).json()["task_id"]
+    if not settings.REDIS_URL:  # (with Redis, the cache outlives the process anyway)
+        caches["default"].clear()  # what a restart does to the process's memory
+
+    answer = operator_api.get(f"{URL}/{task_id}")
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["state"] == "PENDING"
+    assert "queued_for_s" in answer.json()
