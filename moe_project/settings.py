@@ -276,6 +276,9 @@ ROUTING_STRATEGY_NAMES = (
 MOE_DEFAULT_STRATEGY = env_choice("MOE_DEFAULT_STRATEGY", "adaptive", ROUTING_STRATEGY_NAMES)
 # The API's top_k limit (routing.core.config.EngineConfig.max_top_k; the same test checks it).
 ROUTING_MAX_TOP_K = 8
+# A bearer token Prometheus must send to /metrics (MOE_METRICS_TOKEN_FILE: read from a file);
+# empty: /metrics asks for nothing (keep it off the public side then).
+MOE_METRICS_TOKEN = env_secret("MOE_METRICS_TOKEN").strip()
 MOE_DEFAULT_TOP_K = env_int("MOE_DEFAULT_TOP_K", 2, minimum=1, maximum=ROUTING_MAX_TOP_K)
 # The torch device the gate runs on (cpu, cuda, cuda:N, mps).
 MOE_DEVICE = env_str("MOE_DEVICE", "").strip() or "cpu"

@@ -37,3 +37,24 @@ def test_prometheus_text_has_the_routing_series(client_api, fleet, client):
     assert 'moe_routing_total{outcome="routed",strategy="semantic"}' in text
     # one request in flight on one of four healthy services: Jain's index is 1/4
     assert "moe_load_balance_score 0.25" in text
+
+
+def test_with_a_metrics_token_a_scrape_must_carry_it(fleet, client, settings):
+    settings.MOE_METRICS_TOKEN = "scrape-secret-1234"
+
+    none = client.get("/metrics")
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret-12345")
+    right = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret-1234")
+
+    for refused in (none, wrong):
+        assert refused.status_code == 401
+        assert refused["WWW-Authenticate"] == "Bearer"
+        assert refused.json()["error"]["code"] == "not_authenticated"
+    assert right.status_code == 200
+    assert "moe_routing_total" in right.content.decode()
+
+
+def test_without_a_metrics_token_metrics_ask_for_nothing(fleet, client, settings):
+    settings.MOE_METRICS_TOKEN = ""
+
+    assert client.get("/metrics").status_code == 200
