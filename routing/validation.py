@@ -7,6 +7,7 @@ offending key with its full path (``data.priority``, ``requests[3].capabilities`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
 
@@ -29,6 +30,19 @@ MAX_CAPABILITY_LENGTH = 64
 MAX_KEY_LENGTH = 256
 MAX_TOP_K = EngineConfig().max_top_k
 MAX_TOKENS = 32
+
+
+# A decimal number in ASCII digits, as a header or query parameter carries one (what /route's
+# JSON numbers are, plus float()'s ".5", "5." and "+"): float() alone also reads other scripts'
+# digits, "1_000", surrounding spaces, "nan" and "infinity".
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def ascii_number(raw: str) -> float:
+    """``raw`` as a finite float when it is written as :data:`_DECIMAL` says, else NaN (which
+    fails every range check)."""
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 class FieldErrors(APIError):

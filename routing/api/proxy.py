@@ -33,13 +33,21 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
-from moe_project.api_errors import APIError, error_body, plain_message
+from moe_project.api_errors import APIError, error_body, exception_handler, plain_message
 from moe_project.authentication import CachedStatelessJWTAuthentication
+from moe_project.throttling import ClientRate, RateGuard
 from routing import forwarding
+from routing.api.fast import _folds_rate_limit
 from routing.errors import RoutingError
 from routing.forwarding import DEADLINE_HEADER, Attempts, is_failure, retry_is_safe
 from routing.runtime import get_router
-from routing.validation import FieldErrors, parse_request_data, parse_strategy, parse_top_k
+from routing.validation import (
+    FieldErrors,
+    ascii_number,
+    parse_request_data,
+    parse_strategy,
+    parse_top_k,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +123,23 @@ def _inputs(request) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _number(raw: str, source: str, low: float, high: float | None) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
+    value = ascii_number(raw)
     if not (value >= low and (high is None or value <= high)):
         bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
         _fail(source, f"Must be a number {bounds}.")
     return value
+
+
+def _integer(raw: str) -> int | str:
+    """``raw`` as an int when it is ASCII digits, else as it is, for ``parse_top_k`` to refuse
+    (``str.isdigit`` is true of other scripts' digits and superscripts, which ``int`` reads or
+    raises on)."""
+    if raw.isascii() and raw.isdigit():
+        try:
+            return int(raw)
+        except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+            pass
+    return raw
 
 
 def check_path(path: str) -> None:
@@ -182,8 +199,7 @@ def parse_proxy_inputs(request) -> ProxyInput:
     if "strategy" in values:
         body["routing_strategy"] = values["strategy"]
     if "top_k" in values:
-        raw = values["top_k"]
-        body["top_k"] = int(raw) if raw.isdigit() else raw
+        body["top_k"] = _integer(values["top_k"])
     deadline = None
     if "deadline_ms" in values:
         deadline = _number(values["deadline_ms"], sources["deadline_ms"], 1.0, None)
@@ -406,11 +422,12 @@ def _prepare_retry(attempts: Attempts, path: str, query: str, budget):
 _LOOKUP = object()
 
 
-def _start_known(router, inp: ProxyInput, path: str, query: str):
-    """:func:`_start`, leaving a DNS lookup of the first target (``_LOOKUP``) to a thread."""
-    routed = router.route(inp.request, inp.strategy, inp.top_k)
-    if routed.decision.no_eligible_service:
-        return routed, None, None
+def _start_known(router, inp: ProxyInput, path: str, query: str, guard: RateGuard | None):
+    """:func:`_start`, leaving a DNS lookup of the first target (``_LOOKUP``) to a thread.
+    ``guard``: the rate limit, counted in the route's Redis commit (see ``Router.route``)."""
+    routed = router.route(inp.request, inp.strategy, inp.top_k, guard=guard)
+    if routed.decision.no_eligible_service or (guard is not None and guard.over):
+        return routed, None, None  # over the limit: nothing was recorded, no lease taken
     attempts = Attempts(router, routed, router.snapshot())
     first = attempts.next_service()
     if first is not None and not forwarding.pin_is_known(attempts.endpoint(first) or ""):
@@ -561,7 +578,8 @@ def _error(code: str, message: str, fields=None, status: int = 400, **headers) -
 
 
 def _authenticate(request):
-    """None for a valid token, else the 401 the other endpoints give (message and challenge)."""
+    """``(user, None)`` for a valid token, else ``(None, the 401 the other endpoints give)``
+    (message and challenge)."""
     authenticator = CachedStatelessJWTAuthentication()
     try:
         found = authenticator.authenticate(request)
@@ -569,9 +587,26 @@ def _authenticate(request):
     except exceptions.AuthenticationFailed as exc:
         message = plain_message(exc.detail)
     if message is None:
-        return None
+        return found[0], None
     challenge = authenticator.authenticate_header(request)
-    return _error("not_authenticated", message, status=401, WWW_Authenticate=challenge)
+    return None, _error("not_authenticated", message, status=401, WWW_Authenticate=challenge)
+
+
+def _throttled(rate: ClientRate) -> JsonResponse:
+    """The 429 every other endpoint gives (error JSON and ``Retry-After``)."""
+    drf = exception_handler(exceptions.Throttled(rate.wait()), {})
+    response = JsonResponse(drf.data, status=drf.status_code)
+    response["Retry-After"] = drf["Retry-After"]
+    return response
+
+
+async def _unless_over(rate: ClientRate, guard: RateGuard | None, refusal: HttpResponse):
+    """``refusal`` (an error found before the route's commit counted the request), or the 429
+    if counting it now puts the client over its limit: the other endpoints count a request
+    before their view checks it."""
+    if guard is not None and guard.count is None and not await rate.allowed_now_async():
+        return _throttled(rate)
+    return refusal
 
 
 def _relay(answer: Answer, attempts: Attempts, request_id: str, method: str) -> HttpResponse:
@@ -624,30 +659,44 @@ async def _stream_rest(answer: Answer, attempts: Attempts):
 
 @csrf_exempt
 async def proxy_view(request, path: str = ""):
-    refused = _authenticate(request)
+    user, refused = _authenticate(request)
     if refused is not None:
         return refused
     try:
         request.get_host()
     except DisallowedHost:
         return _error("invalid_request", "Host not allowed.", {"Host": ["Not allowed."]})
+    # The client's rate limit, on the counter of every other endpoint. With Redis state it is
+    # counted in the route's commit, as /route's is (routing/api/fast.py): no round trip of
+    # its own; otherwise here, on a local counter (or Django's cache).
+    rate = ClientRate(user.pk)
+    router = get_router()
+    guard = rate.guard() if rate.enabled and _folds_rate_limit(router) else None
+    if guard is None and not await rate.allowed_now_async():
+        return _throttled(rate)
     path = upstream_path(request, path)
     try:
         check_path(path)
         inp = parse_proxy_inputs(request)
     except APIError as exc:
-        return _error(exc.code, str(exc.detail), exc.fields, exc.status_code)
+        refusal = _error(exc.code, str(exc.detail), exc.fields, exc.status_code)
+        return await _unless_over(rate, guard, refusal)
     length = request.META.get("CONTENT_LENGTH") or "0"
-    if length.isdigit() and int(length) > settings.MOE_PROXY_MAX_BODY_BYTES:
-        return _too_large()
-    router = get_router()
+    if length.isascii() and length.isdigit() and int(length) > settings.MOE_PROXY_MAX_BODY_BYTES:
+        return await _unless_over(rate, guard, _too_large())
     query = _upstream_query(request)
     try:
-        routed, attempts, prepared = await _run(router, _start_known, router, inp, path, query)
+        routed, attempts, prepared = await _run(
+            router, _start_known, router, inp, path, query, guard
+        )
         if prepared is _LOOKUP:
             prepared = await _in_thread(_prepare, attempts, attempts.next_service(), path, query)
-    except RoutingError as exc:
-        return _error("validation_error", exc.message, exc.fields)
+    except RoutingError as exc:  # the API's answer to it (400, or 503 registry_unavailable)
+        answer = exception_handler(exc, {})
+        refusal = JsonResponse(answer.data, status=answer.status_code)
+        return await _unless_over(rate, guard, refusal)
+    if guard is not None and guard.over:
+        return _throttled(rate)
     if routed.decision.no_eligible_service:
         return _error(
             "no_eligible_service",

@@ -115,16 +115,13 @@ class RouteView(APIView):
 def _client_deadline_ms(request) -> float | None:
     """The caller's ``X-Moe-Deadline-Ms`` for a forwarded call; 400 naming it when bad."""
     from routing.forwarding import DEADLINE_HEADER
-    from routing.validation import FieldErrors
+    from routing.validation import FieldErrors, ascii_number
 
     raw = request.headers.get(DEADLINE_HEADER)
     if raw is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= 1.0 or value == float("inf"):
+    value = ascii_number(raw)  # as the proxy reads it: ASCII digits, finite
+    if not value >= 1.0:
         raise FieldErrors({DEADLINE_HEADER: ["Must be a number of milliseconds >= 1."]})
     return value
 

@@ -104,3 +104,12 @@ async def test_a_failure_before_routing_is_still_a_json_answer(fleet, client_use
 
     assert answer.status_code == 500
     assert answer.json()["error"]["code"] == "server_error"
+
+
+def test_the_proxy_says_so_too(fleet, client_api, database_down, settings):
+    settings.MOE_REGISTRY_POLL_SECONDS = 0.0
+
+    answer = client_api.get("/api/v1/proxy/items")
+
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "registry_unavailable"

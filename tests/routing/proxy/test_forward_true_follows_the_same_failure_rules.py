@@ -74,13 +74,17 @@ def test_a_429_is_a_failure_and_cools_the_service_down(client_api, fleet, capabi
     assert cooldowns.cooling(backend.name)
 
 
-def test_a_bad_client_deadline_on_forward_is_a_400_naming_the_header(client_api, fleet, capability):
+@pytest.mark.parametrize("deadline", ["soon", "\u0661\u0662", "1_000", " 5 ", "inf", "nan"])
+def test_a_bad_client_deadline_on_forward_is_a_400_naming_the_header(
+    client_api, fleet, capability, deadline
+):
+    # as the proxy reads it: ASCII digits, finite (not other scripts' digits, "_", spaces)
     fleet(1)
     response = client_api.post(
         "/api/v1/route",
         {"data": {"capabilities": [capability], "data": {"q": 1}}, "forward": True},
         format="json",
-        HTTP_X_MOE_DEADLINE_MS="soon",
+        HTTP_X_MOE_DEADLINE_MS=deadline,
     )
     assert response.status_code == 400
     assert "X-Moe-Deadline-Ms" in response.json()["error"]["fields"]

@@ -52,3 +52,6 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after_seconds(in_30_s, now=now.timestamp()) == 30.0
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
+    # digits of other scripts are not a number of seconds ("²" made int() raise: a 500)
+    assert retry_after_seconds("\xb2") is None
+    assert retry_after_seconds("\u0663") is None
