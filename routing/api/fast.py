@@ -317,7 +317,7 @@ def _refresh_snapshot(router) -> None:
         close_old_connections()
 
 
-def _folds_rate_limit(router) -> bool:
+def folds_rate_limit(router) -> bool:
     """Whether the route's Redis commit can count the rate limit (see Router.route)."""
     return (
         router.redis_client is not None
@@ -345,7 +345,7 @@ async def _answer(scope, receive, headers, user) -> Answer | None:
     # A batch counts its one request on its own: a round trip per thousand decisions is
     # nothing, while guarding a thousand pending-entry writes in one script would hold Redis
     # (single-threaded) for ~10 ms, delaying every other worker's requests.
-    folded = rate.enabled and not batch and _folds_rate_limit(router)
+    folded = rate.enabled and not batch and folds_rate_limit(router)
     if rate.enabled and not folded:
         # With Redis the count is awaited (Redis may be the one that is down: never stall the
         # loop on it); otherwise it is a local counter.

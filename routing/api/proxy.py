@@ -37,7 +37,7 @@ from moe_project.api_errors import APIError, error_body, exception_handler, plai
 from moe_project.authentication import CachedStatelessJWTAuthentication
 from moe_project.throttling import ClientRate, RateGuard
 from routing import forwarding
-from routing.api.fast import _folds_rate_limit
+from routing.api.fast import folds_rate_limit
 from routing.errors import RoutingError
 from routing.forwarding import DEADLINE_HEADER, Attempts, is_failure, retry_is_safe
 from routing.runtime import get_router
@@ -671,7 +671,7 @@ async def proxy_view(request, path: str = ""):
     # its own; otherwise here, on a local counter (or Django's cache).
     rate = ClientRate(user.pk)
     router = get_router()
-    guard = rate.guard() if rate.enabled and _folds_rate_limit(router) else None
+    guard = rate.guard() if rate.enabled and folds_rate_limit(router) else None
     if guard is None and not await rate.allowed_now_async():
         return _throttled(rate)
     path = upstream_path(request, path)
