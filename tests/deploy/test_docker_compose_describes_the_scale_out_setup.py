@@ -38,6 +38,9 @@ def test_the_app_services_reach_postgresql_and_redis_by_url(compose):
     for name in APP_SERVICES:
         env = compose["services"][name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in env["DATABASE_URL"]
+        # the password is not in the URL (one with "@" or "/" would break it): libpq reads it
+        assert env["DATABASE_URL"] == "postgres://moe@db:5432/moe", name
+        assert env["PGPASSWORD"] == compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"]
         assert env["REDIS_URL"].startswith("redis://redis:6379/")
         assert "DJANGO_SECRET_KEY" in env, name
 
