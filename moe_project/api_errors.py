@@ -1,14 +1,22 @@
-"""Every API error as ``{"error": {"code", "message", "fields"}}`` with a 4xx status.
+"""Every API error as ``{"error": {"code", "message", "fields"}}`` with a 4xx status (a 503
+when the database is unavailable).
 
 DRF's exceptions, Django's 404 and permission errors and oversized bodies all pass through
 :func:`exception_handler`; :func:`error_response` builds the same shape for errors a view
 raises itself.
 """
 
+import logging
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+# What a 503 database_unavailable asks the client to wait before retrying.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "invalid_request",
@@ -130,6 +138,14 @@ def exception_handler(exc, context):
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             response["WWW-Authenticate"] = auth_header
+        return response
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restarted, unreachable, locked): a 503 to retry, not a 500.
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        response = error_response(
+            "database_unavailable", "The database is unavailable; retry shortly.", None, 503
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
     return None
 

@@ -113,3 +113,21 @@ def test_the_proxy_says_so_too(fleet, client_api, database_down, settings):
 
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "registry_unavailable"
+
+
+def test_an_endpoint_that_reads_the_database_while_it_is_down_is_a_503(fleet, client_api):
+    # Every query fails as it does when the server is gone (Django's execute_wrapper hook).
+    from django.db import connection
+
+    def gone(execute, sql, params, many, context):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with connection.execute_wrapper(gone):
+        answer = client_api.get("/api/v1/services")
+        versions = client_api.get("/api/v1/gate/versions")
+
+    for response in (answer, versions):
+        assert response.status_code == 503, response.content
+        assert response.json()["error"]["code"] == "database_unavailable"
+        assert int(response["Retry-After"]) > 0
+    assert client_api.get("/api/v1/services").status_code == 200
