@@ -25,6 +25,9 @@ from routing.core.types import RouteRequest
 CHUNK_CELLS = 1 << 15
 # Temperature of the top-k weights over the chosen services' estimated rewards.
 TOPK_WEIGHT_TEMPERATURE = 0.1
+# How much the untried candidate whose turn a batch row takes is raised above the alike others:
+# a tie break (see _GatedStrategy._take_turns), below any real difference.
+PENDING_PROBE_STEP = 1e-9
 # Said of a pick that measures a candidate with little evidence near the request's complexity
 # instead of the greedy one (forced sampling; routing/core/learning.py).
 MEASURING = "measuring (little evidence here)"
@@ -182,6 +185,13 @@ class _GatedStrategy(Strategy):
         per_candidate = np.where(open_, evidence, 0.0)
         evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
+        untried = self._untried(fleet, kinds)
+        if untried.any():
+            cold = open_ & (untried[0] if row_kind is None else untried[row_kind])
+            if cold.any():
+                optimistic = self._take_turns(
+                    optimistic, cold, open_, lcfg.load_penalty * util, row_kind
+                )
         score = np.where(open_, optimistic - lcfg.load_penalty * util, NEG_INF)
         greedy = score.argmax(axis=1)
         scale = lcfg.evidence_scale
@@ -309,6 +319,55 @@ class _GatedStrategy(Strategy):
                 sel = [c for c in sel if c >= 0]
             out.append((sel, w, p, texts[kr, x], name, p))
         return out
+
+    def _untried(self, fleet, kinds) -> np.ndarray:
+        """``(len(kinds), n)``: the services no outcome of each request type has been
+        reported for (a new one, or every one at a cold start)."""
+        tables = [self.deps.learned_table(fleet, kind) for kind in kinds]
+        return np.stack([t.evidence.sum(axis=0) == 0 for t in tables])
+
+    @staticmethod
+    def _take_turns(optimistic, cold, open_, penalty, row_kind):
+        """A batch's rows take turns among the untried candidates tied at the top. An
+        untried candidate's score is its prior (optimistic, or the gate's prediction), the
+        same for every row of a batch, so a cold start's batch went whole to the first listed
+        of the alike untried, and a client routing one request at a time spreads them as its
+        outcomes come back. Here the rows whose best candidates are several untried ones,
+        alike (the same request type and the same tied set), take them in turn, in batch
+        order (round robin, as if each earlier row's pick were a probe pending there, which
+        batched bandits count: Desautels et al. 2014): each such row's pick is raised by
+        ``PENDING_PROBE_STEP`` above the rest of its tied set. Nothing believed
+        changes (an untried candidate with a better prior still takes them all), each row's
+        scores follow from the batch's state and its position alone (no random draw), so its
+        logged propensity stays exact, and a batch's first row is decided as a single route."""
+        score = np.where(open_, optimistic - penalty, NEG_INF)
+        tied = cold & (score >= score.max(axis=1, keepdims=True))
+        n_tied = tied.sum(axis=1)
+        rows = np.flatnonzero(n_tied > 1)
+        if not rows.size:
+            return optimistic
+        tied, n_tied = tied[rows], n_tied[rows]
+        kinds = None if row_kind is None else row_kind[rows]
+        if (tied == tied[0]).all() and (kinds is None or (kinds == kinds[0]).all()):
+            turn = np.arange(rows.size)  # one group (the usual cold batch): no sort
+        else:
+            signature = np.packbits(tied, axis=1).astype(np.int64)
+            if kinds is not None:
+                signature = np.column_stack([kinds, signature])
+            _, group = np.unique(signature, axis=0, return_inverse=True)
+            group = group.ravel()
+            # each row's turn: how many earlier rows of the batch are in its group
+            order = np.argsort(group, kind="stable")
+            first_of_group = np.r_[True, group[order][1:] != group[order][:-1]]
+            starts = np.maximum.accumulate(np.where(first_of_group, np.arange(order.size), 0))
+            turn = np.empty_like(order)
+            turn[order] = np.arange(order.size) - starts
+        pick = (tied.cumsum(axis=1) > (turn % n_tied)[:, None]).argmax(axis=1)
+        optimistic = np.array(optimistic, dtype=np.float64)  # the tables' arrays are shared
+        # Its pick raised, not the others lowered: the others stay exactly as good as the
+        # pick's estimate, so exploration still counts them as candidates that may be better.
+        optimistic[rows, pick] += PENDING_PROBE_STEP
+        return optimistic
 
     def _estimates(self, requests, fleet, kinds, row_kind):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
