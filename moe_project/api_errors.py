@@ -99,6 +99,7 @@ def _domain_error(exc):
     mapping = (
         (errors.UnknownRequest, 404, "not_found"),
         (errors.RegistryUnavailable, 503, "registry_unavailable"),
+        (errors.LiveStateUnavailable, 503, "state_unavailable"),
         (errors.OutcomeAlreadyReported, 409, "outcome_already_reported"),
         (errors.InvalidRoutingInput, 400, "validation_error"),
         (errors.RoutingError, 400, "invalid_request"),
@@ -112,7 +113,10 @@ def _domain_error(exc):
 def exception_handler(exc, context):
     domain = _domain_error(exc)
     if domain is not None:
-        return error_response(domain[1], exc.message, exc.fields, domain[0])
+        response = error_response(domain[1], exc.message, exc.fields, domain[0])
+        if domain[0] == 503:  # something to wait for: say how long
+            response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, APIError):
         return error_response(exc.code, str(exc.detail), exc.fields, exc.status_code)
     if isinstance(exc, Http404):

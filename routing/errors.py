@@ -26,5 +26,10 @@ class RegistryUnavailable(RoutingError):
     has not loaded the fleet before (once it has, it keeps routing on the last one)."""
 
 
+class LiveStateUnavailable(RoutingError):
+    """The shared live state (Redis) cannot be reached, and what was asked needs it: an outcome
+    whose decision is only there (not yet in the database) cannot be checked or claimed."""
+
+
 class OutcomeAlreadyReported(RoutingError):
     """That service's outcome for that request was reported before."""

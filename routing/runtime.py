@@ -43,6 +43,7 @@ from routing.core.types import (
 )
 from routing.errors import (
     InvalidRoutingInput,
+    LiveStateUnavailable,
     OutcomeAlreadyReported,
     RegistryUnavailable,
     UnknownRequest,
@@ -805,7 +806,9 @@ class Router:
         reporting client's :func:`owner_key`, "*" for any): ``(selected, request type,
         complexity)``; "foreign" if the decision is another client's, "dup" if that service
         already reported, ``("?", selected)`` if it was not selected, None if the decision is
-        not pending (any more)."""
+        not pending (any more), "unreachable" if Redis, where it may be pending, cannot be
+        reached (and it is not pending here either)."""
+        unreachable = False
         if self.redis_client is not None:
             import redis
 
@@ -817,7 +820,7 @@ class Router:
             try:
                 value = self._mark_reported(keys=keys, args=args)
             except redis.RedisError:
-                value = None
+                value, unreachable = None, True
             if value is not None:
                 value = value.decode() if isinstance(value, bytes) else value
                 if value == "#":
@@ -835,7 +838,7 @@ class Router:
         with self._lock:
             entry = self._pending.get(request_id)
             if entry is None:
-                return None
+                return "unreachable" if unreachable else None
             selected, reported, _, request_type, complexity, owner = entry
             if caller != "*" and owner != caller:
                 return "foreign"
@@ -875,7 +878,9 @@ class Router:
             raise UnknownRequest(f"No routed request with id {request_id!r}.")
         flushed_row = None
         request_type, complexity = "", 0.5
-        if claim is None:
+        unreachable = claim == "unreachable"
+        if unreachable or claim is None:
+            claim = None
             flushed_row = (
                 RoutingDecision.objects.filter(request_id=request_id)
                 .only(
@@ -888,6 +893,13 @@ class Router:
                 )
                 .first()
             )
+            if flushed_row is None and unreachable:
+                # Its decision may be pending in Redis, or on its way to the database: a 503 to
+                # retry, not a 404 the client would take as final (and lose the outcome).
+                raise LiveStateUnavailable(
+                    "The live state (Redis) cannot be reached, so this outcome cannot be checked "
+                    "now; retry shortly."
+                )
             if flushed_row is None or not (
                 caller == "*" or flushed_row.client == caller or may_report_any_outcome(reporter)
             ):

@@ -107,3 +107,18 @@ def test_a_stale_flush_job_says_what_to_check(anon_api, monkeypatch):
     assert celery["status"] == "stale"
     assert "beat" in celery["detail"]
     assert body["status"] == "degraded"
+
+
+def test_queuing_a_job_gives_up_on_an_unreachable_result_backend_within_seconds(settings):
+    # Celery's default (20 tries, 1 s apart) held a retrain/rebalance request ~19 s while
+    # Redis was down before its 503; the configured policy waits at most a few seconds.
+    from moe_project.celery import app
+
+    if not settings.REDIS_URL:
+        pytest.skip("the Redis result backend: the PostgreSQL + Redis pass")
+    policy = app.backend.retry_policy
+    waits = [
+        min(policy["interval_start"] + i * policy["interval_step"], policy["interval_max"])
+        for i in range(policy["max_retries"])
+    ]
+    assert sum(waits) <= 5.0, policy
