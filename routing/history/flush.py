@@ -31,8 +31,16 @@ logger = logging.getLogger(__name__)
 # Rows per INSERT/UPDATE statement: large enough to amortise round trips, small enough to
 # stay under SQLite's variable limit and PostgreSQL's comfortable statement size.
 DB_BATCH_SIZE = 500
-# Records read from the stream per XREADGROUP call.
+# Stream entries read per XREADGROUP call, at most; a single route's entry holds a record or
+# two, a batch's a whole batch (up to MOE_BATCH_MAX_ITEMS decisions): after the first read the
+# count follows the entries' size, so that one read holds about STREAM_READ_BYTES.
 STREAM_READ_COUNT = 5000
+STREAM_FIRST_READ_COUNT = 100
+STREAM_READ_BYTES = 16 << 20
+# Decisions and outcomes written per transaction, about (an entry is never split): one read of
+# batch entries (~140 KB of JSON and ~2 KB of worker memory per decision) was one transaction
+# of hundreds of thousands of rows, minutes long and a gigabyte of memory.
+MAX_RECORDS_PER_APPLY = 20_000
 # Outcomes whose decision never shows up are dropped (with a warning) after this long.
 CARRY_MAX_AGE_S = 24 * 3600.0
 
@@ -204,29 +212,67 @@ def _drain_stream(client, total: FlushResult) -> None:
             raise
     consumer = f"flusher-{os.getpid()}-{threading.get_ident()}"
     # Entries a dead flusher read but never acknowledged come back after a minute.
-    _next, reclaimed, *_ = client.xautoclaim(
-        STREAM_KEY, STREAM_GROUP, consumer, min_idle_time=60_000, start_id="0-0", count=100000
-    )
-    batches = [reclaimed] if reclaimed else []
+    start = "0-0"
     while True:
-        answer = client.xreadgroup(
-            STREAM_GROUP, consumer, {STREAM_KEY: ">"}, count=STREAM_READ_COUNT
+        start, reclaimed, *_ = client.xautoclaim(
+            STREAM_KEY,
+            STREAM_GROUP,
+            consumer,
+            min_idle_time=60_000,
+            start_id=start,
+            count=STREAM_FIRST_READ_COUNT,
         )
-        entries = answer[0][1] if answer else []
-        if entries:
-            batches.append(entries)
-        for entries in batches:
-            ids = [eid for eid, _ in entries]
-            records = [rec for _, fields in entries for rec in orjson.loads(fields[b"r"])]
-            part, carried = apply_records(records)
-            _merge(total, part)
-            if carried:
-                client.xadd(STREAM_KEY, {"r": orjson.dumps(carried)})
-            client.xack(STREAM_KEY, STREAM_GROUP, *ids)
-            client.xdel(STREAM_KEY, *ids)
-        batches = []
-        if len(entries) < STREAM_READ_COUNT:
+        if reclaimed:
+            _apply_entries(client, reclaimed, total)
+        if not reclaimed or start in (b"0-0", "0-0"):
             break
+    count = STREAM_FIRST_READ_COUNT
+    while True:
+        answer = client.xreadgroup(STREAM_GROUP, consumer, {STREAM_KEY: ">"}, count=count)
+        entries = answer[0][1] if answer else []
+        if not entries:
+            break
+        size = _apply_entries(client, entries, total)
+        if len(entries) < count:
+            break
+        count = max(1, min(STREAM_READ_COUNT, int(STREAM_READ_BYTES * len(entries) / size)))
+
+
+def _records_in(records: list[dict]) -> int:
+    """Decisions and outcomes in ``records`` (a batch record holds a whole batch)."""
+    return sum(len(rec["id"]) if rec.get("k") == "b" else 1 for rec in records)
+
+
+def _apply_entries(client, entries, total: FlushResult) -> int:
+    """Apply stream ``entries`` in transactions of about ``MAX_RECORDS_PER_APPLY`` records,
+    acknowledging and deleting each transaction's entries once it is written; the entries'
+    size in bytes."""
+    ids: list = []
+    records: list[dict] = []
+    held = size = 0
+    for eid, fields in entries:
+        raw = (fields or {}).get(b"r")
+        ids.append(eid)
+        if raw:  # (an entry deleted while another flusher held it comes back without fields)
+            size += len(raw)
+            part = orjson.loads(raw)
+            records.extend(part)
+            held += _records_in(part)
+        if held >= MAX_RECORDS_PER_APPLY:
+            _apply_chunk(client, ids, records, total)
+            ids, records, held = [], [], 0
+    if ids:
+        _apply_chunk(client, ids, records, total)
+    return max(size, 1)
+
+
+def _apply_chunk(client, ids: list, records: list[dict], total: FlushResult) -> None:
+    part, carried = apply_records(records)
+    _merge(total, part)
+    if carried:
+        client.xadd(STREAM_KEY, {"r": orjson.dumps(carried)})
+    client.xack(STREAM_KEY, STREAM_GROUP, *ids)
+    client.xdel(STREAM_KEY, *ids)
 
 
 def flush_history(
