@@ -55,6 +55,24 @@ def _local_count(key: str, duration: float) -> int:
         return count
 
 
+# While the cache is down every request would log the same warning: once per this many
+# seconds per process instead (with how many went unlimited meanwhile).
+WARN_EVERY_S = 10.0
+_warned = {"at": float("-inf"), "since": 0}
+
+
+def _warn_unlimited(exc: Exception) -> None:
+    now = time.monotonic()
+    _warned["since"] += 1
+    if now - _warned["at"] >= WARN_EVERY_S:
+        logger.warning(
+            "rate limit not applied, cache unavailable (%d requests since the last warning): %s",
+            _warned["since"],
+            exc,
+        )
+        _warned["at"], _warned["since"] = now, 0
+
+
 def _prefix() -> str:
     # Tests give each run of counters its own cache KEY_PREFIX; honour it here too.
     return f"moe:{settings.CACHES['default'].get('KEY_PREFIX', '')}:"
@@ -156,7 +174,7 @@ class ClientRate:
         try:
             return _count(self.key, self.duration) <= self.limit
         except Exception as exc:  # the cache backend's own errors (redis.RedisError, OSError)
-            logger.warning("rate limit not applied, cache unavailable: %s", exc)
+            _warn_unlimited(exc)
             return True
 
     async def allowed_now_async(self) -> bool:
@@ -172,7 +190,7 @@ class ClientRate:
         try:
             return await _count_async(client, self.key, self.duration) <= self.limit
         except Exception as exc:  # as allowed_now: the limit fails open
-            logger.warning("rate limit not applied, cache unavailable: %s", exc)
+            _warn_unlimited(exc)
             return True
 
     def guard(self) -> RateGuard | None:
@@ -208,7 +226,7 @@ class ClientRateThrottle(BaseThrottle):
         try:
             count = self._count(key)
         except Exception as exc:  # the cache backend's own errors (redis.RedisError, OSError)
-            logger.warning("rate limit not applied, cache unavailable: %s", exc)
+            _warn_unlimited(exc)
             return True
         if count > self.num_requests:
             self._wait = (window + 1) * self.duration - now

@@ -1,5 +1,7 @@
 """Per-client rate limits: counted in the shared cache; over the limit is a 429 error JSON."""
 
+import logging
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +43,23 @@ def test_health_probes_answer_over_http_when_everything_else_redirects(settings,
     assert client.get("/api/v1/ping").status_code == 200
     assert client.get("/api/v1/health").status_code in (200, 503)
     assert client.get("/api/v1/metrics").status_code == 301
+
+
+def test_a_cache_outage_is_logged_once_per_interval_not_per_request(caplog, monkeypatch):
+    # While the shared cache is down the limit fails open; the log says so every
+    # WARN_EVERY_S seconds with the count meanwhile, not once per request (600 lines in 20 s).
+    from moe_project import throttling
+
+    now = [1000.0]
+    monkeypatch.setattr(throttling.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(throttling, "_warned", {"at": float("-inf"), "since": 0})
+    with caplog.at_level("WARNING", logger="moe_project.throttling"):
+        for _ in range(100):
+            throttling._warn_unlimited(ConnectionError("refused"))
+        now[0] += throttling.WARN_EVERY_S
+        for _ in range(5):
+            throttling._warn_unlimited(ConnectionError("refused"))
+
+    messages = [m for m in map(logging.LogRecord.getMessage, caplog.records) if "not applied" in m]
+    assert len(messages) == 2
+    assert "(1 requests since" in messages[0] and "(100 requests since" in messages[1]
