@@ -15,8 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
-# What a 503 database_unavailable asks the client to wait before retrying.
-DATABASE_RETRY_AFTER_SECONDS = 5
+# What a 503 (database, registry or live state unavailable) asks the client to wait, in seconds.
+RETRY_AFTER_SECONDS = 5
 
 _CODES = {
     400: "invalid_request",
@@ -115,7 +115,7 @@ def exception_handler(exc, context):
     if domain is not None:
         response = error_response(domain[1], exc.message, exc.fields, domain[0])
         if domain[0] == 503:  # something to wait for: say how long
-            response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     if isinstance(exc, APIError):
         return error_response(exc.code, str(exc.detail), exc.fields, exc.status_code)
@@ -149,7 +149,7 @@ def exception_handler(exc, context):
         response = error_response(
             "database_unavailable", "The database is unavailable; retry shortly.", None, 503
         )
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     return None
 

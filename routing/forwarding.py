@@ -240,11 +240,15 @@ class Cooldowns:
 
     def mask(self, service_ids) -> list[bool] | None:
         """Which of ``service_ids`` (a snapshot's, in order) are cooling down; None when none
-        is (the common case: no lock, one check)."""
+        is (the common case: no lock, one check). Ended cooldowns are dropped."""
         if not self._until:
             return None
-        cooling = [self.cooling(sid) for sid in service_ids]
-        return cooling if any(cooling) else None
+        now = self.clock()
+        with self._lock:
+            for sid in [sid for sid, until in self._until.items() if until <= now]:
+                del self._until[sid]
+            cooling = set(self._until)
+        return [sid in cooling for sid in service_ids] if cooling else None
 
     def clear(self) -> None:
         with self._lock:

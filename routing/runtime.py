@@ -149,6 +149,8 @@ def may_report_any_outcome(user) -> bool:
         # The hot path's stateless token user carries no permissions: ask the database (only
         # for a report on someone else's request, so never on the common path).
         user = model.objects.filter(pk=user.pk).first()
+        if user is None:  # deleted since its token was issued
+            return False
     return is_operator(user) or ModelBackend().has_perm(user, REPORT_ANY_OUTCOME_PERMISSION)
 
 

@@ -185,8 +185,9 @@ class RoutingEngine:
         if panic:
             note = f"{note}; {PANIC_NOTE}"
         if excluded:
+            cooling = view.cooling is not None and bool((static & view.cooling).any())
             note = f"{note}; {excluded} breaker open or full" + (
-                "" if view.cooling is None else " or cooling down after a 429"
+                " or cooling down after a 429" if cooling else ""
             )
             ids = fleet.ids
             candidates = tuple([ids[i] for i in idx])

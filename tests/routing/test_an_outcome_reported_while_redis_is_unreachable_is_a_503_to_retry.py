@@ -6,6 +6,8 @@ same report lands. A decision already in the database is reported as usual meanw
 Redis is made unreachable for real: the router's claim goes to a port nothing listens on.
 PostgreSQL + Redis pass (the local store has nothing to reach)."""
 
+from contextlib import contextmanager
+
 import pytest
 import redis
 
@@ -23,17 +25,17 @@ def router(settings):
     return get_router()
 
 
-def _unreachable(router) -> redis.Redis:
-    """Point the router's outcome claim at a closed port; returns the client to restore."""
+@contextmanager
+def unreachable(router):
+    """The router's outcome claim goes to a closed port meanwhile."""
     working = router.redis_client
     dead = redis.Redis(port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
     router.redis_client, router._mark_reported = dead, dead.register_script(_MARK_REPORTED)
-    return working
-
-
-def _restore(router, working) -> None:
-    router.redis_client = working
-    router._mark_reported = working.register_script(_MARK_REPORTED)
+    try:
+        yield
+    finally:
+        router.redis_client = working
+        router._mark_reported = working.register_script(_MARK_REPORTED)
 
 
 def _route(api) -> dict:
@@ -47,11 +49,8 @@ def _report(api, routed):
 
 def test_a_pending_decision_is_a_503_to_retry_then_lands(fleet, client_api, router):
     routed = _route(client_api)
-    working = _unreachable(router)
-    try:
+    with unreachable(router):
         answer = _report(client_api, routed)
-    finally:
-        _restore(router, working)
 
     assert answer.status_code == 503, answer.content
     assert answer.json()["error"]["code"] == "state_unavailable"
@@ -63,10 +62,7 @@ def test_a_decision_already_in_the_database_is_reported_meanwhile(fleet, client_
     routed = _route(client_api)
     flush_history()
     router.redis_client.delete(f"moe:pending:{routed['request_id']}")  # only its row is left
-    working = _unreachable(router)
-    try:
+    with unreachable(router):
         answer = _report(client_api, routed)
-    finally:
-        _restore(router, working)
 
     assert answer.status_code == 200, answer.content

@@ -15,19 +15,23 @@ from routing.runtime import PENDING_KEY, get_router
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _user(django_user_model, name: str):
+    return django_user_model.objects.create_user(name, password=f"{name}-pass-1234")
+
+
 @pytest.fixture
 def alice_user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-pass-1234")
+    return _user(django_user_model, "alice")
+
+
+@pytest.fixture
+def mallory_user(django_user_model):
+    return _user(django_user_model, "mallory")
 
 
 @pytest.fixture
 def alice(alice_user, api_for):
     return api_for(alice_user)
-
-
-@pytest.fixture
-def mallory_user(django_user_model):
-    return django_user_model.objects.create_user("mallory", password="mallory-pass-1234")
 
 
 @pytest.fixture
