@@ -62,6 +62,19 @@ class SpoolBuffer:
         self._handle = open(self._path, "ab", buffering=0)  # noqa: SIM115 - kept open on purpose
         self._count = 0
         self._opened_at = time.monotonic()
+        # Sealed once it is SEGMENT_MAX_AGE_S old even if nothing more is appended: a flusher
+        # in another process (the Celery worker) cannot seal it, and an open segment of a
+        # live process is only read, never claimed, so it was re-read and re-applied by every
+        # flush until the process ended (a web worker that spooled during a Redis outage
+        # kept its last segment open for the rest of its life).
+        timer = threading.Timer(SEGMENT_MAX_AGE_S, self._seal_if_current, (self._path,))
+        timer.daemon = True
+        timer.start()
+
+    def _seal_if_current(self, path: Path) -> None:
+        with self._lock:
+            if self._handle is not None and self._path == path:
+                self._seal()
 
     def _seal(self) -> None:
         if self._handle is None:

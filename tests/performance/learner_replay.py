@@ -83,6 +83,7 @@ def replay(
     diagnose: bool = False,
     objective: Objective | None = None,
     in_flight: int = 0,
+    reload: bool = False,
 ) -> dict:
     """One seeded run. ``workers`` > 1: that many learners (web workers) take the requests in
     turn, and each outcome is reported to a worker drawn at random (a client's next request
@@ -101,9 +102,17 @@ def replay(
     report_rng = random.Random(seed * 31 + 5)
     shadow = _Diagnosis(config, objective) if diagnose else None
     phases = {}
+    log: list[tuple] = []
     for name, lo, hi in phase_bounds(requests):
         counts = {"n": 0, "optimal": 0, "explored": 0, "near_tie": 0, "wrong": 0, "regret": 0.0}
         last = name.startswith("p3")
+        if last and reload:
+            fresh = OutcomeLearner(config, objective)
+            for entry in log:
+                fresh.observe(*entry)
+            blob = fresh.to_bytes()
+            for one in learners:
+                one.load_bytes(blob)
         for _ in range(hi - lo):
             req = workload.next()
             capable = fleet.capable(req.request_type, req.capabilities)
@@ -143,6 +152,7 @@ def replay(
                 told, sid, req, ok, latency = pending.popleft()
                 for one in told:
                     reward = one.observe_outcome(sid, req.request_type, req.complexity, ok, latency)
+                log.append((sid, req.request_type, req.complexity, reward))
                 if shadow is not None:
                     shadow.observe(fleet, sid, req, reward)
         n = max(1, counts.pop("n"))
@@ -378,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="outcomes reach the learner N decisions late, as with N concurrent requests (0)",
     )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="before phase 3, load a learner refitted from every outcome so far, as a worker "
+        "does when a retrained version goes live",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.in_flight < 0:
@@ -409,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                     diagnose=args.diagnose and args.workers == 1,
                     objective=objective,
                     in_flight=args.in_flight,
+                    reload=args.reload,
                 )
                 for s in seeds
             ]

@@ -137,3 +137,13 @@ def test_a_negative_in_flight_count_is_refused(capsys):
         learner_replay.main(["--profiles", "default", "--seeds", "1", "--in-flight", "-1"])
     assert exc.value.code == 2
     assert "--in-flight" in capsys.readouterr().err
+
+
+def test_a_worker_that_loads_a_refitted_learner_decides_as_before():
+    """What a worker does when a retrained version goes live: load a learner refitted from
+    every outcome so far (routing/training.py). The refit and the state round trip keep the
+    per-segment sums exactly (rounding them to 2 places fails this), so the last phase is
+    decided exactly as without the reload: a retrain costs the live learner nothing."""
+    plain = learner_replay.replay("default", 3, 3000)
+    reloaded = learner_replay.replay("default", 3, 3000, reload=True)
+    assert reloaded == plain
