@@ -146,7 +146,7 @@ class Command(BaseCommand):
         version_before = current_registry_version()
         with transaction.atomic():
             created = self._register_fleet()
-            user_changed = self._ensure_operator()
+            user_changed, kept = self._ensure_operator()
         version_after = current_registry_version()
 
         if version_after == version_before:
@@ -159,6 +159,13 @@ class Command(BaseCommand):
                 )
             )
         state = "created/updated" if user_changed else "unchanged"
+        if kept:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Demo operator {DEMO_USERNAME!r}: {' and '.join(kept)} (set in admin) "
+                    "left as it is; set MOE_DEMO_PASSWORD to reset its password."
+                )
+            )
         self.stdout.write(f"Demo operator {DEMO_USERNAME!r} ({state}): staff, operators group.")
         self._print_token_help(base_url.rstrip("/"))
 
@@ -182,25 +189,41 @@ class Command(BaseCommand):
             created_count += created
         return created_count
 
-    def _ensure_operator(self) -> bool:
-        """Create or fix the demo operator; return True when anything was written."""
-        password = env_str("MOE_DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
+    def _ensure_operator(self) -> tuple[bool, list[str]]:
+        """Create or fix the demo operator; return whether anything was written, and what an
+        operator set that was left as it is.
+
+        What an operator decided in admin stands: a re-run (every ``make run``) does not
+        re-activate a deactivated demo operator, nor reset a password changed there back to
+        the published default. Only an explicit ``MOE_DEMO_PASSWORD`` sets the password of an
+        existing user (rotation). Lost staff status or group membership is repaired."""
+        explicit = env_str("MOE_DEMO_PASSWORD")
+        password = explicit or DEFAULT_DEMO_PASSWORD
         user, created = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+        kept: list[str] = []
         changed = []
-        if not user.is_staff or not user.is_active:
-            user.is_staff = user.is_active = True
-            changed += ["is_staff", "is_active"]
+        if created:
+            user.is_active = True
+            changed.append("is_active")
+        elif not user.is_active:
+            kept.append("deactivated")
+        if not user.is_staff:
+            user.is_staff = True
+            changed.append("is_staff")
         # Compare first: set_password draws a new salt, which would rewrite the row every run.
-        if created or not user.check_password(password):
-            user.set_password(password)
-            changed.append("password")
+        if not user.check_password(password):
+            if created or explicit:
+                user.set_password(password)
+                changed.append("password")
+            else:
+                kept.append("password changed")
         if changed:
             user.save(update_fields=changed)
         group = ensure_operator_group()
         in_group = user.groups.filter(pk=group.pk).exists()
         if not in_group:
             user.groups.add(group)
-        return created or bool(changed) or not in_group
+        return created or bool(changed) or not in_group, kept
 
     def _print_token_help(self, base_url: str) -> None:
         custom = env_str("MOE_DEMO_PASSWORD")
