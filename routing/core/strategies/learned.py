@@ -185,14 +185,19 @@ class _GatedStrategy(Strategy):
         per_candidate = np.where(open_, evidence, 0.0)
         evidence = per_candidate.sum(axis=1)
         util = load / fleet.capacity_safe
+        score = np.where(open_, optimistic - lcfg.load_penalty * util, NEG_INF)
         untried = self._untried(fleet, kinds)
         if untried.any():
             cold = open_ & (untried[0] if row_kind is None else untried[row_kind])
             if cold.any():
-                optimistic = self._take_turns(
-                    optimistic, cold, open_, lcfg.load_penalty * util, row_kind
-                )
-        score = np.where(open_, optimistic - lcfg.load_penalty * util, NEG_INF)
+                turns = self._take_turns(score, cold, row_kind)
+                if turns is not None:
+                    # Its pick raised, not the others lowered: the others stay exactly as
+                    # good as the pick's estimate, so exploration still counts them as
+                    # candidates that may be better.
+                    optimistic = np.array(optimistic, dtype=np.float64)  # tables' are shared
+                    optimistic[turns] += PENDING_PROBE_STEP
+                    score[turns] += PENDING_PROBE_STEP
         greedy = score.argmax(axis=1)
         scale = lcfg.evidence_scale
         eps = np.maximum(lcfg.epsilon_min, lcfg.epsilon * scale / (scale + evidence))
@@ -327,7 +332,7 @@ class _GatedStrategy(Strategy):
         return np.stack([t.evidence.sum(axis=0) == 0 for t in tables])
 
     @staticmethod
-    def _take_turns(optimistic, cold, open_, penalty, row_kind):
+    def _take_turns(score, cold, row_kind):
         """A batch's rows take turns among the untried candidates tied at the top. An
         untried candidate's score is its prior (optimistic, or the gate's prediction), the
         same for every row of a batch, so a cold start's batch went whole to the first listed
@@ -339,13 +344,15 @@ class _GatedStrategy(Strategy):
         ``PENDING_PROBE_STEP`` above the rest of its tied set. Nothing believed
         changes (an untried candidate with a better prior still takes them all), each row's
         scores follow from the batch's state and its position alone (no random draw), so its
-        logged propensity stays exact, and a batch's first row is decided as a single route."""
-        score = np.where(open_, optimistic - penalty, NEG_INF)
+        logged propensity stays exact, and a batch's first row is decided as a single route.
+
+        ``score``: each row's scores (less load, ``NEG_INF`` where not open); returns the
+        ``(rows, columns)`` of the picks to raise, or None when no row has such a tie."""
         tied = cold & (score >= score.max(axis=1, keepdims=True))
         n_tied = tied.sum(axis=1)
         rows = np.flatnonzero(n_tied > 1)
         if not rows.size:
-            return optimistic
+            return None
         tied, n_tied = tied[rows], n_tied[rows]
         kinds = None if row_kind is None else row_kind[rows]
         if (tied == tied[0]).all() and (kinds is None or (kinds == kinds[0]).all()):
@@ -363,11 +370,7 @@ class _GatedStrategy(Strategy):
             turn = np.empty_like(order)
             turn[order] = np.arange(order.size) - starts
         pick = (tied.cumsum(axis=1) > (turn % n_tied)[:, None]).argmax(axis=1)
-        optimistic = np.array(optimistic, dtype=np.float64)  # the tables' arrays are shared
-        # Its pick raised, not the others lowered: the others stay exactly as good as the
-        # pick's estimate, so exploration still counts them as candidates that may be better.
-        optimistic[rows, pick] += PENDING_PROBE_STEP
-        return optimistic
+        return rows, pick
 
     def _estimates(self, requests, fleet, kinds, row_kind):
         """``(m, n)`` estimates, evidence and optimistic scores of each row's request type and
