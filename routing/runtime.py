@@ -718,15 +718,18 @@ class Router:
             before.append(r)
             keep = tuple(sid for sid in r.decision.selected if sid not in drop)
             reason = f"{r.decision.reason}; breaker refused {', '.join(sorted(drop))} at dispatch"
+            # The propensity is the first pick's probability: void once another serves.
+            replaced = r.decision.selected[0] in drop
             decision = r.decision._replace(
                 selected=keep,
                 scores={k: v for k, v in r.decision.scores.items() if k in keep},
                 no_eligible_service=not keep,
                 reason=reason,
+                propensity=None if replaced else r.decision.propensity,
             )
             routed[i] = r._replace(decision=decision)
             after.append(routed[i])
-            amendments.append(amend_record(r.request_id, keep, reason))
+            amendments.append(amend_record(r.request_id, keep, reason, replaced))
             if keep or batch_base(r.request_id) is not None:
                 # A batch item's own entry overrides its batch's (an empty selection too).
                 value = pending_value(keep, req.request_type, req.complexity, owner)

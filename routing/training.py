@@ -11,10 +11,11 @@
    version: the learner starting from nothing, which is what a new worker would run), from
    the logged propensities.
 3. The candidate is stored with that evaluation; it is activated only when the DR improvement
-   has a one-sided lower confidence bound above zero (``MOE_OPE_CONFIDENCE``) and the
-   estimate rests on enough data (``MOE_OPE_MIN_ESS``). Activated, its learner statistics are
-   refitted on all the examples (the evaluated procedure on more, and newer, data), and every
-   worker starts again from them on its next registry refresh.
+   has a one-sided lower confidence bound above zero (``MOE_OPE_CONFIDENCE``; pessimistic
+   about clipped importance weights) and the estimate rests on enough data
+   (``MOE_OPE_MIN_ESS``, and enough support for both policies). Activated, its learner
+   statistics are refitted on all the examples (the evaluated procedure on more, and newer,
+   data), and every worker starts again from them on its next registry refresh.
 
 Rewards are recomputed from success and latency with the objective in force now, so training,
 evaluation and the dashboard always use one objective.
@@ -60,7 +61,10 @@ class Example:
 
 
 def _examples(max_examples: int, objective) -> list[Example]:
-    """Decisions whose first (primary) service reported an outcome, oldest first."""
+    """Decisions with an outcome, oldest first. The propensity is kept only where it is the
+    probability of the service that reported: the decision's first (primary) pick (a primary
+    replaced at dispatch has none: routing.history.records.amend_record). Off-policy
+    evaluation skips the others; training uses them all."""
     rows = (
         RoutingDecision.objects.filter(success__isnull=False)
         .exclude(outcome_service="")
@@ -78,6 +82,8 @@ def _examples(max_examples: int, objective) -> list[Example]:
     examples = []
     for rtype, features, service_id, primary, success, latency, propensity in reversed(list(rows)):
         features = features or {}
+        if service_id != primary:
+            propensity = None
         request = RouteRequest(
             request_type=rtype,
             priority=float(features.get("priority", 0.5)),
@@ -94,7 +100,7 @@ def _examples(max_examples: int, objective) -> list[Example]:
                 latency,
                 objective.reward(bool(success), latency),
                 tuple(features.get("candidates") or ()),
-                propensity if service_id == primary else None,
+                propensity,
             )
         )
     return examples
@@ -136,9 +142,11 @@ def evaluate_candidate(
     held_out: list[Example],
     confidence: float,
     min_ess: float,
+    cold_start: str = "cold start (no active version)",
 ) -> dict:
-    """Off-policy evaluation of ``candidate`` against ``active`` (None: the logging policy)
-    on ``held_out``; the dict stored with the version (see routing.core.offpolicy)."""
+    """Off-policy evaluation of ``candidate`` against ``active`` (None: the learner starting
+    from nothing, described by ``cold_start``) on ``held_out``; the dict stored with the
+    version (see routing.core.offpolicy)."""
     logged = offpolicy.usable(
         [
             LoggedDecision(
@@ -157,11 +165,16 @@ def evaluate_candidate(
     if active is None:
         # What a worker runs with no version to load: the learner starting from nothing.
         active = OutcomeLearner(candidate.config, candidate.objective)
-        against = "cold start (no active version)"
+        against = cold_start
     else:
         against = "active version"
     old = offpolicy.estimate(logged, _policy(active), model)
     verdict = offpolicy.compare(new, old, confidence, min_ess)
+    if len(logged) < 2:
+        verdict["decision"] = (
+            f"not enough logged decisions to compare: {len(logged)} of {len(held_out)} held "
+            f"out usable ({_unusable(held_out)})"
+        )
     return {
         "method": "doubly robust, paired, one-sided normal bound",
         "against": against,
@@ -174,6 +187,19 @@ def evaluate_candidate(
         "ess": round(new.ess, 1),
         **verdict,
     }
+
+
+def _unusable(held_out: list[Example]) -> str:
+    """Why held-out decisions cannot be used off-policy, counted."""
+    no_p = sum(1 for ex in held_out if ex.propensity is None)
+    bad_p = sum(
+        1 for ex in held_out if ex.propensity is not None and not ex.propensity > 0
+    )  # zero, negative or NaN
+    outside = sum(1 for ex in held_out if ex.propensity and ex.service_id not in ex.candidates)
+    return (
+        f"{no_p} without a propensity, {bad_p} with a zero one, "
+        f"{outside} without their service among the logged candidates"
+    )
 
 
 def _flush_history_first() -> None:
@@ -216,19 +242,26 @@ def retrain_gate(max_examples: int | None = None) -> dict:
     )
     candidate = _fit_learner(train, config.learner_config, objective)
     active = None
-    if active_row is not None and active_row.policy_weights:
-        active = OutcomeLearner(config.learner_config, objective)
-        try:
-            active.load_bytes(bytes(active_row.policy_weights))
-        except (ValueError, KeyError, TypeError):
-            active = None
+    cold_start = "cold start (no active version)"
+    if active_row is not None:
+        # Not "no active version": say which one could not be compared against.
+        cold_start = f"cold start (active version {active_row.version} has no usable learner)"
+        if active_row.policy_weights:
+            active = OutcomeLearner(config.learner_config, objective)
+            try:
+                active.load_bytes(bytes(active_row.policy_weights))
+            except (ValueError, KeyError, TypeError):
+                active = None
     evaluation = evaluate_candidate(
         candidate,
         active,
         held_out,
         settings.MOE_OPE_CONFIDENCE,
         settings.MOE_OPE_MIN_ESS,
+        cold_start,
     )
+    # Which version the baseline was (None: a cold start, ``against`` says why).
+    evaluation["baseline_version"] = active_row.version if active is not None else None
     better = bool(evaluation["better"])
     evaluation["activated"] = better
     evaluation["objective"] = objective.as_dict()

@@ -78,6 +78,8 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
             if rec["id"] in decisions:  # fold into the decision before it is inserted
                 target = decisions[rec["id"]]
                 target.update(sel=rec["sel"], r=rec["r"], ne=not rec["sel"])
+                if rec.get("np"):
+                    target["p"] = None
             else:
                 amended.append(rec)
     result = FlushResult()
@@ -116,12 +118,15 @@ def apply_records(records: Iterable[dict]) -> tuple[FlushResult, list[dict]]:
             result.decisions = len(rows)
         carried: list[dict] = []
         for rec in amended:
-            updated = RoutingDecision.objects.filter(request_id=rec["id"]).update(
-                selected_services=rec["sel"],
-                primary_service=rec["sel"][0] if rec["sel"] else "",
-                reason=rec["r"],
-                no_eligible_service=not rec["sel"],
-            )
+            changes = {
+                "selected_services": rec["sel"],
+                "primary_service": rec["sel"][0] if rec["sel"] else "",
+                "reason": rec["r"],
+                "no_eligible_service": not rec["sel"],
+            }
+            if rec.get("np"):
+                changes["propensity"] = None
+            updated = RoutingDecision.objects.filter(request_id=rec["id"]).update(**changes)
             if not updated and time.time() - rec["at"] < CARRY_MAX_AGE_S:
                 carried.append(rec)
         if outcomes:

@@ -162,9 +162,17 @@ def expand_records(records: Iterable[dict]) -> Iterator[dict]:
             }
 
 
-def amend_record(request_id: str, selected: Sequence[str], reason: str) -> dict:
-    """A decision whose services a breaker refused at dispatch (a cross-worker race)."""
-    return {"k": "a", "id": request_id, "sel": list(selected), "r": reason[:500], "at": time.time()}
+def amend_record(
+    request_id: str, selected: Sequence[str], reason: str, primary_replaced: bool = False
+) -> dict:
+    """A decision whose services a breaker refused at dispatch (a cross-worker race).
+    ``primary_replaced``: its first service was refused, so the logged propensity (that
+    service's probability) is no longer the probability of the one that serves: the amended
+    row keeps none (off-policy evaluation skips it; training still learns from it)."""
+    rec = {"k": "a", "id": request_id, "sel": list(selected), "r": reason[:500], "at": time.time()}
+    if primary_replaced:
+        rec["np"] = True
+    return rec
 
 
 def outcome_record(

@@ -3,6 +3,8 @@ dispatch is refused (the shared breaker never lets an open service take work), a
 request is routed again on a fresh view instead of answering 503 while another service can
 serve it. Redis state only (the local store has no other workers)."""
 
+import dataclasses
+
 import pytest
 
 from routing.core.types import BreakerState, RouteRequest
@@ -23,3 +25,31 @@ def test_a_refused_dispatch_is_routed_again_on_a_fresh_view(two_workers):
     assert routed.decision.selected and pinned not in routed.decision.selected
     # ... and B's view now knows: the next request goes elsewhere at once.
     assert pinned not in b.route(request, "consistent_hash", None).decision.selected
+
+
+def test_a_refused_first_pick_of_a_top_k_decision_voids_its_propensity(two_workers):
+    """The second service of a top-k decision serves when another worker's breaker refuses
+    the first at dispatch. The logged propensity was the first one's probability: the answer
+    and the history row carry none (off-policy evaluation would weigh the second service's
+    outcome with the first one's probability)."""
+    from routing.history.flush import flush_history
+    from routing.models import RoutingDecision
+
+    a, b = two_workers
+    learner = b.engine.learner
+    # No exploration: the second route picks what the first did.
+    learner.config = dataclasses.replace(
+        learner.config, epsilon=0.0, epsilon_min=0.0, epsilon_uniform=0.0, forced_share=0.0
+    )
+    request = RouteRequest(request_type="inference", complexity=0.5)
+    first, second = b.route(request, "top_k", 2).decision.selected
+    a.store.force_breaker(first, BreakerState.OPEN)
+
+    routed = b.route(request, "top_k", 2)
+
+    assert routed.decision.selected == (second,), routed.decision.reason
+    assert routed.decision.propensity is None
+    flush_history()
+    row = RoutingDecision.objects.get(request_id=routed.request_id)
+    assert row.primary_service == second
+    assert row.propensity is None

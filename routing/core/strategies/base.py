@@ -151,39 +151,43 @@ def capacity_factor_bound(total_load: float, capacity: np.ndarray, factor: float
 
 
 def assign_in_order(scores: np.ndarray, remaining: np.ndarray) -> np.ndarray:
-    """Give each row its best-scoring column that has room, earlier rows first.
+    """Give each row its best-scoring column that has room, earlier rows first: row ``i``
+    gets what is left after rows ``0..i-1`` took theirs, exactly as one row at a time would.
 
     ``scores`` (m, n) with -inf where a row may not go (not modified); ``remaining`` (n,)
     slots per column, decremented in place. Returns the column per row, -1 where nothing had
-    room. Runs in rounds: every pending row proposes its best open column, each column
-    accepts proposals in row order up to its room, columns that filled up close, and the
-    rejected rows propose again.
+    room. Vectorised per fill: every row from ``start`` on takes its best column with room;
+    the first row that would overfill a column is where that column filled, so the rows
+    before it are final, the full columns close, and the rest choose again. (A row's logged
+    propensity depends on which columns were full at its turn: see
+    routing/core/strategies/learned.py ``_after_fills``.)
     """
     m, n = scores.shape
     choice = np.full(m, -1, dtype=np.int64)
-    rows = np.arange(m)
-    sub = scores
-    while rows.size:
+    start = 0
+    while start < m:
         closed = remaining <= 0
+        sub = scores[start:]
         if closed.any():
-            sub = sub.copy() if sub is scores else sub
+            sub = sub.copy()
             sub[:, closed] = NEG_INF
         best = sub.argmax(axis=1)
-        has = sub[np.arange(len(rows)), best] > NEG_INF
-        if not has.all():
-            rows, best = rows[has], best[has]
-            if not rows.size:
-                break
-        order = np.argsort(best, kind="stable")
-        cols = best[order]
-        rank = np.arange(len(cols)) - np.searchsorted(cols, cols, side="left")
-        accepted = rank < remaining[cols]
-        choice[rows[order[accepted]]] = cols[accepted]
-        remaining -= np.bincount(cols[accepted], minlength=n).astype(remaining.dtype)
-        if accepted.all():
+        has = sub[np.arange(len(best)), best] > NEG_INF
+        cols = np.where(has, best, n)  # n: nothing with room
+        # each row's rank among the earlier rows taking the same column
+        order = np.argsort(cols, kind="stable")
+        ranked = cols[order]
+        rank = np.empty(len(cols), dtype=np.int64)
+        rank[order] = np.arange(len(cols)) - np.searchsorted(ranked, ranked, side="left")
+        over = has & (rank >= np.append(remaining, np.inf)[cols])
+        stop = int(over.argmax()) if over.any() else len(cols)
+        taken = cols[:stop]
+        kept = taken < n
+        choice[start : start + stop] = np.where(kept, taken, -1)
+        remaining -= np.bincount(taken[kept], minlength=n).astype(remaining.dtype)
+        if stop == len(cols):
             break
-        rows = np.sort(rows[order[~accepted]])
-        sub = scores[rows]
+        start += stop
     return choice
 
 

@@ -263,6 +263,7 @@ class _GatedStrategy(Strategy):
         k = min(self.k_for(top_k), int(n_open.max(initial=0)))
         if k == 0:
             return [None] * m
+        room = remaining.copy()
         chosen = np.full((m, k), -1, dtype=np.int64)
         for r in range(k):
             col = assign_in_order(work, remaining)
@@ -281,6 +282,14 @@ class _GatedStrategy(Strategy):
             + np.where(in_plausible, per_plausible, 0.0)
             + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
         )
+        filled = np.flatnonzero(
+            np.bincount(first[first >= 0], minlength=len(cap)) >= np.maximum(room, 1)
+        )
+        if filled.size:
+            self._after_fills(
+                propensity, filled, room, first, greedy, score, open_,
+                (per_open, plausible, per_plausible, under, n_under, held, share),
+            )  # fmt: skip
         # 0: greedy, 1: epsilon exploration, 2: an under-sampled candidate measured instead of
         # the greedy one (forced sampling, or epsilon landing on one: as route() says).
         label = np.zeros(m, dtype=np.int64)
@@ -324,6 +333,44 @@ class _GatedStrategy(Strategy):
                 sel = [c for c in sel if c >= 0]
             out.append((sel, w, p, texts[kr, x], name, p))
         return out
+
+    @staticmethod
+    def _after_fills(propensity, filled, room, first, greedy, score, open_, mixture) -> None:
+        """Correct, in place, the propensities of the rows decided after a service filled up
+        during the batch. Such a row's draw may still target the full service (as greedy,
+        exploration or forced pick); the assignment then gives it its best-scoring candidate
+        with room, ``g'``. So that candidate's probability is its own share plus the shares of
+        every service already full at the row's turn (each row's turn counted in batch order);
+        another candidate keeps its own. Without this, the rows after the greedy service
+        filled went to the next one with probability ~1 but logged its exploration share."""
+        per_open, plausible, per_plausible, under, n_under, held, share = mixture
+        taken = first[:, None] == filled[None, :]
+        # each row's count of earlier rows given the service, against its room
+        before = np.cumsum(taken, axis=0) - taken
+        full = before >= room[filled][None, :]
+        rows = np.flatnonzero(full.any(axis=1) & (first >= 0))
+        if not rows.size:
+            return
+        full = full[rows]
+        cols = np.broadcast_to(filled, full.shape)
+        r2 = np.broadcast_to(rows[:, None], full.shape)
+        greedy_mass = np.where(n_under[rows] > 0, held[rows] * (1.0 - share), held[rows])
+        # each full service's share of the row's draw (the greedy one's includes its uniform
+        # share: held)
+        q = np.where(
+            cols == greedy[rows][:, None],
+            greedy_mass[:, None],
+            per_open[rows][:, None] * open_[r2, cols]
+            + per_plausible[rows][:, None] * plausible[r2, cols]
+            + (held[rows] * share / np.maximum(n_under[rows], 1))[:, None] * under[r2, cols],
+        )
+        moved = (q * full).sum(axis=1)
+        open_rows = np.where(open_[rows], score[rows], NEG_INF)
+        open_rows[np.broadcast_to(np.arange(len(rows))[:, None], full.shape)[full], cols[full]] = (
+            NEG_INF
+        )
+        fallback = open_rows.argmax(axis=1)
+        propensity[rows] += np.where(first[rows] == fallback, moved, 0.0)
 
     def _untried(self, fleet, kinds) -> np.ndarray:
         """``(len(kinds), n)``: the services no outcome of each request type has been

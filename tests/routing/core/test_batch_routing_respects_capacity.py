@@ -78,6 +78,39 @@ def test_in_order_assignment_never_overfills_and_leaves_no_row_behind_needlessly
             assert not (allowed & (remaining > 0)).any()
 
 
+def one_row_at_a_time(scores: np.ndarray, room: np.ndarray) -> list[int]:
+    """The reference: each row in turn takes its best column that still has room."""
+    left = room.copy()
+    out = []
+    for row in scores:
+        open_ = np.isfinite(row) & (left > 0)
+        if not open_.any():
+            out.append(-1)
+            continue
+        col = int(np.argmax(np.where(open_, row, -np.inf)))
+        left[col] -= 1
+        out.append(col)
+    return out
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.integers(1, 60),
+    st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([3, 8, 100]),
+)
+def test_in_order_assignment_is_one_row_at_a_time(m, n, seed, most_room):
+    """Row i gets what rows 0..i-1 left, never a column a later row took first: a row's
+    logged propensity depends on which services were full at its turn (learned.py)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(m, n))
+    scores[rng.random((m, n)) < 0.3] = -np.inf
+    room = rng.integers(0, most_room, size=n).astype(np.float64)
+
+    assert assign_in_order(scores, room.copy()).tolist() == one_row_at_a_time(scores, room)
+
+
 @pytest.mark.parametrize("strategy", ["switch_transformer", "top_k", "adaptive"])
 def test_capacity_goes_to_the_earlier_requests_of_the_batch_whatever_their_group(strategy):
     """Two groups share a service with room for three: requests take it in batch order, so
