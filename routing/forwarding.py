@@ -8,8 +8,10 @@
   rebinding) cannot redirect it.
 - **What counts as a service failure** (fed to the breaker, EWMA and learner): a 5xx, a 429, a
   timeout, a connection error or a connection reset. Any other 4xx is the caller's problem
-  and counts as a success of the service. A 429's ``Retry-After`` cools the service down in
-  this process (it is skipped as a retry target meanwhile).
+  and counts as a success of the service. A 429's ``Retry-After`` cools the service down
+  (``Router.start_cooldown``): routing leaves it out until then, and it is skipped as a retry
+  target, in this worker at once and, with Redis, in every other worker within milliseconds
+  (routing/shared_cooldowns.py).
 - **When a retry is safe**: the method is idempotent, or the request carries an
   ``Idempotency-Key``, or nothing was sent (connection refused / connect timeout, or the
   address was refused before connecting). The next target is the next selected service,
@@ -213,7 +215,9 @@ class RetryBudget:
 
 
 class Cooldowns:
-    """Services that answered 429 with ``Retry-After``: skipped as targets until then."""
+    """Services that answered 429 with ``Retry-After``: skipped as targets until then. One per
+    process (:data:`cooldowns`), read by the route decision as a local dict; the cool-downs
+    other workers start reach it through Redis (routing/shared_cooldowns.py)."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self.clock = clock
@@ -331,11 +335,12 @@ class Attempts:
     def next_service(self) -> str | None:
         """The next service to try: the selected ones first, then the other candidates;
         never one already tried, nor one cooling down after a 429."""
+        cooling = self.router.cooldowns.cooling
         for sid in self.selected:
-            if sid not in self.tried and not cooldowns.cooling(sid):
+            if sid not in self.tried and not cooling(sid):
                 return sid
         for sid in self._others():
-            if sid not in self.tried and not cooldowns.cooling(sid):
+            if sid not in self.tried and not cooling(sid):
                 return sid
         return None
 
@@ -489,7 +494,7 @@ def _forward_once(attempts: Attempts, service_id, payload, idempotency_key, rema
     if status_code == 429 and response is not None:
         pause = retry_after_seconds(response.headers.get("Retry-After"))
         if pause:
-            cooldowns.start(service_id, pause)
+            attempts.router.start_cooldown(service_id, pause)
     success = not is_failure(status_code)
     attempts.finish(service_id, success, latency_ms, status_code, error)
     result = None

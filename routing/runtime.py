@@ -52,6 +52,7 @@ from routing.history import HistoryWriter, amend_record, decision_records, outco
 from routing.metrics import RoutingMetrics
 from routing.overrides import ActiveOverride, resolve_override, usable
 from routing.request_ids import WORKER_PREFIX_DIGITS
+from routing.shared_cooldowns import CooldownPublisher
 from routing.shared_learning import LearningFollower, queue_shared_outcome
 
 if TYPE_CHECKING:
@@ -230,7 +231,10 @@ def objective() -> Objective:
 
 
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, cooldowns=None) -> None:
+        """``cooldowns``: the 429 cool-downs this router honours (default: the process's,
+        :data:`routing.forwarding.cooldowns`; tests give two routers a set each, as two
+        worker processes have)."""
         self.engine = RoutingEngine(engine_config())
         self.redis_client = None
         if settings.REDIS_URL:
@@ -263,22 +267,41 @@ class Router:
         self._ramp_allowed: dict[str, bool] | None = None
         self._ramp_seen: tuple[FleetSnapshot | None, np.ndarray | None] = (None, None)
         # Services that answered a forwarded call with 429 + Retry-After (routing/forwarding.py):
-        # left out of routing until then.
-        from routing.forwarding import cooldowns
+        # left out of routing until then, by every worker sharing Redis (see start_cooldown).
+        from routing.forwarding import cooldowns as process_cooldowns
 
-        self._cooldowns = cooldowns
+        self.cooldowns = process_cooldowns if cooldowns is None else cooldowns
         self._prefix = secrets.token_hex(WORKER_PREFIX_DIGITS // 2)
         self._counter = itertools.count(1)
-        # Shared learning (routing/shared_learning.py): outcomes go to every worker's learner.
+        # With Redis, a follower thread (routing/shared_learning.py) feeds this worker the
+        # other workers' outcomes (MOE_SHARED_LEARNING) and cool-downs (shared_cooldowns.py).
         self._follower = None
-        if self.redis_client is not None and settings.MOE_SHARED_LEARNING:
-            self._follower = LearningFollower(self, settings.REDIS_URL, self._prefix)
+        self._cooldown_publisher = None
+        self._shares_learning = self.redis_client is not None and settings.MOE_SHARED_LEARNING
+        if self.redis_client is not None:
+            self._follower = LearningFollower(
+                self, settings.REDIS_URL, self._prefix, learn=self._shares_learning
+            )
             self._follower.start()
+            self._cooldown_publisher = CooldownPublisher(self, self._prefix)
 
     def close(self) -> None:
-        """Stop this router's background work (the shared-learning follower)."""
+        """Stop this router's background work (the follower, the cool-down publisher)."""
         if self._follower is not None:
             self._follower.stop()
+        if self._cooldown_publisher is not None:
+            self._cooldown_publisher.stop()
+
+    def start_cooldown(self, service_id: str, seconds: float) -> None:
+        """Leave ``service_id`` out of routing for ``seconds`` (a 429's ``Retry-After``, capped
+        by MOE_PROXY_MAX_COOLDOWN_SECONDS), here at once and, with Redis, on every other
+        worker within milliseconds. Never waits on Redis nor raises for it."""
+        seconds = min(seconds, settings.MOE_PROXY_MAX_COOLDOWN_SECONDS)
+        if seconds <= 0:
+            return
+        self.cooldowns.start(service_id, seconds)
+        if self._cooldown_publisher is not None:
+            self._cooldown_publisher.publish(service_id, time.time() + seconds)
 
     def _create_store(self):
         from telemetry.state.factory import create_state_store
@@ -560,7 +583,7 @@ class Router:
         fleet or became routable again (breaker closed or half-open, health back): their
         share grows linearly over MOE_SLOW_START_SECONDS, as Envoy's slow start does."""
         view = self.store.view(snapshot)
-        cooling = self._cooldowns.mask(snapshot.service_ids)
+        cooling = self.cooldowns.mask(snapshot.service_ids)
         if cooling is not None:
             view = replace(view, cooling=np.array(cooling, dtype=bool))
         window = settings.MOE_SLOW_START_SECONDS
@@ -956,7 +979,7 @@ class Router:
     def _append_outcome(self, record: dict | None, learned: tuple) -> None:
         """Append the outcome's history ``record`` (None: already written) and, with shared
         learning, the outcome for the other workers' learners, in one round trip."""
-        if self._follower is None or self.history.stream is None:
+        if not self._shares_learning or self.history.stream is None:
             if record is not None:
                 self.history.append([record])
             return
@@ -990,7 +1013,7 @@ class Router:
         for sid in service_ids:
             state = dict(default)
             state.update(states.get(sid, {}))
-            state["cooling_down"] = self._cooldowns.cooling(sid)
+            state["cooling_down"] = self.cooldowns.cooling(sid)
             if isinstance(state.get("breaker_state"), BreakerState):
                 state["breaker_state"] = state["breaker_state"].value
             out[sid] = state

@@ -13,6 +13,10 @@ The stream is capped (``MAXLEN ~ 20,000``): a worker that falls that far behind,
 goes on from the newest entry (a worker starts from the active version's learner state, as
 before). When Redis is unreachable the follower retries once a second and each worker learns
 from its own outcomes meanwhile.
+
+The same follower reads the stream of 429 cool-downs, ``moe:cooldowns``
+(routing/shared_cooldowns.py), in the same ``XREAD``: it runs whenever Redis is configured,
+and follows ``moe:learn`` only with ``MOE_SHARED_LEARNING``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import logging
 import threading
 import weakref
 
+from routing.shared_cooldowns import CATCH_UP_COUNT, COOLDOWN_KEY, apply_cooldowns
+
 logger = logging.getLogger(__name__)
 
 LEARN_KEY = "moe:learn"
@@ -28,6 +34,7 @@ LEARN_MAXLEN = 20_000
 READ_COUNT = 1000
 BLOCK_MS = 1000
 RETRY_S = 1.0
+_COOLDOWN_KEY = COOLDOWN_KEY.encode()
 
 
 def queue_shared_outcome(pipe, token, service_id, request_type, complexity, reward) -> None:
@@ -43,17 +50,21 @@ def queue_shared_outcome(pipe, token, service_id, request_type, complexity, rewa
 
 
 class LearningFollower(threading.Thread):
-    """Feeds the outcomes other workers received to ``router``'s learner. Stops when the
-    router is gone (reset or garbage) or :meth:`stop` is called."""
+    """Feeds the outcomes other workers received to ``router``'s learner (when ``learn``), and
+    the cool-downs they started to ``router.cooldowns``. Stops when the router is gone (reset
+    or garbage) or :meth:`stop` is called."""
 
-    def __init__(self, router, redis_url: str, token: str) -> None:
+    def __init__(self, router, redis_url: str, token: str, *, learn: bool = True) -> None:
         super().__init__(name="moe-learning-follower", daemon=True)
         self._router = weakref.ref(router)
         self._url = redis_url
         self._token = token.encode()
+        self.learns = learn
         self._stop_event = threading.Event()
         self.applied = 0  # outcomes of other workers fed to the learner (tests, status)
-        self.ready = threading.Event()  # set once the stream position is known
+        self.cooldowns_applied = 0  # cool-downs of other workers started here (tests, status)
+        # Set once the stream positions are known and the cool-downs in force applied.
+        self.ready = threading.Event()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -64,27 +75,54 @@ class LearningFollower(threading.Thread):
         client = redis.Redis.from_url(
             self._url, socket_timeout=BLOCK_MS / 1000 + 2.0, socket_connect_timeout=0.5
         )
-        last: bytes | None = None
+        positions: dict[str, bytes] | None = None
         try:
             while not self._stop_event.is_set():
                 try:
-                    if last is None:
-                        newest = client.xrevrange(LEARN_KEY, count=1)
-                        last = newest[0][0] if newest else b"0-0"
+                    if positions is None:
+                        positions = self._start(client)
+                        if positions is None:
+                            return
                         self.ready.set()
-                    entries = client.xread({LEARN_KEY: last}, count=READ_COUNT, block=BLOCK_MS)
+                    entries = client.xread(positions, count=READ_COUNT, block=BLOCK_MS)
                 except redis.RedisError as exc:
                     logger.debug("shared learning: Redis unavailable (%s); retrying", exc)
                     self._stop_event.wait(RETRY_S)
                     continue
                 router = self._router()
-                if router is None:
+                if router is None or self._stop_event.is_set():
                     return
-                for _stream, items in entries or ():
-                    last = self._apply(router.engine.learner, items) or last
+                for stream, items in entries or ():
+                    if stream == _COOLDOWN_KEY:
+                        last, applied = apply_cooldowns(router.cooldowns, items, self._token)
+                        self.cooldowns_applied += applied
+                        positions[COOLDOWN_KEY] = last or positions[COOLDOWN_KEY]
+                    else:
+                        last = self._apply(router.engine.learner, items)
+                        positions[LEARN_KEY] = last or positions[LEARN_KEY]
                 del router
         finally:
             client.close()
+
+    def _start(self, client) -> dict[str, bytes] | None:
+        """Where to read from: after the newest entries. The cool-downs still in force among
+        the newest ``CATCH_UP_COUNT`` are applied first (a worker that starts, or whose
+        Redis was away, honours them too). None when the router is gone."""
+        pipe = client.pipeline(transaction=False)
+        pipe.xrevrange(COOLDOWN_KEY, count=CATCH_UP_COUNT)
+        if self.learns:
+            pipe.xrevrange(LEARN_KEY, count=1)
+        replies = pipe.execute()
+        router = self._router()
+        if router is None:
+            return None
+        recent = replies[0]
+        _, applied = apply_cooldowns(router.cooldowns, reversed(recent), self._token)
+        self.cooldowns_applied += applied
+        positions = {COOLDOWN_KEY: recent[0][0] if recent else b"0-0"}
+        if self.learns:
+            positions[LEARN_KEY] = replies[1][0][0] if replies[1] else b"0-0"
+        return positions
 
     def _apply(self, learner, items) -> bytes | None:
         last = None

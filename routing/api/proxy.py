@@ -519,7 +519,7 @@ async def _attempt(request, attempts: Attempts, prepared, upstream: dict, remain
     if status == 429:
         pause = forwarding.retry_after_seconds(response.headers.get("Retry-After"))
         if pause:
-            forwarding.cooldowns.start(service_id, pause)
+            attempts.router.start_cooldown(service_id, pause)  # never waits on Redis
     if is_failure(status):
         await response.aclose()
         await _finish(attempts, service_id, False, started, status, None, latency_ms)

@@ -56,9 +56,12 @@ def request_path(exchanges):
 
 
 def follows_learning(exchange) -> bool:
-    """The shared-learning follower's own reads (a background thread with its own connection,
-    routing/shared_learning.py): an XREAD that returns when an outcome is appended."""
-    return exchange.commands in (["XREAD"], ["XREVRANGE"]) and exchange.mentions(b"moe:learn")
+    """The follower's own reads (a background thread with its own connection,
+    routing/shared_learning.py): an XREAD that returns when an outcome or a 429 cool-down is
+    appended, and the XREVRANGEs that find where to start."""
+    return set(exchange.commands) <= {"XREAD", "XREVRANGE"} and (
+        exchange.mentions(b"moe:learn") or exchange.mentions(b"moe:cooldowns")
+    )
 
 
 def measured(counter, call):

@@ -22,6 +22,7 @@ from routing.history import buffers
 from routing.history.buffers import SpoolBuffer
 from routing.history.flush import flush_history
 from routing.models import RoutingDecision
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,21 +48,12 @@ def _record(request_id: str) -> dict:
     }
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_an_idle_segment_is_sealed_without_another_write(tmp_path, monkeypatch):
     monkeypatch.setattr(buffers, "SEGMENT_MAX_AGE_S", 0.2)
     spool = SpoolBuffer(tmp_path)
     spool.append([_record("idle-1")])
     assert [p.suffix for p in tmp_path.iterdir()] == [".open"]
-    assert _wait_for(lambda: [p.suffix for p in tmp_path.iterdir()] == [".ready"])
+    assert wait_for(lambda: [p.suffix for p in tmp_path.iterdir()] == [".ready"])
     # The next write opens a new segment; the sealed one is left as it was.
     spool.append([_record("idle-2")])
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".open", ".ready"]
@@ -95,7 +87,7 @@ def test_another_live_process_s_idle_segment_is_flushed_once_and_removed(tmp_pat
     )
     try:
         assert writer.stdout.readline().strip() == "written"
-        assert _wait_for(lambda: [p.suffix for p in tmp_path.iterdir()] == [".ready"])
+        assert wait_for(lambda: [p.suffix for p in tmp_path.iterdir()] == [".ready"])
         assert writer.poll() is None  # still alive: its segment was sealed by its own timer
         result = flush_history(tmp_path, use_settings=False)
         assert result.decisions == 1
