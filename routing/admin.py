@@ -1,20 +1,22 @@
 """Admin for routing: history (read-only), strategy overrides, gate versions."""
 
 import json
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections, transaction
-from django.db.models import Q
+from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from registry.services import bump_registry_version
-from routing.models import GateModel, RoutingDecision, StrategyOverride
+from routing.models import GateModel, RoutingDecision, StrategyOverride, strategy_choices
 
 
 class OutcomeFilter(admin.SimpleListFilter):
@@ -50,24 +52,120 @@ class ServiceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StrategyFilter(admin.SimpleListFilter):
+    """The strategies this version knows, without ``SELECT DISTINCT strategy`` over the whole
+    history table (what a plain ``"strategy"`` list filter runs on every page)."""
+
+    title = "strategy"
+    parameter_name = "strategy"
+
+    def lookups(self, request, model_admin):
+        known = [name for name, _ in strategy_choices()]
+        chosen = self.value()
+        if chosen and chosen not in known:  # an older version's strategy, typed in the URL
+            known.append(chosen)
+        return [(name, name) for name in known]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(strategy=self.value())
+        return queryset
+
+
+class HistoryQuerySet(QuerySet):
+    """Routing history for the changelist: the date drill-down by index probes.
+
+    The admin's date hierarchy asks ``datetimes(field, "year" | "month" | "day")``, which is
+    ``SELECT DISTINCT date_trunc(...)`` over every matching row: a scan of the whole table
+    on every page. Here the range comes from MIN/MAX (the ends of the ``decided_at`` index)
+    and each year, month or day in it is one ``EXISTS`` probe on that index: at most a few
+    dozen index lookups, whatever the table holds.
+    """
+
+    MAX_PROBES = 400
+
+    def datetimes(self, field_name, kind, order="ASC", tzinfo=None):
+        if kind not in ("year", "month", "day"):
+            return super().datetimes(field_name, kind, order, tzinfo)
+        tz = tzinfo or timezone.get_current_timezone()
+        ends = self.aggregate(first=Min(field_name), last=Max(field_name))
+        if ends["first"] is None:
+            return []
+        first, last = ends["first"].astimezone(tz), ends["last"].astimezone(tz)
+        found = []
+        start = _truncate(first, kind, tz)
+        while start <= last and len(found) < self.MAX_PROBES:
+            end = _next(start, kind, tz)
+            bucket = {f"{field_name}__gte": start, f"{field_name}__lt": end}
+            if self.filter(**bucket).exists():
+                found.append(start)
+            start = end
+        return found if order == "ASC" else found[::-1]
+
+
+def _truncate(moment: datetime, kind: str, tz) -> datetime:
+    parts = {"year": (moment.year, 1, 1), "month": (moment.year, moment.month, 1)}
+    year, month, day = parts.get(kind, (moment.year, moment.month, moment.day))
+    return timezone.make_aware(datetime(year, month, day), tz)
+
+
+def _next(start: datetime, kind: str, tz) -> datetime:
+    naive = start.replace(tzinfo=None)
+    if kind == "year":
+        naive = naive.replace(year=naive.year + 1)
+    elif kind == "month":
+        naive = naive.replace(year=naive.year + naive.month // 12, month=naive.month % 12 + 1)
+    else:
+        naive += timedelta(days=1)
+    return timezone.make_aware(naive, tz)
+
+
 class HistoryPaginator(Paginator):
     """Pages over routing history without ``SELECT COUNT(*)`` on every page.
 
     Counting is exact up to ``EXACT_LIMIT`` rows, found by reading at most that many primary
     keys through the (indexed) list order; beyond it the unfiltered list on PostgreSQL reports
-    the planner's estimate (``pg_class.reltuples``), anything else ``EXACT_LIMIT``, so the page
-    links reach the first ``EXACT_LIMIT`` rows and filters or the date drill-down narrow the rest.
+    the planner's estimate (``pg_class.reltuples``), anything else ``EXACT_LIMIT``. Either
+    way the page links reach the first ``EXACT_LIMIT`` rows only (a page further down would be
+    an ``OFFSET`` over millions of rows): filters or the date drill-down narrow the rest.
     """
 
     EXACT_LIMIT = 10_000
+    _beyond_limit = False
+
+    @cached_property
+    def num_pages(self) -> int:
+        if self.count == 0 and not self.allow_empty_first_page:
+            return 0
+        pages = math.ceil(max(1, self.count - self.orphans) / self.per_page)
+        return min(pages, max(1, math.ceil(self.EXACT_LIMIT / self.per_page)))
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
         seen = len(queryset.values_list("pk", flat=True)[: self.EXACT_LIMIT + 1])
-        if seen <= self.EXACT_LIMIT:
+        self._beyond_limit = seen > self.EXACT_LIMIT
+        if not self._beyond_limit:
             return seen
         return max(self.EXACT_LIMIT, self._estimate(queryset))
+
+    @cached_property
+    def count_is_exact(self) -> bool:
+        return self.count <= self.EXACT_LIMIT and not self._beyond_limit
+
+    @property
+    def paged_rows(self) -> str:
+        """How many rows the page links reach, for the list's text."""
+        return f"{min(self.count, self.num_pages * self.per_page):,}"
+
+    @property
+    def count_text(self) -> str:
+        """The count as the list shows it: exact, or said to be an estimate or a floor."""
+        if self.count_is_exact:
+            return f"{self.count:,}"
+        if self.count > self.EXACT_LIMIT:
+            return f"about {self.count:,}"
+        return f"more than {self.EXACT_LIMIT:,}"
 
     @staticmethod
     def _estimate(queryset) -> int:
@@ -81,6 +179,15 @@ class HistoryPaginator(Paginator):
             )
             row = cursor.fetchone()
         return int(row[0]) if row and row[0] and row[0] > 0 else 0
+
+
+class HistoryChangeList(ChangeList):
+    """Sorts by the ``sortable_by`` columns only, a hand-written ``?o=`` included."""
+
+    def get_ordering_field(self, field_name):
+        if field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
 
 
 @admin.register(RoutingDecision)
@@ -100,7 +207,16 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
         "latency_ms",
         "status_code",
     )
-    list_filter = ("strategy", ServiceFilter, OutcomeFilter, "no_eligible_service", "decided_at")
+    list_filter = (
+        StrategyFilter,
+        ServiceFilter,
+        OutcomeFilter,
+        "no_eligible_service",
+        "decided_at",
+    )
+    # Sorting by any other column sorts the whole table; these two are indexed.
+    sortable_by = ("request_id", "decided_at")
+    ordering = ("-decided_at",)  # what a refused ?o= falls back to
     # Exact matches only (see get_search_results): each is an indexed lookup.
     search_fields = ("request_id", "request_type", "primary_service")
     search_help_text = "Exact request id, request type or service id."
@@ -108,6 +224,13 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
     list_per_page = 100
     paginator = HistoryPaginator
     show_full_result_count = False  # COUNT(*) over a large history table is slow
+
+    def get_changelist(self, request, **kwargs):
+        return HistoryChangeList
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return HistoryQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
 
     def get_search_results(self, request, queryset, search_term):
         """Exact match on indexed columns; ``icontains`` would scan the whole table."""
@@ -127,6 +250,14 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def get_actions(self, request):
+        # No bulk delete: "select all" then delete would load and list every matching row (the
+        # confirmation page) and delete them in one transaction. Old history goes with the
+        # prune_history job (MOE_HISTORY_RETENTION_DAYS); a superuser may still delete a row.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 class StrategyOverrideForm(forms.ModelForm):
@@ -174,6 +305,7 @@ class StrategyOverrideAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
+    list_select_related = ("created_by",)  # one query for the page, not one per row
     list_filter = ("strategy", "scope")
     search_fields = ("request_type", "reason")
     readonly_fields = ("created_by", "created_at", "updated_at")
@@ -380,6 +512,11 @@ class GateModelAdmin(admin.ModelAdmin):
     )
     exclude = ("weights", "policy_weights", "evaluation")
     actions = ["activate"]
+
+    def get_queryset(self, request):
+        # The weights (about 100 kB a version, more with a larger fleet) are never shown: a
+        # page of a hundred hourly versions read ten megabytes for nothing.
+        return super().get_queryset(request).defer("weights", "policy_weights")
 
     @admin.display(description="evaluation")
     def evaluation_summary(self, obj):

@@ -5,6 +5,7 @@ import hmac
 from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
+from django.views.generic import RedirectView
 from django_prometheus import exports
 
 from moe_project.api_errors import error_body
@@ -39,4 +40,6 @@ def prometheus_metrics(request):
 urlpatterns = [
     path("metrics", prometheus_metrics, name="prometheus-metrics"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    # The bare host: where an operator starts (not a 404).
+    path("", RedirectView.as_view(pattern_name="dashboard"), name="home"),
 ]
