@@ -36,6 +36,11 @@ def _id_prefix(task) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", task.name) + "-"
 
 
+def issued_by_api(task, task_id: str) -> bool:
+    """Whether ``task_id`` is the id of a job queued through the API (not by beat)."""
+    return task_id.startswith(_id_prefix(task))
+
+
 def queue_job(task, status_prefix: str, **kwargs) -> Response:
     """``task.apply_async(kwargs=kwargs)``: 202 with the task id and where to ask for its state;
     503 ``broker_unavailable`` when it cannot be queued (never a 500)."""
@@ -74,8 +79,10 @@ def _not_found() -> APIError:
 def job_status(task, task_id: str) -> Response:
     """The job's state, its result once it succeeded, its error type once it failed; while
     PENDING, how long it has been queued and, past ``MOE_JOB_PICKUP_SECONDS`` with no worker
-    having taken a job since, a ``detail`` saying so. 400 naming ``task_id`` when that is not a
-    task id, 404 when no such job was queued by this endpoint (or its result has expired)."""
+    having taken a job since, a ``detail`` saying so; while STARTED by a worker that has since
+    been lost (not seen for ``MOE_WORKER_LOST_SECONDS``, or started again), ``worker_lost`` and
+    a ``detail`` saying what to do. 400 naming ``task_id`` when that is not a task id, 404 when
+    no such job was queued by this endpoint (or its result has expired)."""
     if not TASK_ID_RE.fullmatch(task_id):
         raise APIError(
             "validation_error",
@@ -94,6 +101,8 @@ def job_status(task, task_id: str) -> Response:
     body = {"task_id": task_id, "state": state}
     if state == states.PENDING and isinstance(queued_at, float):
         body.update(_waiting(queued_at))
+    elif state == states.STARTED:
+        body.update(_started(task, task_id, result.info))
     elif result.successful():
         body["result"] = result.result
     elif result.failed():
@@ -115,3 +124,59 @@ def _waiting(queued_at: float) -> dict:
                 "`celery -A moe_project worker` (see /api/v1/health)."
             )
     return answer
+
+
+def redelivery(app) -> tuple[float | None, str]:
+    """When the broker hands out again a job whose worker was lost before acknowledging it
+    (jobs are acknowledged late): ``(seconds after it was taken, or None for never, sentence)``.
+    """
+    scheme = (app.conf.broker_url or "").split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss", "sentinel", "redis+socket"):
+        from kombu.transport.redis import Channel
+
+        options = app.conf.broker_transport_options or {}
+        timeout = float(options.get("visibility_timeout", Channel.visibility_timeout))
+        return timeout, (
+            f"The broker (Redis) hands it to a worker again only once its visibility timeout "
+            f"({timeout:.0f} s) has passed since it was taken, and only while a worker runs."
+        )
+    if scheme == "filesystem":
+        return None, (
+            "The broker (the filesystem transport) removed it from the queue when the worker "
+            "took it: it is never handed out again and this job will not finish."
+        )
+    return None, "Whether and when the broker hands it out again depends on the broker."
+
+
+def _started(task, task_id: str, info) -> dict:
+    """A STARTED job whose worker is lost: say so, and what to do."""
+    hostname = info.get("hostname") if isinstance(info, dict) else None
+    lost = heartbeat.job_worker_lost(task_id, hostname)
+    if lost is None:
+        return {}
+    if lost.restarted:
+        what = (
+            f"The worker that started this job ({lost.node}) has been started again since "
+            "(it was killed or crashed while running it): the job is not running."
+        )
+    elif lost.last_seen_s is None:
+        what = (
+            f"The worker that started this job ({lost.node}) has stopped (no trace of it is "
+            "left): the job is not running."
+        )
+    else:
+        what = (
+            f"The worker that started this job ({lost.node}) has stopped: it was last seen "
+            f"{lost.last_seen_s:.0f} s ago (killed, crashed or cut off; a live worker is seen "
+            f"every {heartbeat.worker_beat_seconds():g} s), so the job is not running."
+        )
+    _, when = redelivery(task.app)
+    return {
+        "worker_lost": True,
+        "worker": lost.node,
+        "worker_last_seen_s": lost.last_seen_s,
+        "detail": (
+            f"{what} {when} Queuing it again now (POST to the endpoint that queued it) is "
+            "safe: jobs are idempotent."
+        ),
+    }

@@ -37,10 +37,58 @@ CELERY_STALE_AFTER_S = 30.0
 START_WORKER = "celery -A moe_project worker -B (or workers plus one celery beat)"
 
 
+# A health report lists at most this many jobs whose worker was lost.
+LOST_JOBS_LISTED = 10
+
+
+def _lost_jobs() -> list[dict]:
+    """API jobs STARTED by a worker lost since (telemetry/heartbeat.py), for as long as the
+    broker would take to hand them out again (an hour when it never does); bounded reads."""
+    from django.conf import settings
+
+    from moe_project.celery import app
+    from moe_project.jobs import redelivery
+    from telemetry import heartbeat
+
+    redelivered_after, _ = redelivery(app)
+    lost = heartbeat.lost_jobs(
+        report_for_s=redelivered_after or 3600.0,
+        forget_after_s=settings.CELERY_RESULT_EXPIRES.total_seconds(),
+    )
+    return [
+        {
+            "task_id": task_id,
+            "task": record.get("task"),
+            "worker": worker.node,
+            "worker_last_seen_s": worker.last_seen_s,
+            "worker_restarted": worker.restarted,
+        }
+        for task_id, record, worker in lost[:LOST_JOBS_LISTED]
+    ]
+
+
+def _lost_detail(lost: list[dict]) -> str:
+    first = lost[0]
+    how = (
+        "has been started again since"
+        if first["worker_restarted"]
+        else f"was last seen {first['worker_last_seen_s']:.0f} s ago"
+        if first["worker_last_seen_s"] is not None
+        else "has stopped"
+    )
+    others = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+    return (
+        f"a job's worker was lost: {first['task']} job {first['task_id']}{others} was started "
+        f"by {first['worker']}, which {how}; the job is not running: queue it again (its "
+        "status says when the broker would hand it out again)"
+    )
+
+
 def check_celery() -> dict:
     """``ok`` when jobs run (any job: a worker without beat runs the ones the API queues),
     ``unknown`` before the first, ``stale`` when the periodic flush job stopped, ``degraded``
-    when a job has waited longer than ``MOE_JOB_PICKUP_SECONDS`` with no worker taking any."""
+    when a job has waited longer than ``MOE_JOB_PICKUP_SECONDS`` with no worker taking any, or
+    when a job queued through the API was STARTED by a worker lost since."""
     from telemetry import heartbeat
 
     now = time.time()
@@ -52,6 +100,9 @@ def check_celery() -> dict:
         report["last_job_age_s"] = round(now - ran, 1)
     if waiting is not None:
         report["waiting_job_age_s"] = round(now - waiting, 1)
+    lost = _lost_jobs()
+    if lost:
+        report["lost_jobs"] = lost
     if waiting is not None and now - waiting > heartbeat.pickup_seconds():
         return {
             "status": "degraded",
@@ -62,6 +113,8 @@ def check_celery() -> dict:
                 f"(none is running, or all are busy); start one: {START_WORKER}"
             ),
         }
+    if lost:
+        return {"status": "degraded", **report, "detail": _lost_detail(lost)}
     if ran is None:
         return {"status": "unknown", **report, "detail": "no job has run yet"}
     if flushed is not None and now - flushed > CELERY_STALE_AFTER_S:

@@ -51,6 +51,8 @@ def _start(tmp_path, **env) -> subprocess.CompletedProcess:
         ("MOE_DEFAULT_TOP_K", "9"),  # above the API's top_k limit: every route would 500
         ("MOE_DEFAULT_TOP_K", "0"),
         ("MOE_NUM_PROXIES", "-1"),
+        ("MOE_WORKER_LOST_SECONDS", "soon"),
+        ("MOE_WORKER_LOST_SECONDS", "0"),
         ("DJANGO_SECRET_KEY", ""),
     ],
 )

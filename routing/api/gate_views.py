@@ -64,11 +64,30 @@ class GateRetrainStatusSerializer(serializers.Serializer):
     queued_for_s = serializers.FloatField(
         required=False, help_text="When PENDING: seconds since the job was queued."
     )
+    worker_lost = serializers.BooleanField(
+        required=False,
+        help_text=(
+            "When STARTED by a worker that has not been seen for MOE_WORKER_LOST_SECONDS, or "
+            "has been started again since (killed or crashed mid-job): true. The job is not "
+            "running; the state stays STARTED until the broker hands it out again, if ever "
+            "(see detail). Absent otherwise."
+        ),
+    )
+    worker = serializers.CharField(
+        required=False, help_text="With worker_lost: the Celery worker (nodename) that was lost."
+    )
+    worker_last_seen_s = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="With worker_lost: seconds since that worker was last seen (null: unknown).",
+    )
     detail = serializers.CharField(
         required=False,
         help_text=(
             "When PENDING for longer than MOE_JOB_PICKUP_SECONDS and no worker has taken a job "
-            "from the queue since: that no worker has picked it up, and how to start one."
+            "from the queue since: that no worker has picked it up, and how to start one. With "
+            "worker_lost: which worker stopped and when it was last seen, when (if ever) the "
+            "broker hands the job out again, and that queuing it again is safe."
         ),
     )
 

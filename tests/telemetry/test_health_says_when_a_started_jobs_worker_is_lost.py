@@ -1,0 +1,146 @@
+"""GET /api/v1/health says ``degraded`` while a job queued through the API was STARTED by a worker
+that has stopped stamping (or started again since), and stops saying so once the broker would
+have handed the job out again; a job that ends leaves no record behind.
+
+Stamps and records are written as a worker writes them (the heartbeat functions and the Celery
+signals they connect), in whichever store the pass configures (files under ``var/``, or Redis);
+tests/integration/test_a_job_whose_worker_died_says_so.py kills a real worker.
+"""
+
+import json
+import time
+import uuid
+
+import pytest
+from celery import signals
+
+import telemetry.tasks  # noqa: F401 - as in a worker: the tasks connect the heartbeats
+from moe_project.jobs import _id_prefix
+from routing.tasks import retrain_gate
+from telemetry import heartbeat
+
+pytestmark = pytest.mark.django_db
+
+NODE = "celery@worker-1"
+
+
+@pytest.fixture(autouse=True)
+def own_var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.MOE_WORKER_LOST_SECONDS = 30.0
+
+
+def stamp(node: str, boot: str, age_s: float = 0.0) -> None:
+    """The worker ``node`` (started as ``boot``) stamped ``age_s`` seconds ago."""
+    from django.conf import settings
+
+    heartbeat.beat_worker(node, boot)
+    if age_s and settings.REDIS_URL:
+        key = heartbeat.KEY + heartbeat.WORKER + node
+        heartbeat._redis().pexpire(key, int(heartbeat.WORKER_STAMP_TTL_MS - age_s * 1000))
+    elif age_s:
+        path = heartbeat._worker_path(node)
+        value = json.loads(path.read_text())
+        value["at"] -= age_s
+        path.write_text(json.dumps(value))
+
+
+def api_job_id() -> str:
+    return f"{_id_prefix(retrain_gate)}{uuid.uuid4()}"
+
+
+def celery_check(anon_api) -> dict:
+    response = anon_api.get("/api/v1/health")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_a_job_whose_worker_stopped_stamping_makes_health_degraded(anon_api):
+    # given: a retrain started by a worker last seen 45 s ago (threshold 30 s)
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+
+    # when
+    body = celery_check(anon_api)
+    celery = body["checks"]["celery"]
+
+    # then: degraded, naming the job and the worker
+    assert body["status"] == "degraded"
+    assert celery["status"] == "degraded"
+    [lost] = celery["lost_jobs"]
+    assert lost["task_id"] == task_id and lost["worker"] == NODE
+    assert 44.0 <= lost["worker_last_seen_s"] <= 50.0
+    assert lost["worker_restarted"] is False
+    assert task_id in celery["detail"] and NODE in celery["detail"]
+
+
+def test_a_job_a_live_worker_runs_leaves_health_alone(anon_api):
+    heartbeat.job_started(api_job_id(), "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=5.0)
+
+    celery = celery_check(anon_api)["checks"]["celery"]
+
+    assert "lost_jobs" not in celery
+    assert celery["status"] != "degraded"
+
+
+def test_a_worker_started_again_under_the_same_name_does_not_hide_the_loss(anon_api):
+    # given: the job's worker was killed and started again (a container's restart policy)
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-2")
+
+    # then
+    celery = celery_check(anon_api)["checks"]["celery"]
+    assert celery["status"] == "degraded"
+    assert celery["lost_jobs"][0]["worker_restarted"] is True
+    assert "started again" in celery["detail"]
+    assert heartbeat.job_worker_lost(task_id, NODE).restarted is True
+
+
+def test_a_lost_job_is_reported_until_the_broker_would_have_handed_it_out_again(
+    anon_api, monkeypatch
+):
+    # given: a job whose worker was lost
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+    started = time.time()
+
+    # when: more than the broker's redelivery time (an hour here) later, then a day later
+    monkeypatch.setattr(time, "time", lambda: started + 3700)
+    an_hour_on = celery_check(anon_api)["checks"]["celery"]
+    assert heartbeat.running_job(task_id) is not None
+    monkeypatch.setattr(time, "time", lambda: started + 2 * 24 * 3600)
+    celery_check(anon_api)
+
+    # then: no longer reported; once its result has expired, the record is forgotten
+    assert "lost_jobs" not in an_hour_on
+    assert heartbeat.running_job(task_id) is None
+
+
+def test_a_job_a_worker_runs_is_recorded_until_it_ends(monkeypatch):
+    # given: this process is a worker (its bootstep ran), running an API job and a beat job
+    monkeypatch.setattr(heartbeat, "_this_worker", (NODE, "boot-1"))
+    task_id, beat_job = api_job_id(), str(uuid.uuid4())
+
+    # when: both start
+    for job in (task_id, beat_job):
+        signals.task_prerun.send(sender=retrain_gate, task_id=job, task=retrain_gate)
+
+    # then: only the API job is recorded, with its worker
+    record = heartbeat.running_job(task_id)
+    assert (record["node"], record["boot"], record["task"]) == (NODE, "boot-1", retrain_gate.name)
+    assert heartbeat.running_job(beat_job) is None
+
+    # when: it ends
+    signals.task_postrun.send(sender=retrain_gate, task_id=task_id, task=retrain_gate)
+
+    # then
+    assert heartbeat.running_job(task_id) is None
+
+
+def test_nothing_is_said_of_a_worker_never_seen_with_no_record_of_the_job():
+    # A worker of a version that does not stamp: it cannot be told lost.
+    assert heartbeat.job_worker_lost(api_job_id(), "celery@old-version") is None
