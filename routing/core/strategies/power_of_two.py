@@ -26,9 +26,10 @@ class PowerOfTwo(Strategy):
         return Choice([chosen], [confidence], confidence, reason, PowerOfTwo.name, propensity)
 
     @staticmethod
-    def propensity(n: int, worse: int) -> float:
-        """P(a service is chosen) when ``worse`` of the other ``n - 1`` candidates cost more:
-        it must be sampled (2/n) with one of those as its pair (worse / (n - 1))."""
+    def propensity(n: int, worse: float) -> float:
+        """P(a service is chosen) when it beats ``worse`` of the other ``n - 1`` candidates (a
+        tie counting half): it must be sampled with one of them as its pair, each pair drawn
+        with probability 2 / (n (n - 1)), and it wins that pair (or, tied, half of the time)."""
         return 2.0 * worse / (n * (n - 1))
 
     def route(self, request, ctx):
@@ -53,13 +54,18 @@ class PowerOfTwo(Strategy):
         cap = fleet.capacity_safe
         if cost_b < cost_a or (cost_b == cost_a and load[b] / cap[b] < load[a] / cap[a]):
             a, b, cost_a, cost_b = b, a, cost_b, cost_a
-        # Ties counted as worse: a slight overestimate where costs are exactly equal.
+        # Which pairs it wins: a cheaper cost, or an equal cost and a lower load share; a
+        # pair equal in both keeps the one sampled first, so it wins half of the time.
         lat_all = lat[idx]
         if not lat_all.all():
             lat_all = np.where(lat_all > 0, lat_all, default_latency(lat_all.tolist()))
-        costs = lat_all * (load[idx] + 1.0) / fleet.weight[idx]
-        worse = np.count_nonzero(costs >= cost_a) - 1
-        p = self.propensity(n, max(int(worse), 1))
+        costs = lat_all * (load[idx] + 1.0) / np.maximum(fleet.weight[idx], 1e-9)
+        share = load[idx] / cap[idx]
+        tied = costs == cost_a
+        share_a = load[a] / cap[a]
+        beaten = np.count_nonzero(costs > cost_a) + np.count_nonzero(tied & (share > share_a))
+        even = np.count_nonzero(tied & (share == share_a)) - 1  # less itself
+        p = self.propensity(n, max(beaten + 0.5 * even, 0.5))
         return self._choice(a, b, cost_a, cost_b, fleet, p)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):

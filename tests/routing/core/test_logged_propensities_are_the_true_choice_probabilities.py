@@ -92,6 +92,32 @@ def test_power_of_two_logs_the_probability_of_its_pick():
     assert logged["svc-000"] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize(
+    "latency, in_flight",
+    [
+        ([10.0, 10.0, 10.0, 10.0], [0, 0, 0, 0]),  # an idle, alike fleet: every cost ties
+        ([10.0, 10.0, 20.0, 20.0], [0, 0, 0, 0]),  # two tied pairs
+        ([10.0, 20.0, 10.0, 40.0], [0, 0, 0, 0]),
+    ],
+)
+def test_power_of_two_logs_the_probability_of_its_pick_when_costs_tie(latency, in_flight):
+    """A pair of equal cost (and equal load) keeps the one sampled first: each wins half of
+    the time. Counting ties as wins logged 2/n on an idle, alike fleet, twice the truth."""
+    engine = RoutingEngine(EngineConfig(p2c_seed=3))
+    live = view(4, in_flight=in_flight, latency=latency)
+    n = 8000
+    decisions = [
+        engine.route(RouteRequest(), uniform_fleet(4), live, "power_of_two") for _ in range(n)
+    ]
+    counts = Counter(d.selected[0] for d in decisions)
+    logged: dict[str, set] = {}
+    for d in decisions:
+        logged.setdefault(d.selected[0], set()).add(round(d.propensity, 9))
+    for sid, ps in logged.items():
+        assert len(ps) == 1, (sid, ps)
+        assert counts[sid] / n == pytest.approx(ps.pop(), abs=0.02), (sid, counts)
+
+
 def test_a_mixed_batch_logs_each_groups_own_probabilities():
     """One batch of three request types, each with its own candidates (two, two, all eight):
     the learned strategies route every group in one pass, and each decision's propensity is
