@@ -59,13 +59,15 @@ class PowerOfTwo(Strategy):
         lat_all = lat[idx]
         if not lat_all.all():
             lat_all = np.where(lat_all > 0, lat_all, default_latency(lat_all.tolist()))
-        costs = lat_all * (load[idx] + 1.0) / np.maximum(fleet.weight[idx], 1e-9)
-        share = load[idx] / cap[idx]
-        tied = costs == cost_a
-        share_a = load[a] / cap[a]
-        beaten = np.count_nonzero(costs > cost_a) + np.count_nonzero(tied & (share > share_a))
-        even = np.count_nonzero(tied & (share == share_a)) - 1  # less itself
-        p = self.propensity(n, max(beaten + 0.5 * even, 0.5))
+        costs = lat_all * (load[idx] + 1.0) / fleet.weight[idx]
+        beaten = int(np.count_nonzero(costs > cost_a))  # (plain ints: numpy scalars would
+        ties = int(np.count_nonzero(costs >= cost_a)) - beaten - 1  # slow all that follows)
+        if ties:  # (rare once latencies are measured; every pair on an idle, alike fleet)
+            tied = costs == cost_a
+            share, share_a = load[idx] / cap[idx], load[a] / cap[a]
+            beaten += int(np.count_nonzero(tied & (share > share_a)))
+            beaten += 0.5 * (int(np.count_nonzero(tied & (share == share_a))) - 1)
+        p = self.propensity(n, max(beaten, 0.5))
         return self._choice(a, b, cost_a, cost_b, fleet, p)
 
     def route_batch(self, requests, positions, mask, top_k, bctx):
