@@ -1,0 +1,58 @@
+"""The flush benchmark's output contract (figures are not checked: timing is never asserted).
+It checks its own flush (every decision once, as recorded, with its outcome) and says so."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.requirements import missing
+
+
+def _run(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.performance.bench_flush", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.config_independent
+def test_a_short_run_on_the_embedded_default_prints_decisions_per_second():
+    result = _run("--batches", "2", "--items", "30", "--paths", "auto,generic")
+
+    assert (result["database"], result["buffer"]) == ("sqlite", "spool")
+    assert [run["path"] for run in result["runs"]] == ["auto", "generic"]
+    for run in result["runs"]:
+        assert run["check"] == "ok"
+        assert run["decisions"] == 60  # the batch sent twice counts once
+        assert run["decisions_per_s"] > 0
+        assert set(run["transactions_by_writer"]) == {"orm"}
+
+
+def test_on_postgresql_and_the_stream_the_copy_writer_takes_the_backlog():
+    database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL")
+    if not database_url.startswith("postgres") or not redis_url:
+        pytest.skip("the PostgreSQL + Redis pass")
+    scratch = database_url.split("?")[0].rstrip("/") + "_bench"  # created and dropped
+    try:
+        result = _run(
+            "--batches", "3", "--items", "100", "--paths", "auto,generic",
+            "--database-url", scratch, "--redis-url", redis_url,
+        )  # fmt: skip
+    except AssertionError as exc:
+        if "permission denied to create database" in str(exc):
+            missing(f"cannot create {scratch}: {exc}")
+        raise
+
+    assert (result["database"], result["buffer"]) == ("postgresql", "redis stream")
+    auto, generic = result["runs"]
+    assert auto["check"] == generic["check"] == "ok"
+    assert auto["decisions"] == generic["decisions"] == 300
+    assert auto["transactions_by_writer"].get("postgresql", 0) >= 1
+    assert set(generic["transactions_by_writer"]) == {"orm"}
