@@ -263,9 +263,9 @@ def _amendment_rows(amendments: list[tuple[dict, bool]]) -> list[tuple]:
         if rec.get("np"):
             voided.add(rec["id"])
     return [
-        (rid, _json(rec["sel"]), rec["sel"][0] if rec["sel"] else "", rec["r"], not rec["sel"])
-        + (rid in voided,)
+        (rid, _json(sel), sel[0] if sel else "", rec["r"], not sel, rid in voided)
         for rid, rec in last.items()
+        for sel in (rec["sel"],)
     ]
 
 

@@ -37,12 +37,16 @@ def test_a_deactivated_demo_operator_stays_deactivated(monkeypatch):
     assert "deactivated" in output and "left as it is" in output
 
 
-def test_a_password_changed_in_admin_is_not_reset_to_the_published_one(monkeypatch):
+def seeded_with_a_password_changed_in_admin(monkeypatch) -> None:
     monkeypatch.delenv("MOE_DEMO_PASSWORD", raising=False)
     seed()
     user = operator()
     user.set_password("chosen-by-the-operator-77")
     user.save()
+
+
+def test_a_password_changed_in_admin_is_not_reset_to_the_published_one(monkeypatch):
+    seeded_with_a_password_changed_in_admin(monkeypatch)
 
     output = seed()
 
@@ -53,11 +57,7 @@ def test_a_password_changed_in_admin_is_not_reset_to_the_published_one(monkeypat
 
 
 def test_an_explicit_password_still_rotates_it(monkeypatch):
-    monkeypatch.delenv("MOE_DEMO_PASSWORD", raising=False)
-    seed()
-    user = operator()
-    user.set_password("chosen-by-the-operator-77")
-    user.save()
+    seeded_with_a_password_changed_in_admin(monkeypatch)
 
     monkeypatch.setenv("MOE_DEMO_PASSWORD", "rotated-by-env-88")
     output = seed()

@@ -274,22 +274,27 @@ class _GatedStrategy(Strategy):
         first = chosen[:, 0]
         first_ok = first.clip(min=0)
         in_under = under[rows, first_ok] & (first >= 0)
-        in_plausible = plausible[rows, first_ok]
-        propensity = np.where(
-            first == greedy,
-            np.where(n_under > 0, held * (1.0 - share), held),
-            per_open
-            + np.where(in_plausible, per_plausible, 0.0)
-            + np.where(in_under, held * share / np.maximum(n_under, 1), 0.0),
-        )
+        greedy_mass = np.where(n_under > 0, held * (1.0 - share), held)
+        forced_each = held * share / np.maximum(n_under, 1)
+
+        def draw_share(r, c):
+            """The probability that row ``r``'s draw targets column ``c`` (index arrays of
+            one shape): the greedy pick's mass (its uniform share included), or the uniform,
+            directed and forced shares of another."""
+            return np.where(
+                c == greedy[r],
+                greedy_mass[r],
+                per_open[r] * open_[r, c]
+                + per_plausible[r] * plausible[r, c]
+                + forced_each[r] * under[r, c],
+            )
+
+        propensity = draw_share(rows, first_ok)
         filled = np.flatnonzero(
             np.bincount(first[first >= 0], minlength=len(cap)) >= np.maximum(room, 1)
         )
         if filled.size:
-            self._after_fills(
-                propensity, filled, room, first, greedy, score, open_,
-                (per_open, plausible, per_plausible, under, n_under, held, share),
-            )  # fmt: skip
+            self._after_fills(propensity, filled, room, first, score, open_, draw_share)
         # 0: greedy, 1: epsilon exploration, 2: an under-sampled candidate measured instead of
         # the greedy one (forced sampling, or epsilon landing on one: as route() says).
         label = np.zeros(m, dtype=np.int64)
@@ -335,7 +340,7 @@ class _GatedStrategy(Strategy):
         return out
 
     @staticmethod
-    def _after_fills(propensity, filled, room, first, greedy, score, open_, mixture) -> None:
+    def _after_fills(propensity, filled, room, first, score, open_, draw_share) -> None:
         """Correct, in place, the propensities of the rows decided after a service filled up
         during the batch. Such a row's draw may still target the full service (as greedy,
         exploration or forced pick); the assignment then gives it its best-scoring candidate
@@ -343,7 +348,6 @@ class _GatedStrategy(Strategy):
         every service already full at the row's turn (each row's turn counted in batch order);
         another candidate keeps its own. Without this, the rows after the greedy service
         filled went to the next one with probability ~1 but logged its exploration share."""
-        per_open, plausible, per_plausible, under, n_under, held, share = mixture
         taken = first[:, None] == filled[None, :]
         # each row's count of earlier rows given the service, against its room
         before = np.cumsum(taken, axis=0) - taken
@@ -354,21 +358,9 @@ class _GatedStrategy(Strategy):
         full = full[rows]
         cols = np.broadcast_to(filled, full.shape)
         r2 = np.broadcast_to(rows[:, None], full.shape)
-        greedy_mass = np.where(n_under[rows] > 0, held[rows] * (1.0 - share), held[rows])
-        # each full service's share of the row's draw (the greedy one's includes its uniform
-        # share: held)
-        q = np.where(
-            cols == greedy[rows][:, None],
-            greedy_mass[:, None],
-            per_open[rows][:, None] * open_[r2, cols]
-            + per_plausible[rows][:, None] * plausible[r2, cols]
-            + (held[rows] * share / np.maximum(n_under[rows], 1))[:, None] * under[r2, cols],
-        )
-        moved = (q * full).sum(axis=1)
+        moved = (draw_share(r2, cols) * full).sum(axis=1)
         open_rows = np.where(open_[rows], score[rows], NEG_INF)
-        open_rows[np.broadcast_to(np.arange(len(rows))[:, None], full.shape)[full], cols[full]] = (
-            NEG_INF
-        )
+        open_rows[np.nonzero(full)[0], cols[full]] = NEG_INF
         fallback = open_rows.argmax(axis=1)
         propensity[rows] += np.where(first[rows] == fallback, moved, 0.0)
 
