@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections, transaction
 from django.db.models import Max, Min, Q, QuerySet
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -551,15 +553,34 @@ class GateModelAdmin(admin.ModelAdmin):
         from routing.training import activate_gate_version
 
         row = queryset.get()
-        activate_gate_version(row.version)
         refused = refusal(_dict(row.evaluation))
+        if refused is not None and request.POST.get("confirm") != "yes":
+            # A version the evaluation kept from going live is the operator's call, made on
+            # a page that says why it was kept out (Django's delete confirmation, likewise).
+            return TemplateResponse(
+                request,
+                "admin/routing/gatemodel/activate_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": f"Activate gate v{row.version}?",
+                    "opts": self.model._meta,
+                    "version": row,
+                    "refused": refused,
+                    "current": GateModel.objects.filter(active=True)
+                    .exclude(pk=row.pk)
+                    .only("version")
+                    .first(),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        activate_gate_version(row.version)
         if refused is None:
             self.message_user(request, f"Gate v{row.version} is now active.", messages.SUCCESS)
         else:
             # The operator's call, but not a silent one.
             self.message_user(
                 request,
-                f"Gate v{row.version} is now active, although its off-policy evaluation did "
-                f"not activate it: {refused}",
+                f"Gate v{row.version} is now active, confirmed although its off-policy "
+                f"evaluation did not activate it: {refused}",
                 messages.WARNING,
             )

@@ -1,5 +1,5 @@
 """Gate versions in admin: the list shows the held-out figures training stores, and activating
-a version its off-policy evaluation refused works but says why it was refused."""
+a version its off-policy evaluation refused takes a confirmation that says why it was refused."""
 
 import pytest
 from django.utils import timezone
@@ -56,10 +56,10 @@ def versions():
     return active, refused
 
 
-def activate(client, version):
+def activate(client, version, **extra):
     return client.post(
         CHANGELIST,
-        {"action": "activate", "_selected_action": [version.pk], "index": 0},
+        {"action": "activate", "_selected_action": [version.pk], "index": 0, **extra},
         follow=True,
     )
 
@@ -75,10 +75,29 @@ def test_the_list_shows_the_gates_agreement_on_good_outcomes(operator_admin, ver
     assert '<td class="field-val_agreement">81.2%</td>' in page
 
 
-def test_activating_a_refused_version_works_and_warns_why(operator_admin, versions):
+def test_activating_a_refused_version_first_asks_and_says_why(operator_admin, versions):
     active, refused = versions
 
     response = activate(operator_admin, refused)
+
+    refused.refresh_from_db()
+    active.refresh_from_db()
+    assert (refused.active, active.active) == (False, True)
+    page = response.content.decode()
+    assert response.templates[0].name == "admin/routing/gatemodel/activate_confirmation.html"
+    assert '<blockquote id="refusal">ESS 2 &lt; 30: too little support</blockquote>' in page
+    assert "than the active version, v1" in page
+    assert 'value="Yes, activate v2"' in page
+    assert messages_of(response) == []
+
+
+def test_a_confirmed_activation_of_a_refused_version_goes_live_and_warns(operator_admin, versions):
+    active, refused = versions
+    # What the confirmation page's form posts.
+    page = activate(operator_admin, refused).content.decode()
+    assert '<input type="hidden" name="confirm" value="yes">' in page
+
+    response = activate(operator_admin, refused, confirm="yes")
 
     refused.refresh_from_db()
     active.refresh_from_db()
@@ -86,15 +105,15 @@ def test_activating_a_refused_version_works_and_warns_why(operator_admin, versio
     assert messages_of(response) == [
         (
             "warning",
-            "Gate v2 is now active, although its off-policy evaluation did not activate it: "
-            "ESS 2 < 30: too little support",
+            "Gate v2 is now active, confirmed although its off-policy evaluation did not "
+            "activate it: ESS 2 < 30: too little support",
         )
     ]
 
 
 def test_rolling_back_to_a_version_the_evaluation_approved_does_not_warn(operator_admin, versions):
     active, refused = versions
-    activate(operator_admin, refused)
+    activate(operator_admin, refused, confirm="yes")
 
     response = activate(operator_admin, active)
 

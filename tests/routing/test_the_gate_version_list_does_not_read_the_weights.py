@@ -55,7 +55,8 @@ def test_activating_from_the_list_still_works(client, operator, versions):
 
     client.post(
         "/admin/routing/gatemodel/",
-        {"action": "activate", "_selected_action": [versions[1].pk], "index": 0},
+        # These versions were refused: the confirmation page's answer.
+        {"action": "activate", "_selected_action": [versions[1].pk], "index": 0, "confirm": "yes"},
     )
 
     assert GateModel.objects.get(active=True).version == 2
