@@ -32,6 +32,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -197,7 +198,11 @@ def waiting_since() -> float | None:
 
 def beat_worker(node: str, boot: str) -> None:
     """The worker ``node`` (its Celery nodename), started as ``boot``, is alive now."""
-    stamp = json.dumps({"boot": boot, "pid": os.getpid(), "at": time.time()})
+    # ``lost_after``: this worker's own MOE_WORKER_LOST_SECONDS. It stamps at a sixth of it,
+    # so a reader configured with a shorter one would call it lost between two stamps.
+    stamp = json.dumps(
+        {"boot": boot, "pid": os.getpid(), "at": time.time(), "lost_after": worker_lost_seconds()}
+    )
     if settings.REDIS_URL:
         _redis().set(KEY + WORKER + node, stamp, px=WORKER_STAMP_TTL_MS)
         return
@@ -206,10 +211,12 @@ def beat_worker(node: str, boot: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A worker's last stamp: which start of it, and how many seconds ago."""
+    """A worker's last stamp: which start of it, how many seconds ago, and after how long
+    without a stamp that worker counts itself lost (None: a stamp that does not say)."""
 
     boot: str | None
     age_s: float
+    lost_after: float | None = None
 
 
 def workers_seen(nodes) -> dict[str, Seen | None] | None:
@@ -233,23 +240,31 @@ def workers_seen(nodes) -> dict[str, Seen | None] | None:
         for node, raw, ttl in zip(nodes, answers[::2], answers[1::2], strict=True):
             if raw is not None and ttl is not None and ttl >= 0:
                 # Redis's clock: how long ago the key was set, from what is left of its TTL.
-                found[node] = Seen(_boot_of(raw), max(0.0, (WORKER_STAMP_TTL_MS - ttl) / 1000))
+                boot, lost_after = _boot_and_threshold(raw)
+                age_s = max(0.0, (WORKER_STAMP_TTL_MS - ttl) / 1000)
+                found[node] = Seen(boot, age_s, lost_after)
         return found
     now = time.time()
     for node in nodes:
         try:
-            stamp = json.loads(_worker_path(node).read_text())
-            found[node] = Seen(stamp.get("boot"), max(0.0, now - float(stamp["at"])))
+            raw = _worker_path(node).read_text()
+            boot, lost_after = _boot_and_threshold(raw)
+            found[node] = Seen(boot, max(0.0, now - float(json.loads(raw)["at"])), lost_after)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     return found
 
 
-def _boot_of(raw) -> str | None:
+def _boot_and_threshold(raw) -> tuple[str | None, float | None]:
     try:
-        return json.loads(raw).get("boot")
+        stamp = json.loads(raw)
+        boot = stamp.get("boot")
     except (ValueError, AttributeError):
-        return None
+        return None, None
+    lost_after = stamp.get("lost_after")
+    if isinstance(lost_after, bool) or not isinstance(lost_after, (int, float)):
+        return boot, None
+    return boot, float(lost_after) if math.isfinite(lost_after) and lost_after > 0 else None
 
 
 def job_started(task_id: str, task_name: str, node: str, boot: str) -> None:
@@ -353,7 +368,9 @@ def lost_worker(node: str, boot: str | None, seen: dict[str, Seen | None]) -> Lo
     stamp = seen.get(node)
     if stamp is None:
         return LostWorker(node, None, False) if boot else None
-    if stamp.age_s > worker_lost_seconds():
+    # The longer of this process's threshold and the worker's own: a worker configured to
+    # stamp less often is not lost between two of its stamps.
+    if stamp.age_s > max(worker_lost_seconds(), stamp.lost_after or 0.0):
         return LostWorker(node, round(stamp.age_s, 1), False)
     if boot and stamp.boot and stamp.boot != boot:
         return LostWorker(node, round(stamp.age_s, 1), True)

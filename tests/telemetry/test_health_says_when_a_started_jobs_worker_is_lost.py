@@ -144,3 +144,35 @@ def test_a_job_a_worker_runs_is_recorded_until_it_ends(monkeypatch):
 def test_nothing_is_said_of_a_worker_never_seen_with_no_record_of_the_job():
     # A worker of a version that does not stamp: it cannot be told lost.
     assert heartbeat.job_worker_lost(api_job_id(), "celery@old-version") is None
+
+
+def test_a_worker_that_stamps_less_often_is_judged_by_its_own_threshold(anon_api, settings):
+    # given: a worker configured with MOE_WORKER_LOST_SECONDS=120 (it stamps every 20 s), last
+    # seen 45 s ago, read by a web process configured with 30 s
+    settings.MOE_WORKER_LOST_SECONDS = 120.0
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+    settings.MOE_WORKER_LOST_SECONDS = 30.0
+
+    # then: not lost (between two of its stamps), in health and in the job's own status
+    body = celery_check(anon_api)
+    assert "lost_jobs" not in body["checks"]["celery"]
+    assert heartbeat.job_worker_lost(task_id, NODE) is None
+
+    # and past its own threshold it is lost
+    settings.MOE_WORKER_LOST_SECONDS = 120.0
+    stamp(NODE, "boot-1", age_s=130.0)
+    settings.MOE_WORKER_LOST_SECONDS = 30.0
+    [lost] = celery_check(anon_api)["checks"]["celery"]["lost_jobs"]
+    assert lost["task_id"] == task_id and lost["worker_last_seen_s"] >= 129.0
+
+
+def test_a_reader_with_a_longer_threshold_keeps_it(anon_api, settings):
+    # given: a worker stamping on a 30-s threshold, last seen 45 s ago; the reader waits 60 s
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, "routing.retrain_gate", NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+    settings.MOE_WORKER_LOST_SECONDS = 60.0
+
+    assert "lost_jobs" not in celery_check(anon_api)["checks"]["celery"]
