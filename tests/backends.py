@@ -7,6 +7,7 @@ import threading
 import time
 
 from registry.demo_backends import JSONHandler, QuietHTTPServer
+from tests.support.net import POLL_S
 
 
 class Backend:
@@ -32,7 +33,9 @@ class Backend:
                 self.reply(backend.status, {"service": backend.name, "echo": payload})
 
         self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True
+        )
         self.thread.start()
 
     @property

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
+from tests.support.net import POLL_S, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,9 @@ def test_the_health_check_passes_while_the_web_process_answers_and_fails_when_it
     instructions,
 ):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ping)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True
+    ).start()
     try:
         assert _healthcheck(instructions, server.server_address[1]) == 0
     finally:

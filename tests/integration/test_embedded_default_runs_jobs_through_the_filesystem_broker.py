@@ -29,6 +29,7 @@ from tests.integration.stack import (
     wait_known,
     wait_until,
 )
+from tests.support.net import POLL_S
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,9 @@ class _Healthy(BaseHTTPRequestHandler):
 def healthy_endpoint():
     """A service endpoint that answers the beat's health probes (the demo fleet's do not)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True
+    )
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.performance.bench_load import Workload, run_python_loadgen, run_wrk, wrk_script
+from tests.support.net import POLL_S
 from tests.support.requirements import missing
 from tests.support.stats import percentile
 
@@ -42,7 +43,9 @@ class _Handler(BaseHTTPRequestHandler):
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True
+    )
     thread.start()
     yield httpd.server_address[1]
     httpd.shutdown()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 
 HOST = "127.0.0.1"
+# How often a test HTTP server's ``serve_forever`` looks for a ``shutdown()`` (socketserver's
+# default, 0.5 s, made every test that stops a loopback backend wait half a second).
+POLL_S = 0.02
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ import threading
 import time
 
 from registry.demo_backends import JSONHandler, QuietHTTPServer
+from tests.support.net import POLL_S
 
 
 class ProxyBackend:
@@ -125,7 +126,9 @@ class ProxyBackend:
 
         self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True
+        )
         self.thread.start()
 
     @property
