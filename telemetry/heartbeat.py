@@ -54,6 +54,7 @@ WAITING = "queue_waiting"
 DEFAULT_JOB_PICKUP_SECONDS = 60.0
 WORKER = "worker:"
 RUNNING = "running"
+SUCCEEDED = "succeeded:"  # + a job's name: when it last ended in success
 # A worker not seen for this long (settings: MOE_WORKER_LOST_SECONDS) is gone; it stamps six
 # times as often, so a slow stamp or two (a busy machine, a Redis blip) is not a loss.
 DEFAULT_WORKER_LOST_SECONDS = 30.0
@@ -392,8 +393,9 @@ def job_worker_lost(task_id: str, hostname: str | None) -> LostWorker | None:
 
 def lost_jobs(report_for_s: float, forget_after_s: float) -> list[tuple[str, dict, LostWorker]]:
     """Jobs (``(task_id, record, lost)``) whose worker was lost, started less than
-    ``report_for_s`` ago; records older than ``forget_after_s`` (their result has expired) are
-    removed. Bounded: at most MAX_RUNNING_READ records, one read of the workers they name."""
+    ``report_for_s`` ago and not followed by a success of the same job; records older than
+    ``forget_after_s`` (their result has expired) are removed. Bounded: at most
+    MAX_RUNNING_READ records, one read of the workers they name and one of those successes."""
     records = running_jobs()
     if not records:
         return []
@@ -412,11 +414,16 @@ def lost_jobs(report_for_s: float, forget_after_s: float) -> list[tuple[str, dic
     seen = workers_seen(r["node"] for r in recent.values())
     if not seen:
         return []
+    succeeded = last_beats({SUCCEEDED + str(r.get("task")) for r in recent.values()})
     found = []
     for task_id, record in sorted(recent.items(), key=lambda item: age(item[1]), reverse=True):
         lost = lost_worker(record["node"], record.get("boot"), seen)
-        if lost is not None:
-            found.append((task_id, record, lost))
+        if lost is None:
+            continue
+        since = succeeded.get(SUCCEEDED + str(record.get("task")))
+        if since is not None and since > now - age(record):
+            continue  # the same job has succeeded since this one started: done anyway
+        found.append((task_id, record, lost))
     return found
 
 
@@ -483,8 +490,12 @@ def _quietly(stamp, *args) -> None:
 
 
 @signals.task_postrun.connect(dispatch_uid="moe-heartbeat-job-ran", weak=False)
-def _job_ran(task_id=None, task=None, **kwargs) -> None:
+def _job_ran(task_id=None, task=None, state=None, **kwargs) -> None:
     _quietly(beat, JOB_RAN)
+    if state == "SUCCESS" and task is not None:
+        # A later success of the same job (re-queued, or its periodic run) makes one lost
+        # before it nothing to act on: every job here is idempotent (moe_project/jobs.py).
+        _quietly(beat, SUCCEEDED + task.name)
     if _recorded(task_id, task):
         _quietly(job_ended, task_id)
 

@@ -18,6 +18,7 @@ import telemetry.tasks  # noqa: F401 - as in a worker: the tasks connect the hea
 from moe_project.jobs import _id_prefix
 from routing.tasks import retrain_gate
 from telemetry import heartbeat
+from telemetry.tasks import rebalance
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +119,48 @@ def test_a_lost_job_is_reported_until_the_broker_would_have_handed_it_out_again(
     # then: no longer reported; once its result has expired, the record is forgotten
     assert "lost_jobs" not in an_hour_on
     assert heartbeat.running_job(task_id) is None
+
+
+def test_a_later_success_of_the_same_job_clears_the_loss_from_health(anon_api):
+    # given: a retrain lost with its worker, and a rebalance lost the same way
+    lost_retrain, lost_rebalance = api_job_id(), f"{_id_prefix(rebalance)}{uuid.uuid4()}"
+    heartbeat.job_started(lost_retrain, retrain_gate.name, NODE, "boot-1")
+    heartbeat.job_started(lost_rebalance, rebalance.name, NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+    # ... and a retrain that failed since: nothing is done yet
+    signals.task_postrun.send(
+        sender=retrain_gate, task_id=api_job_id(), task=retrain_gate, state="FAILURE"
+    )
+    assert {j["task_id"] for j in celery_check(anon_api)["checks"]["celery"]["lost_jobs"]} == {
+        lost_retrain,
+        lost_rebalance,
+    }
+
+    # when: the operator queues the retrain again and it succeeds (on another worker)
+    signals.task_postrun.send(
+        sender=retrain_gate, task_id=api_job_id(), task=retrain_gate, state="SUCCESS"
+    )
+
+    # then: only the rebalance is still to be done
+    [still] = celery_check(anon_api)["checks"]["celery"]["lost_jobs"]
+    assert still["task_id"] == lost_rebalance
+    # (the lost job's own status still says its worker was lost: that stays true)
+    assert heartbeat.job_worker_lost(lost_retrain, NODE) is not None
+
+
+def test_a_success_from_before_the_lost_job_started_does_not_clear_it(anon_api, monkeypatch):
+    started = time.time()
+    monkeypatch.setattr(time, "time", lambda: started - 600)
+    signals.task_postrun.send(
+        sender=retrain_gate, task_id=api_job_id(), task=retrain_gate, state="SUCCESS"
+    )
+    monkeypatch.undo()
+    task_id = api_job_id()
+    heartbeat.job_started(task_id, retrain_gate.name, NODE, "boot-1")
+    stamp(NODE, "boot-1", age_s=45.0)
+
+    [lost] = celery_check(anon_api)["checks"]["celery"]["lost_jobs"]
+    assert lost["task_id"] == task_id
 
 
 def test_a_job_a_worker_runs_is_recorded_until_it_ends(monkeypatch):
