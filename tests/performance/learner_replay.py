@@ -434,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{profiles}: {args.seeds} seeds, {time.monotonic() - t0:.1f} s")
             for phase, figs in report[profiles].items():
                 if phase == "diagnosis":
-                    print("  phase 3, share of decisions (regret per decision):")
+                    print(
+                        "  phase 3, share of decisions (regret per decision; a wrong pick can "
+                        "have several of the wrong.* causes, so they overlap):"
+                    )
                     for k, v in figs.items():
                         if k == "drift_resets_per_run":
                             print(f"    {k:<45} {v['mean']:6.3f}")
@@ -453,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
+    else:
+        print(
+            "(near_tie: decisions that missed the best by less than 0.02 of expected reward; "
+            "the fleet simulation's 'near-ties' is the share of requests that have such a "
+            "pair, missed or not)"
+        )
     return 0
 
 
