@@ -230,6 +230,27 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return HistoryChangeList
 
+    def get_fields(self, request, obj=None):
+        # ``client`` holds a user id (what the outcome check compares): show who it is there.
+        fields = ["client_user" if f == "client" else f for f in super().get_fields(request, obj)]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "client_user")
+
+    @admin.display(description="client")
+    def client_user(self, obj):
+        if not obj.client:
+            return "none (routed in-process)"
+        from django.contrib.auth import get_user_model
+
+        user = None
+        if obj.client.isdigit():
+            user = get_user_model().objects.filter(pk=int(obj.client)).only("username").first()
+        if user is None:
+            return f"user {obj.client} (no longer exists)"
+        return f"{user.get_username()} (user {obj.client})"
+
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         return HistoryQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
