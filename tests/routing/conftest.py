@@ -32,6 +32,14 @@ def fleet(db):
 
 
 @pytest.fixture
+def admin_client(client, django_user_model):
+    """A test client logged in as a superuser (admin pages)."""
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-1")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def two_workers(fleet, settings):
     """Two routers on the shared (Redis) state, as two web workers; the PostgreSQL + Redis pass
     only (the local store has no other workers)."""

@@ -11,13 +11,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-1")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def history(client_api, fleet):
     for strategy in ("semantic", "power_of_two", "semantic"):
         client_api.post("/api/v1/route", {"data": {}, "routing_strategy": strategy}, format="json")

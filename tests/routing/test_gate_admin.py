@@ -29,13 +29,6 @@ EVALUATION = {
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-1")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def evaluated():
     return GateModel.objects.create(version=7, weights=b"x", active=True, evaluation=EVALUATION)
 

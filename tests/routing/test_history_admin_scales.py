@@ -12,13 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-1")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def many_decisions(monkeypatch):
     # More rows than the paginator counts exactly (the limit is lowered to keep this fast).
     monkeypatch.setattr(HistoryPaginator, "EXACT_LIMIT", 150)

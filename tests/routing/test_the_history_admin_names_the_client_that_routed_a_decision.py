@@ -9,13 +9,6 @@ from routing.models import RoutingDecision
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "root-pass-1")
-    client.force_login(user)
-    return client
-
-
 def decision(request_id: str, client: str) -> RoutingDecision:
     return RoutingDecision.objects.create(
         request_id=request_id,
