@@ -6,6 +6,7 @@
         --redis-url redis://127.0.0.1:6379/9 --batches 100 --runs 4      # PostgreSQL, stream
     ... --paths generic,auto     # alternate the generic (ORM) path and the vendor's own
     ... --profile                # cProfile of one flush: where its time goes
+    ... --flushers 1,2           # one flush against two at once (processes; the stream)
 
 Each run empties the table, then fills the buffer (the Redis stream ``moe:history`` with
 ``--redis-url``, else a spool segment) with ``--batches`` batch records of ``--items`` decisions
@@ -69,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="A scratch PostgreSQL database (recreated).")
     parser.add_argument("--redis-url", help="Fill the Redis stream of this db (not 0).")
     parser.add_argument("--profile", action="store_true", help="cProfile one flush per path.")
+    parser.add_argument(
+        "--flushers",
+        default="1",
+        help="Comma-separated, alternated: flushes run at once, each in its own process (as "
+        "Celery worker processes; with --redis-url), e.g. 1,2. The time is until every record "
+        "is written: a last flush applies what one flusher carried for another.",
+    )
     parser.add_argument("--seed", type=int, default=1)
     return parser
 
@@ -78,12 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     paths = opts.paths.split(",")
     if set(paths) - {"auto", "generic"}:
         raise SystemExit("--paths: auto and/or generic")
+    try:
+        flushers = [int(n) for n in opts.flushers.split(",")]
+    except ValueError:
+        raise SystemExit("--flushers: comma-separated counts, e.g. 1,2") from None
+    if min(flushers) < 1 or (max(flushers) > 1 and not opts.redis_url):
+        raise SystemExit("--flushers: at least 1; more than 1 needs --redis-url (the stream)")
     bench = _FlushBench(opts)
     try:
         runs = []
         for i in range(opts.runs):
             for path in paths:
-                runs.append(bench.run(path, seed=opts.seed + i, profile=opts.profile and i == 0))
+                for n in flushers:
+                    runs.append(
+                        bench.run(
+                            path,
+                            seed=opts.seed + i,
+                            profile=opts.profile and i == 0 and n == 1,
+                            flushers=n,
+                        )
+                    )
     finally:
         bench.cleanup()
     result = {
@@ -95,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         "items_per_batch": opts.items,
         "runs": runs,
         "decisions_per_s": {
-            path: _summary([r["decisions_per_s"] for r in runs if r["path"] == path])
+            (path if len(flushers) == 1 else f"{path}, {n} flushers"): _summary(
+                [r["decisions_per_s"] for r in runs if r["path"] == path and r["flushers"] == n]
+            )
             for path in paths
+            for n in flushers
         },
     }
     print(json.dumps(result, indent=2))
@@ -277,7 +302,43 @@ class _FlushBench:
 
     # -- one run ---------------------------------------------------------------------------
 
-    def run(self, path: str, seed: int, profile: bool = False) -> dict:
+    def _flush_at_once(self, flush_module, n: int):
+        """``n`` flushes at once, each in a forked process with its own connections, then one
+        more here for what they carried for each other; their results added up."""
+        import multiprocessing
+
+        import redis
+        from django.db import connections
+
+        connections.close_all()  # a forked child must not share the parent's socket
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        url = self.opts.redis_url
+
+        def flush() -> None:
+            part = flush_module.flush_history(
+                redis_client=redis.Redis.from_url(url), use_settings=False
+            )
+            results.put(part.as_dict())
+            connections.close_all()
+
+        children = [context.Process(target=flush) for _ in range(n)]
+        for child in children:
+            child.start()
+        parts = [results.get(timeout=600) for _ in children]
+        for child in children:
+            child.join()
+            if child.exitcode != 0:
+                raise RuntimeError(f"a flusher exited with {child.exitcode}")
+        last = flush_module.flush_history(redis_client=self.redis, use_settings=False)
+        total = flush_module.FlushResult(
+            decisions=sum(p["decisions"] for p in parts) + last.decisions,
+            outcomes=sum(p["outcomes"] for p in parts) + last.outcomes,
+            carried=last.carried,
+        )
+        return total
+
+    def run(self, path: str, seed: int, profile: bool = False, flushers: int = 1) -> dict:
         from routing.history import flush as flush_module
         from routing.models import RoutingDecision
 
@@ -310,7 +371,9 @@ class _FlushBench:
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
-            if self.redis is not None:
+            if flushers > 1:
+                result = self._flush_at_once(flush_module, flushers)
+            elif self.redis is not None:
                 result = flush_module.flush_history(redis_client=self.redis, use_settings=False)
             else:
                 result = flush_module.flush_history(self.spool, use_settings=False)
@@ -326,6 +389,8 @@ class _FlushBench:
         amendments = len(decisions_amended := [e for e in entries if e[0]["k"] == "a"])
         figures = {
             "path": path,
+            "flushers": flushers,
+            # (with several flushers, only the last flush's: the others ran in children)
             "transactions_by_writer": dict(used),
             "decisions": decisions,
             "outcomes": len(expected["outcomes"]),
