@@ -1,6 +1,8 @@
 """Gate versions in admin: the list shows the held-out figures training stores, and activating
 a version its off-policy evaluation refused takes a confirmation that says why it was refused."""
 
+import re
+
 import pytest
 from django.utils import timezone
 
@@ -93,11 +95,15 @@ def test_activating_a_refused_version_first_asks_and_says_why(operator_admin, ve
 
 def test_a_confirmed_activation_of_a_refused_version_goes_live_and_warns(operator_admin, versions):
     active, refused = versions
-    # What the confirmation page's form posts.
     page = activate(operator_admin, refused).content.decode()
-    assert '<input type="hidden" name="confirm" value="yes">' in page
+    form = page[page.index('<form method="post">') : page.index("</form>")]
+    posted = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    posted.pop("csrfmiddlewaretoken", None)
+    assert "csrfmiddlewaretoken" in form
+    assert posted == {"action": "activate", "_selected_action": str(refused.pk), "confirm": "yes"}
 
-    response = activate(operator_admin, refused, confirm="yes")
+    # when: the operator confirms (the page's own form, as posted)
+    response = operator_admin.post(CHANGELIST, posted, follow=True)
 
     refused.refresh_from_db()
     active.refresh_from_db()
