@@ -96,7 +96,8 @@ def test_activating_a_refused_version_first_asks_and_says_why(operator_admin, ve
 def test_a_confirmed_activation_of_a_refused_version_goes_live_and_warns(operator_admin, versions):
     active, refused = versions
     page = activate(operator_admin, refused).content.decode()
-    form = page[page.index('<form method="post">') : page.index("</form>")]
+    start = page.index('<form method="post">')
+    form = page[start : page.index("</form>", start)]
     posted = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
     posted.pop("csrfmiddlewaretoken", None)
     assert "csrfmiddlewaretoken" in form
