@@ -215,8 +215,8 @@ CELERY_TASK_TRACK_STARTED = True
 # job's status says no worker has picked it up (telemetry/heartbeat.py).
 MOE_JOB_PICKUP_SECONDS = env_float("MOE_JOB_PICKUP_SECONDS", 60.0, minimum=1.0)
 # A worker not seen for this long is lost (it stamps every sixth of it): a job it STARTED says
-# so at its status endpoint, and health says degraded (telemetry/heartbeat.py). Workers and
-# web processes must agree on it.
+# so at its status endpoint, and health says degraded (telemetry/heartbeat.py). A worker's
+# stamp carries its own value; a reader waits for the longer of that and its own.
 MOE_WORKER_LOST_SECONDS = env_float("MOE_WORKER_LOST_SECONDS", 30.0, minimum=1.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

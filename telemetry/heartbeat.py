@@ -241,31 +241,37 @@ def workers_seen(nodes) -> dict[str, Seen | None] | None:
         for node, raw, ttl in zip(nodes, answers[::2], answers[1::2], strict=True):
             if raw is not None and ttl is not None and ttl >= 0:
                 # Redis's clock: how long ago the key was set, from what is left of its TTL.
-                boot, lost_after = _boot_and_threshold(raw)
                 age_s = max(0.0, (WORKER_STAMP_TTL_MS - ttl) / 1000)
-                found[node] = Seen(boot, age_s, lost_after)
+                found[node] = _seen(_stamp(raw), age_s)
         return found
     now = time.time()
     for node in nodes:
         try:
-            raw = _worker_path(node).read_text()
-            boot, lost_after = _boot_and_threshold(raw)
-            found[node] = Seen(boot, max(0.0, now - float(json.loads(raw)["at"])), lost_after)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            stamp = _stamp(_worker_path(node).read_text())
+            found[node] = _seen(stamp, max(0.0, now - float(stamp["at"])))
+        except (OSError, ValueError, KeyError, TypeError):
             pass
     return found
 
 
-def _boot_and_threshold(raw) -> tuple[str | None, float | None]:
+def _stamp(raw) -> dict:
+    """A worker's stamp as written by :func:`beat_worker` ({} if it is not one)."""
     try:
         stamp = json.loads(raw)
-        boot = stamp.get("boot")
-    except (ValueError, AttributeError):
-        return None, None
+    except ValueError:
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _seen(stamp: dict, age_s: float) -> Seen:
     lost_after = stamp.get("lost_after")
-    if isinstance(lost_after, bool) or not isinstance(lost_after, (int, float)):
-        return boot, None
-    return boot, float(lost_after) if math.isfinite(lost_after) and lost_after > 0 else None
+    usable = (
+        isinstance(lost_after, (int, float))
+        and not isinstance(lost_after, bool)
+        and math.isfinite(lost_after)
+        and lost_after > 0
+    )
+    return Seen(stamp.get("boot"), age_s, float(lost_after) if usable else None)
 
 
 def job_started(task_id: str, task_name: str, node: str, boot: str) -> None:
@@ -401,11 +407,14 @@ def lost_jobs(report_for_s: float, forget_after_s: float) -> list[tuple[str, dic
         return []
     now = time.time()
 
-    def age(record: dict) -> float:
+    def started(record: dict) -> float:
         try:
-            return now - float(record.get("started", now))
+            return float(record.get("started", now))
         except (TypeError, ValueError):
-            return 0.0
+            return now
+
+    def age(record: dict) -> float:
+        return now - started(record)
 
     expired = [task_id for task_id, record in records.items() if age(record) > forget_after_s]
     if expired:
@@ -421,7 +430,7 @@ def lost_jobs(report_for_s: float, forget_after_s: float) -> list[tuple[str, dic
         if lost is None:
             continue
         since = succeeded.get(SUCCEEDED + str(record.get("task")))
-        if since is not None and since > now - age(record):
+        if since is not None and since > started(record):
             continue  # the same job has succeeded since this one started: done anyway
         found.append((task_id, record, lost))
     return found
